@@ -1,0 +1,1 @@
+"""Invoke task collections, one module per topic; tasks.py assembles them."""

@@ -1,0 +1,16 @@
+"""gunicorn settings for the service, shared by the container and the local target.
+
+Threads, not processes: service2 must hold many slow /stage/3 calls at once without one
+holding up another, and the calls mostly sleep or wait on I/O.
+"""
+import os
+
+bind = os.environ.get("BIND", "0.0.0.0:8080")
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "64"))
+# Envoy keeps upstream connections open; a short keep-alive would reset them mid-load.
+keepalive = 75
+timeout = 60
+accesslog = None  # the app writes its own JSON lines
+errorlog = "-"

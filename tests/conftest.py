@@ -1,0 +1,21 @@
+"""Shared fixtures: a real local mesh on free ports, stopped whatever happens."""
+from __future__ import annotations
+
+import pytest
+
+from meshtools.local_mesh import LocalMesh
+from tests.ports import free_layout
+
+# A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
+FAST_SLOW_STAGE = {"SLOW_STAGE_MIN_SECONDS": "0.05", "SLOW_STAGE_JITTER_SECONDS": "0.1"}
+
+
+@pytest.fixture(scope="session")
+def local_mesh(tmp_path_factory):
+    """One real mesh for the session: real Envoy, gunicorn services, the trace proxy."""
+    mesh = LocalMesh(layout=free_layout(), state_dir=tmp_path_factory.mktemp("mesh"), service_env=FAST_SLOW_STAGE)
+    try:
+        mesh.up(timeout=90)
+        yield mesh
+    finally:
+        mesh.down()
