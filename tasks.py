@@ -5,10 +5,12 @@ tested module in meshtools/. `inv --list` shows them all.
 """
 from invoke import Collection
 
-from meshtools.tasks import local
+from meshtools.tasks import demo, local
 from meshtools.tasks import views
 
 ns = Collection()
 ns.add_collection(local.ns)
+ns.add_task(demo.echo)
+ns.add_task(demo.demo)
 for view_task in (views.load, views.traces, views.bench):
     ns.add_task(view_task)

@@ -1,6 +1,8 @@
 """local.*: the mesh on loopback with real Envoy binaries, no Docker needed (the default)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Collection, Exit, task
 from rich.console import Console
 from rich.table import Table
@@ -25,9 +27,15 @@ def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_p
     return layout
 
 
+def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
+    """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
+    state_dir = c.config.get("local", {}).get("state_dir")
+    return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None)
+
+
 def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
     """Bring the local mesh up (shared with `inv demo`); expected failures become Exit."""
-    mesh = LocalMesh(layout=layout)
+    mesh = mesh_from(c, layout)
     console.print(
         f"Starting the local mesh: trace proxy, service2, {layout.replicas} × service1, their Envoy sidecars "
         f"and front-envoy (logs in {mesh.logs_dir}) …"
@@ -64,7 +72,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None)
 @task
 def down(c):
     """Stop every local process; safe to run when nothing is up."""
-    mesh = LocalMesh()
+    mesh = mesh_from(c)
     if mesh.down():
         print("The local mesh is stopped.")
     else:
@@ -75,22 +83,23 @@ def down(c):
 def status(c):
     """Show each local process, its health and its log file."""
     console = Console()
-    mesh = LocalMesh()
+    mesh = mesh_from(c)
     states = mesh.status() if mesh.is_running() else []
     if not states:
         console.print("The local mesh is not running; `inv local.up` starts it.")
         raise Exit(code=3)
-    table = Table(title=f"local mesh (front {mesh.layout.front_url}, trace proxy {mesh.layout.trace_proxy_url})")
+    table = Table(title=f"local mesh: front {mesh.layout.front_url}, trace proxy {mesh.layout.trace_proxy_url}",
+                  caption=f"logs in {mesh.logs_dir}/")
     for column in ("process", "state", "pid", "health", "log"):
         table.add_column(column)
     for state in states:
         health = "[green]healthy[/]" if state.healthy else "[red]NOT HEALTHY[/]"
-        table.add_row(state.name, state.state, str(state.pid or "-"), health, str(state.log))
+        table.add_row(state.name, state.state, str(state.pid or "-"), health, state.log.name)
     console.print(table)
-    console.print(f"supervisord's own log: {mesh.logs_dir / 'supervisord.log'}")
     if not all(state.healthy for state in states):
         raise Exit(code=1)
 
 
 ns = Collection("local", up, down, status)
-ns.configure({"local": {"replicas": None, "front_port": None, "trace_proxy_port": None, "base_port": None, "timeout": 90}})
+ns.configure({"local": {"replicas": None, "front_port": None, "trace_proxy_port": None, "base_port": None,
+                        "timeout": 90, "state_dir": None}})

@@ -1,0 +1,63 @@
+"""echo and demo: one request through the mesh, and the newcomer's tour of a trace."""
+from __future__ import annotations
+
+import requests
+from invoke import Exit, task
+from rich.console import Console
+from rich.markup import escape
+
+from meshtools.front import EchoReply, echo as send_echo
+from meshtools.tasks.local import layout_from, start
+from meshtools.topology import FRONT_URL
+from meshtools.trace_lookup import find_trace
+from meshtools.trace_view import render_trace
+from meshtools.zipkin_client import TraceProxyError, ZipkinClient
+
+DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
+
+
+def _echo_or_exit(front_url: str, name: str) -> EchoReply:
+    try:
+        return send_echo(front_url, name)
+    except requests.RequestException as exc:
+        raise Exit(f"Nothing answered at {front_url} ({type(exc).__name__}); start the mesh with "
+                   "`inv local.up` (or `inv forward` for the cluster) or pass --url.", code=1)
+
+
+@task(help={"name": "the name to echo (any text: it is URL-encoded)", "url": f"the front of the mesh (default {FRONT_URL})"})
+def echo(c, name="friend", url=FRONT_URL):
+    """GET /echo/NAME through front-envoy and print the reply; non-2xx exits non-zero."""
+    reply = _echo_or_exit(url, name)
+    print(reply.body.rstrip())
+    print(f"-- HTTP {reply.status} · x-request-id {reply.request_id or '(none)'}")
+    if not reply.ok:
+        raise Exit(f"{reply.url} answered HTTP {reply.status}.", code=1)
+
+
+@task(help={"replicas": "service1 replicas (default 3)"})
+def demo(c, replicas=None):
+    """Start the local mesh, send a few requests (one fails, as in the seed) and show a trace."""
+    console = Console()
+    layout = layout_from(c, replicas=replicas)
+    start(c, layout, console)
+    console.print(f"[green]The mesh is up:[/] front {layout.front_url}, trace proxy {layout.trace_proxy_url}\n")
+    replies = []
+    for name in DEMO_NAMES:
+        reply = _echo_or_exit(layout.front_url, name)
+        replies.append(reply)
+        style = "green" if reply.ok else "bold red"
+        outcome = "" if reply.ok else "  (ERROR: the seed's deliberate failure)"
+        console.print(f"GET /echo/{escape(name)} → [{style}]HTTP {reply.status}[/]{outcome}")
+    first = replies[0]
+    console.print(f"\nThe trace of GET /echo/{DEMO_NAMES[0]} (x-request-id {first.request_id}), "
+                  f"read back from the trace proxy's Zipkin API:\n")
+    try:
+        spans = find_trace(ZipkinClient(layout.trace_proxy_url), first.request_id or "")
+    except TraceProxyError as exc:
+        raise Exit(str(exc), code=1)
+    render_trace(spans, console)
+    console.print(
+        "\nThe mesh keeps running. Next: `inv echo --name you`, `inv load`, `inv traces` "
+        "(`--breakdown serviceName,http.url`, `--heatmap`); `inv local.status` shows the processes "
+        "and their logs; [bold]`inv local.down`[/] stops everything."
+    )
