@@ -301,6 +301,13 @@ class LocalMesh:
         self._clear_stale_state()
         return True
 
+    def stop_process(self, name: str) -> None:
+        """Stop one process (it stays stopped until `start_process`): a fault to watch."""
+        self._rpc().stopProcess(name)
+
+    def start_process(self, name: str) -> None:
+        self._rpc().startProcess(name)
+
     def status(self) -> list[ProcessState]:
         health = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir)}
         try:
