@@ -14,3 +14,6 @@ keepalive = 75
 timeout = 60
 accesslog = None  # the app writes its own JSON lines
 errorlog = "-"
+# gunicorn >= 25.1 opens a control socket at one fixed path under $HOME; several services on
+# one machine (the local target) would fight over it, and nothing here uses it.
+control_socket_disable = True

@@ -1,0 +1,148 @@
+"""The WSGI app: Zipkin ingest, the Zipkin query API over the local store, health, metrics."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, Response, abort, jsonify, request
+
+from trace_proxy import ingest, spans as spans_mod
+from trace_proxy.metrics import Metrics
+from trace_proxy.query import QueryError, TraceQuery
+from trace_proxy.settings import Settings
+from trace_proxy.sinks import Batch, Sink
+from trace_proxy.store import SpanStore
+
+log = logging.getLogger("trace_proxy")
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    store: SpanStore
+    metrics: Metrics
+    sinks: list[Sink]
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # one sink failing to flush must not stop the others
+                log.exception("closing sink %s failed", getattr(sink, "name", sink))
+
+
+def build_sinks(settings: Settings, store: SpanStore, metrics: Metrics) -> list[Sink]:
+    sinks: list[Sink] = [store]
+    if settings.writekey:
+        from trace_proxy.sinks.honeycomb import HoneycombSink
+
+        sinks.append(HoneycombSink(settings, metrics))
+    if settings.debug:
+        from trace_proxy.sinks.debug import DebugSink
+
+        sinks.append(DebugSink())
+    if settings.downstream:
+        from trace_proxy.sinks.downstream import DownstreamSink
+
+        sinks.append(DownstreamSink(settings.downstream, metrics, queue_size=settings.downstream_queue))
+    return sinks
+
+
+def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None) -> Flask:
+    """Build the proxy. `sinks` (tests) are added after the store and configured sinks."""
+    settings = settings or Settings.from_env()
+    app = Flask("trace_proxy")
+    app.json.sort_keys = False
+    metrics = Metrics()
+    store = SpanStore(settings.max_spans)
+    state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
+    app.extensions["trace_proxy"] = state
+
+    def reject(status: int, reason: str) -> Response:
+        metrics.incr("rejected", reason=str(status))
+        log.info("rejected %s %s: %s", request.path, status, reason)
+        return Response(reason + "\n", status=status, mimetype="text/plain")
+
+    def ingest_spans(version: int) -> Response:
+        metrics.incr("received", reason="requests")
+        try:
+            body = ingest.decode(
+                request.stream,
+                content_type=request.headers.get("Content-Type"),
+                content_encoding=request.headers.get("Content-Encoding"),
+                limit=settings.max_body_bytes,
+            )
+            parsed = spans_mod.parse(body.payload, version)
+        except ingest.IngestError as exc:
+            return reject(exc.status, exc.reason)
+        except spans_mod.SpanError as exc:
+            return reject(400, str(exc))
+        metrics.incr("received", len(parsed), reason="spans")
+        batch = Batch(parsed, version, body.raw, body.content_type, body.content_encoding)
+        for sink in state.sinks:
+            try:
+                sink.accept(batch)
+            except Exception:  # a broken sink must not lose the spans for the others
+                metrics.incr("dropped", len(parsed), sink=getattr(sink, "name", "?"), reason="error")
+                log.exception("sink %s failed", getattr(sink, "name", sink))
+        return Response(status=202)
+
+    @app.post("/api/v2/spans")
+    def post_v2():
+        return ingest_spans(2)
+
+    @app.post("/api/v1/spans")
+    def post_v1():
+        return ingest_spans(1)
+
+    @app.get("/api/v2/services")
+    def services():
+        return jsonify(store.services())
+
+    @app.get("/api/v2/remoteServices")
+    def remote_services():
+        return jsonify(store.remote_services(_required("serviceName")))
+
+    @app.get("/api/v2/spans")
+    def span_names():
+        return jsonify(store.span_names(_required("serviceName")))
+
+    @app.get("/api/v2/traces")
+    def traces():
+        try:
+            query = TraceQuery.from_args(request.args)
+        except QueryError as exc:
+            return Response(str(exc) + "\n", status=400, mimetype="text/plain")
+        return jsonify(store.traces(query))
+
+    @app.get("/api/v2/trace/<trace_id>")
+    def trace(trace_id: str):
+        try:
+            tid = spans_mod.normalize_trace_id(trace_id)
+        except spans_mod.SpanError:
+            abort(404)
+        found = store.trace(tid)
+        if found is None:
+            return Response(f"trace {tid} not found\n", status=404, mimetype="text/plain")
+        return jsonify(found)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/metrics")
+    def metrics_view():
+        snapshot = metrics.snapshot()
+        snapshot["store"] = store.stats()
+        # How much each forwarding sink holds right now: the numbers that must stay bounded.
+        snapshot["queues"] = {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}
+        return jsonify(snapshot)
+
+    return app
+
+
+def _required(name: str) -> str:
+    value = request.args.get(name, "").strip()
+    if not value:
+        abort(Response(f"{name} is required\n", status=400, mimetype="text/plain"))
+    return value

@@ -1,0 +1,113 @@
+"""Command line of the trace proxy (flags follow honeycomb-opentracing-proxy where it had them)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, Settings, SettingsError
+
+DESCRIPTION = """\
+Zipkin-compatible trace proxy: accepts Zipkin v1/v2 JSON spans on /api/v1/spans and
+/api/v2/spans, keeps them in a bounded local store served by Zipkin's query API
+(/api/v2/services, /api/v2/spans, /api/v2/traces, /api/v2/trace/ID) and forwards them to
+Honeycomb when a write key is configured. Also serves /healthz and /metrics (JSON counts).
+"""
+
+EPILOG = """\
+The Honeycomb write key is read from the environment (HONEYCOMB_API_KEY, or the older
+HONEYCOMB_WRITEKEY) or from --writekey-file, never from the command line, so it cannot
+show in process listings. Without a key spans stay local.
+Environment: HONEYCOMB_DATASET (default %s),
+HONEYCOMB_API_HOST (default %s; https://api.eu1.honeycomb.io/ for the EU).
+""" % (DEFAULT_DATASET, DEFAULT_API_HOST)
+
+
+class _RefuseWritekey(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is not accepted (a key in argv shows in process listings); "
+                     "set HONEYCOMB_API_KEY or use --writekey-file PATH")
+
+
+def _port(text: str) -> tuple[str | None, int]:
+    """`9411`, `:9411` (the upstream proxy's form) or `HOST:9411`."""
+    host, sep, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"port {number} out of range 1-65535")
+    return (host or None) if sep else None, number
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Settings()
+    p = argparse.ArgumentParser(prog="trace-proxy", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", help=f"address to listen on (default {defaults.host})")
+    p.add_argument("-p", "--port", type=_port, metavar="PORT",
+                   help=f"port to listen on; also accepts :PORT or HOST:PORT (default {defaults.port})")
+    p.add_argument("-d", "--dataset", help="Honeycomb dataset (default: $HONEYCOMB_DATASET or %s)" % DEFAULT_DATASET)
+    p.add_argument("--api-host", "--api_host", dest="api_host",
+                   help="Honeycomb API URL (default: $HONEYCOMB_API_HOST or %s)" % DEFAULT_API_HOST)
+    p.add_argument("--writekey-file", metavar="PATH", help="read the Honeycomb write key from this file")
+    p.add_argument("-k", "--writekey", action=_RefuseWritekey, nargs="?", metavar="KEY",
+                   help="refused: pass the key in HONEYCOMB_API_KEY or --writekey-file instead")
+    p.add_argument("--sample-rate", "--samplerate", dest="sample_rate", type=_positive, metavar="N",
+                   help="forward 1 in N traces to Honeycomb, deciding from the trace id so whole "
+                        "traces are kept (default 1: all)")
+    p.add_argument("--drop-field", "--drop_field", dest="drop_fields", action="append", metavar="NAME",
+                   help="do not send the span tag NAME to Honeycomb; repeat for more")
+    p.add_argument("--debug", action="store_true", help="also print each span as a JSON line on stdout")
+    p.add_argument("--downstream", metavar="URL",
+                   help="mirror every request body unchanged to this Zipkin-compatible collector "
+                        "(e.g. http://zipkin:9411), at the same /api/vN/spans path")
+    p.add_argument("--max-body-bytes", type=_positive, metavar="N",
+                   help=f"largest accepted request body, before and after gzip (default {defaults.max_body_bytes})")
+    p.add_argument("--max-spans", type=_positive, metavar="N",
+                   help=f"spans kept in the local store; oldest traces go first (default {defaults.max_spans})")
+    p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
+                   help="events waiting to be sent to Honeycomb before new ones are dropped and "
+                        f"counted (default {defaults.honeycomb_backlog})")
+    p.add_argument("--downstream-queue", type=_positive, metavar="N",
+                   help=f"request bodies waiting for --downstream before new ones are dropped (default {defaults.downstream_queue})")
+    p.add_argument("--threads", type=_positive, metavar="N",
+                   help=f"request threads in the single gunicorn worker (default {defaults.threads})")
+    return p
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    host, port = args.port if args.port else (None, None)
+    settings = Settings.from_env(
+        host=args.host or host, port=port, dataset=args.dataset, api_host=args.api_host,
+        sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
+        max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
+        honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
+    )
+    if args.drop_fields:
+        settings = replace(settings, drop_fields=tuple(args.drop_fields))
+    try:
+        return settings.with_key_file(args.writekey_file)
+    except SettingsError as exc:
+        parser.error(str(exc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = settings_from_args(argv)
+    from trace_proxy.server import serve
+
+    serve(settings)
+    sys.exit(0)

@@ -1,0 +1,83 @@
+"""Read and decode one POSTed span body, enforcing the size limit before and after gzip."""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+_CHUNK = 64 * 1024
+# Zipkin clients send JSON; a missing Content-Type is what curl -d and some old clients send.
+_JSON_TYPES = {"", "application/json", "text/json"}
+
+
+class IngestError(Exception):
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Body:
+    raw: bytes  # exactly as received (possibly gzip), for mirroring downstream
+    payload: Any  # decoded JSON
+    content_type: str
+    content_encoding: str
+
+
+def check_content_type(header: str | None) -> str:
+    mime = (header or "").split(";", 1)[0].strip().lower()
+    if mime not in _JSON_TYPES:
+        raise IngestError(415, f"unsupported Content-Type {mime!r}: send application/json")
+    return header or "application/json"
+
+
+def read_limited(stream: IO[bytes], limit: int) -> bytes:
+    """Read at most `limit` bytes; more means 413 (works for chunked bodies too)."""
+    parts, size = [], 0
+    while True:
+        chunk = stream.read(min(_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, f"body larger than {limit} bytes")
+    return b"".join(parts)
+
+
+def gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress without ever holding more than `limit` + 1 bytes (gzip bombs get 413)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise IngestError(413, f"body larger than {limit} bytes once decompressed")
+        if not inflater.eof:
+            raise IngestError(400, "gzip body is truncated")
+    except zlib.error as exc:
+        raise IngestError(400, f"body is not valid gzip: {exc}") from None
+    return out
+
+
+def _refuse_constant(name: str):
+    # Python's json accepts NaN/Infinity, which no other JSON parser (Honeycomb's included) does.
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str | None,
+           limit: int) -> Body:
+    ctype = check_content_type(content_type)
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in ("", "identity", "gzip"):
+        raise IngestError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or nothing")
+    raw = read_limited(stream, limit)
+    text = gunzip_limited(raw, limit) if encoding == "gzip" else raw
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
+    return Body(raw=raw, payload=payload, content_type=ctype, content_encoding=encoding)

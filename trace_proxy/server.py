@@ -1,0 +1,50 @@
+"""Serve the proxy with gunicorn: one worker process (the store lives in its memory), threads."""
+from __future__ import annotations
+
+import logging
+
+from gunicorn.app.base import BaseApplication
+
+from trace_proxy.settings import Settings
+
+
+class ProxyServer(BaseApplication):
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.app = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        self.cfg.set("bind", [f"{host}:{self.settings.port}"])
+        self.cfg.set("workers", 1)
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", self.settings.threads)
+        self.cfg.set("proc_name", "trace-proxy")
+        self.cfg.set("graceful_timeout", 10)
+        self.cfg.set("worker_exit", _close_sinks)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 would otherwise open a control socket at a fixed path in $HOME,
+            # which a second proxy (or the services' gunicorn) would fight over.
+            self.cfg.set("control_socket_disable", True)
+
+    def load(self):
+        # Runs in the worker after fork, so the sinks' threads belong to the serving process.
+        from trace_proxy.app import create_app
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # libhoney's one retry per failed batch would otherwise log a line per batch during an
+        # outage; the sink's own (throttled) warning already says what failed.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        self.app = create_app(self.settings)
+        return self.app
+
+
+def _close_sinks(server, worker) -> None:
+    app = getattr(server.app, "app", None)
+    if app is not None:
+        app.extensions["trace_proxy"].close()
+
+
+def serve(settings: Settings) -> None:
+    ProxyServer(settings).run()

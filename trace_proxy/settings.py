@@ -1,0 +1,63 @@
+"""Proxy settings: built-in defaults, then the environment, then command-line flags.
+
+The Honeycomb key only ever comes from the environment or a file, never from argv, so it
+cannot show up in process listings.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from meshtools.topology import TRACE_PROXY_PORT
+
+DEFAULT_DATASET = "examples.kubernetes.envoy-traces"  # the seed's dataset
+DEFAULT_API_HOST = "https://api.honeycomb.io/"
+KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")
+
+
+class SettingsError(ValueError):
+    """A setting the proxy cannot start with; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = TRACE_PROXY_PORT
+    threads: int = 8
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_spans: int = 20_000
+    writekey: str = field(default="", repr=False)
+    dataset: str = DEFAULT_DATASET
+    api_host: str = DEFAULT_API_HOST
+    sample_rate: int = 1
+    drop_fields: tuple[str, ...] = ()
+    debug: bool = False
+    downstream: str = ""
+    # How many events may wait for Honeycomb / the downstream collector before new ones
+    # are dropped (and counted), so an unreachable backend cannot grow memory.
+    honeycomb_backlog: int = 10_000
+    downstream_queue: int = 1_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        values = {
+            "writekey": next((env[k].strip() for k in KEY_VARIABLES if env.get(k, "").strip()), ""),
+            "dataset": env.get("HONEYCOMB_DATASET", "").strip() or DEFAULT_DATASET,
+            "api_host": env.get("HONEYCOMB_API_HOST", "").strip() or DEFAULT_API_HOST,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_key_file(self, path: str | None) -> "Settings":
+        if not path:
+            return self
+        try:
+            key = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"cannot read the write key file {path}: {exc.strerror}") from None
+        if not key:
+            raise SettingsError(f"the write key file {path} is empty")
+        return replace(self, writekey=key)
