@@ -7,6 +7,7 @@ from invoke import Collection
 
 from meshtools.tasks import demo, local
 from meshtools.tasks import views
+from meshtools.tasks import cluster
 
 ns = Collection()
 ns.add_collection(local.ns)
@@ -14,3 +15,6 @@ ns.add_task(demo.echo)
 ns.add_task(demo.demo)
 for view_task in (views.load, views.traces, views.bench):
     ns.add_task(view_task)
+ns.add_collection(cluster.ns)
+for cluster_task in cluster.TOP_LEVEL_TASKS:
+    ns.add_task(cluster_task)

