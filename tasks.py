@@ -8,6 +8,7 @@ from invoke import Collection
 from meshtools.tasks import demo, local
 from meshtools.tasks import views
 from meshtools.tasks import cluster
+from meshtools.tasks import stack
 
 ns = Collection()
 ns.add_collection(local.ns)
@@ -18,3 +19,5 @@ for view_task in (views.load, views.traces, views.bench):
 ns.add_collection(cluster.ns)
 for cluster_task in cluster.TOP_LEVEL_TASKS:
     ns.add_task(cluster_task)
+ns.add_task(stack.up)
+ns.add_task(stack.down)

@@ -1,0 +1,431 @@
+"""Benchmark the local mesh: one line per figure, all measured in this run.
+
+    python bench/mesh.py [--quick] [--write]      (or `inv bench`)
+
+Figures: cold start, mesh scaling under a fixed 0.5 s slow stage, the sidecars' cost,
+the per-hop overhead of one Envoy, the trace proxy's ingest rate on one core, and trace
+completeness under load. Everything runs on free loopback ports in a temporary directory,
+never on 8000/9411, and stops whatever happens. Spans stay local (no Honeycomb key is passed
+on). `--write` puts the figures and the machine into docs/benchmark.md; nothing else is saved.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from meshtools.front import echo_url  # noqa: E402
+from meshtools.load import LoadConfig, LoadSummary, run_load  # noqa: E402
+from meshtools.local_mesh import LocalMesh, port_in_use  # noqa: E402
+from meshtools.topology import PROJECT_ROOT, LocalLayout  # noqa: E402
+from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
+from meshtools.zipkin_client import ZipkinClient  # noqa: E402
+
+FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
+NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
+SCALING_LEVELS = (4, 8, 16)
+RESULTS_FILE = PROJECT_ROOT / "docs" / "benchmark.md"
+
+
+class Plan:
+    """How long each measurement runs; --quick trades precision for time."""
+
+    def __init__(self, quick: bool):
+        self.per_worker = 3 if quick else 8  # scaling: requests per worker at each concurrency
+        self.throughput_seconds = 3.0 if quick else 6.0
+        self.hop_samples = 200 if quick else 600
+        self.ingest_seconds = 3.0 if quick else 6.0
+
+
+# -- machine ----------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def envoy_version() -> str:
+    from meshtools.envoy_config import envoy_binary
+
+    try:
+        out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except Exception as exc:  # a missing Envoy is reported by the mesh itself
+        return f"envoy unknown ({type(exc).__name__})"
+    # ".../envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+    found = re.search(r"version: \S+?/(\d+\.\d+\.\d+)/", out)
+    return f"envoy {found.group(1)}" if found else "envoy (version unknown)"
+
+
+def machine_line() -> str:
+    cores = os.cpu_count() or 1
+    line = (f"{cores} cores · {cpu_model()} · {platform.system()} {platform.release()} · "
+            f"Python {platform.python_version()} · {envoy_version()}")
+    if hasattr(os, "getloadavg"):
+        # Other work on the machine shows up in every figure; say how busy it was.
+        line += f" · load avg {os.getloadavg()[0]:.1f} at start"
+    return line
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_layout() -> LocalLayout:
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000, 4)
+        layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), base_port=base)
+        ports = layout.ports()
+        if len(set(ports)) == len(ports) and not any(port_in_use(layout.host, p) for p in ports):
+            return layout
+    raise RuntimeError("no free block of loopback ports found")
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], health_url: str, log: Path, cores: set[int] | None = None):
+    """A child process (and its children) in its own group, stopped on the way out."""
+    preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+    try:
+        wait_healthy(health_url)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def mesh(service_env: dict[str, str], state_dir: Path):
+    m = LocalMesh(layout=free_layout(), state_dir=state_dir, service_env=service_env)
+    try:
+        yield m
+    finally:
+        m.down()
+
+
+def closed(url: str, concurrency: int, *, requests_n: int | None = None, duration: float | None = None,
+           on_result=None) -> LoadSummary:
+    return run_load(LoadConfig(url=url, concurrency=concurrency, requests=requests_n, duration=duration,
+                               timeout=30.0), on_result=on_result)
+
+
+def ok_rate(summary: LoadSummary) -> float:
+    return (summary.completed - summary.error_count) / summary.elapsed if summary.elapsed else 0.0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+
+
+def gunicorn_app(env: dict[str, str], port: int, log: Path):
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+    return process(args, {**env, "BIND": f"127.0.0.1:{port}"}, f"http://127.0.0.1:{port}/healthz", log)
+
+
+# -- figures ----------------------------------------------------------------------------
+
+
+class Report:
+    def __init__(self):
+        self.lines: list[tuple[str, str]] = []
+        self.problems: list[str] = []
+
+    def add(self, label: str, text: str) -> None:
+        self.lines.append((label, text))
+        print(f"{label:<28} {text}", flush=True)
+
+
+def cold_start(m: LocalMesh) -> float:
+    """Seconds from starting the mesh to the first 200 whose trace is whole at the proxy."""
+    started = time.monotonic()
+    m.up(timeout=120)
+    reply = requests.get(f"{m.layout.front_url}/echo/cold-start", timeout=30)
+    if reply.status_code != 200:
+        raise RuntimeError(f"the first request answered {reply.status_code}")
+    spans = find_trace(ZipkinClient(m.layout.trace_proxy_url), reply.headers["x-request-id"], timeout=30)
+    if len(spans) < SPANS_PER_ECHO:
+        raise RuntimeError(f"the first trace had {len(spans)} of {SPANS_PER_ECHO} spans after 30 s")
+    return time.monotonic() - started
+
+
+def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids: list[str]) -> float:
+    """Successful req/s of `concurrency` clients that each send exactly `per_worker` requests back to back.
+
+    A fixed quota per client, not a shared budget: with a shared one a client that got
+    lucky takes an extra turn and the run lasts a whole slow request longer, which is noise
+    of the size of the effect being measured.
+    """
+    barrier = threading.Barrier(concurrency + 1)
+    ok = [0] * concurrency
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        with requests.Session() as session:
+            barrier.wait()
+            for _ in range(per_worker):
+                reply = session.get(echo_url(front, "scaling"), timeout=30)
+                if reply.status_code == 200:
+                    ok[n] += 1
+                    with lock:
+                        request_ids.append(reply.headers.get("x-request-id", ""))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(concurrency)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.monotonic()
+    for t in threads:
+        t.join()
+    return sum(ok) / (time.monotonic() - started)
+
+
+def scaling(front: str, plan: Plan, request_ids: list[str]) -> tuple[float, dict[int, float]]:
+    """Throughput at c=1 and throughput_c / (c × throughput_1) for each level."""
+    closed(front, 4, requests_n=8)  # warm up: connections, Python imports in the workers
+    t1 = quota_throughput(front, 1, plan.per_worker, request_ids)
+    ratios = {c: quota_throughput(front, c, plan.per_worker, request_ids) / (c * t1) if t1 else 0.0
+              for c in SCALING_LEVELS}
+    return t1, ratios
+
+
+def completeness(trace_proxy: str, request_ids: list[str], timeout: float = 20.0) -> tuple[int, int]:
+    """(traces whole, requests); every span is flushed within about a second, so `timeout` is ample."""
+    client = ZipkinClient(trace_proxy)
+    whole = 0
+    deadline = time.monotonic() + timeout
+    for rid in request_ids:
+        spans = find_trace(client, rid, timeout=max(0.2, deadline - time.monotonic()))
+        whole += len(spans) == SPANS_PER_ECHO and len({s["id"] for s in spans}) == SPANS_PER_ECHO
+    return whole, len(request_ids)
+
+
+def sidecar_cost(front: str, plan: Plan, tmp: Path) -> tuple[float, float]:
+    """req/s of /echo through the mesh vs the same two apps wired to each other without Envoy."""
+    mesh_run = closed(front, 8, duration=plan.throughput_seconds)
+    s2_port, s1_port = free_port(), free_port()
+    env2 = {**NO_SLOW, "SERVICE_NAME": "2", "HOSTNAME": "direct-service2"}
+    env1 = {**NO_SLOW, "SERVICE_NAME": "1", "HOSTNAME": "direct-service1", "EGRESS_URL": f"http://127.0.0.1:{s2_port}"}
+    with gunicorn_app(env2, s2_port, tmp / "direct-service2.log"), gunicorn_app(env1, s1_port, tmp / "direct-service1.log"):
+        direct = f"http://127.0.0.1:{s1_port}"
+        closed(direct, 4, requests_n=8)
+        direct_run = closed(direct, 8, duration=plan.throughput_seconds)
+    return ok_rate(mesh_run), ok_rate(direct_run)
+
+
+def per_hop(m: LocalMesh, plan: Plan) -> tuple[list[float], list[float]]:
+    """Sequential /stage/0 latencies via service2's sidecar and straight to its app, interleaved."""
+    inst = m.layout.service2[0]
+    via = f"http://{m.layout.host}:{inst.ingress_port}/stage/0"
+    direct = f"http://{m.layout.host}:{inst.app_port}/stage/0"
+    times = {via: [], direct: []}
+    with requests.Session() as s_via, requests.Session() as s_direct:
+        sessions = {via: s_via, direct: s_direct}
+        for url in (via, direct):  # warm the connections
+            sessions[url].get(url, timeout=5)
+        for _ in range(plan.hop_samples):
+            for url in (via, direct):
+                start = time.perf_counter()
+                sessions[url].get(url, timeout=5).raise_for_status()
+                times[url].append(time.perf_counter() - start)
+    return times[via], times[direct]
+
+
+def span_batch(n: int = 100) -> bytes:
+    trace = uuid.uuid4().hex[:16]
+    now = int(time.time() * 1e6)
+    spans = [{
+        "traceId": trace, "id": f"{i + 1:016x}", "name": "stage-0", "kind": "SERVER",
+        "timestamp": now + i, "duration": 1000, **({"parentId": f"{i:016x}"} if i else {}),
+        "localEndpoint": {"serviceName": "bench", "ipv4": "127.0.0.1"},
+        "tags": {"http.method": "GET", "http.url": "http://localhost:9000/stage/0", "http.status_code": "200",
+                 "guid:x-request-id": trace, "upstream_cluster": "service2", "response_flags": "-"},
+    } for i in range(n)]
+    return json.dumps(spans).encode()
+
+
+def ingest(plan: Plan, tmp: Path) -> tuple[float, float, str]:
+    """Spans/s a trace proxy pinned to one core accepts, in batches of 100; p99 POST latency."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    note = ""
+    if len(cores) >= 2:
+        proxy_cores, client_cores = {cores[0]}, set(cores[1:])
+    else:
+        proxy_cores, client_cores = ({cores[0]} if cores else None), None
+        note = " (the load client shared the core: this machine has only one)"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "trace_proxy", "--host", "127.0.0.1", "--port", str(port)]
+    with process(args, {}, f"{url}/healthz", tmp / "ingest-trace-proxy.log", proxy_cores):
+        saved = os.sched_getaffinity(0) if client_cores else None
+        if client_cores:
+            os.sched_setaffinity(0, client_cores)
+        try:
+            latencies: list[float] = []
+            accepted = [0]
+            lock = threading.Lock()
+            stop = time.monotonic() + plan.ingest_seconds
+
+            def client():
+                with requests.Session() as s:
+                    headers = {"content-type": "application/json"}
+                    while time.monotonic() < stop:
+                        body = span_batch()
+                        start = time.perf_counter()
+                        reply = s.post(f"{url}/api/v2/spans", data=body, headers=headers, timeout=10)
+                        took = time.perf_counter() - start
+                        with lock:
+                            latencies.append(took)
+                            accepted[0] += 100 if reply.status_code == 202 else 0
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - started
+        finally:
+            if saved:
+                os.sched_setaffinity(0, saved)
+    return accepted[0] / elapsed, percentile(latencies, 99), note
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def run(plan: Plan, report: Report) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="envoy-tracing-bench-"))
+    try:
+        request_ids: list[str] = []
+        with mesh(FIXED_SLOW, tmp / "mesh-slow") as m:
+            try:
+                report.add("cold start", f"{cold_start(m):.1f} s from local.up to the first traced 200")
+            except Exception as exc:
+                report.add("cold start", f"not measured: {exc}")
+                raise
+            t1, ratios = scaling(m.layout.front_url, plan, request_ids)
+            text = " · ".join(f"c={c} {r:.2f}" for c, r in ratios.items())
+            report.add("mesh scaling (slow 0.5 s)", f"{text}   (ideal 1.00; c=1 {t1:.2f} req/s)")
+            if ratios.get(8, 0) < 0.9:
+                report.problems.append(f"mesh scaling at concurrency 8 is {ratios[8]:.2f} (< 0.9)")
+            whole, total = completeness(m.layout.trace_proxy_url, request_ids)
+            share = 100 * whole / total if total else 0
+            report.add("completeness", f"{share:.1f}% of {total} load-run requests arrived whole ({SPANS_PER_ECHO} spans)")
+            if whole != total:
+                report.problems.append(f"{total - whole} of {total} traces were incomplete")
+        with mesh(NO_SLOW, tmp / "mesh-fast") as m:
+            m.up(timeout=120)
+            through, direct = sidecar_cost(m.layout.front_url, plan, tmp)
+            report.add("sidecar cost (slow 0)",
+                       f"{through:.1f} req/s through the mesh vs {direct:.1f} req/s apps direct "
+                       f"({through / direct:.2f}×, concurrency 8)" if direct else "not measured: no direct throughput")
+            via, straight = per_hop(m, plan)
+            report.add("per-hop overhead /stage/0",
+                       f"p50 +{(statistics.median(via) - statistics.median(straight)) * 1000:.2f} ms · "
+                       f"p99 +{(percentile(via, 99) - percentile(straight, 99)) * 1000:.2f} ms   "
+                       f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+        if not hasattr(os, "sched_setaffinity"):
+            report.add("trace proxy ingest", "not measured: this OS cannot pin a process to one core")
+        else:
+            rate, p99, note = ingest(plan, tmp)
+            report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, p99 {p99 * 1000:.1f} ms{note}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_markdown(header: str, report: Report, seconds: float) -> None:
+    RESULTS_FILE.parent.mkdir(exist_ok=True)
+    rows = "\n".join(f"| {label} | {text.strip()} |" for label, text in report.lines)
+    RESULTS_FILE.write_text(
+        "# Benchmark\n\n"
+        "Latest figures from `python bench/mesh.py --write` (or `inv bench --write`), all measured in one run\n"
+        "on the local target. Mesh scaling is throughput at concurrency c over c × the throughput at\n"
+        "concurrency 1 with the slow stage fixed at 0.5 s (1.00: no request waits for another).\n\n"
+        f"Machine: {header}  \nRun: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s\n\n"
+        "| figure | result |\n|---|---|\n" + rows + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (noisier figures)")
+    parser.add_argument("--write", action="store_true", help=f"write the figures to {RESULTS_FILE.relative_to(PROJECT_ROOT)}")
+    args = parser.parse_args(argv)
+    # The benchmark's spans stay on this machine, whatever the shell exports.
+    for key in ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY"):
+        os.environ.pop(key, None)
+    started = time.monotonic()
+    header = machine_line()
+    print(f"envoy-tracing benchmark · {header}", flush=True)
+    report = Report()
+    try:
+        run(Plan(args.quick), report)
+    except KeyboardInterrupt:
+        print("interrupted; every process the benchmark started was stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"the benchmark stopped: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    print(f"{'total':<28} {seconds:.0f} s", flush=True)
+    for problem in report.problems:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    if args.write:
+        write_markdown(header, report, seconds)
+        print(f"wrote {RESULTS_FILE.relative_to(PROJECT_ROOT)}")
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

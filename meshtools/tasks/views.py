@@ -1,0 +1,172 @@
+"""load, traces, bench: drive the mesh, look at its traces in the terminal, measure it.
+
+Top-level tasks (tasks.py adds them with `ns.add_task`); the work is in meshtools.load,
+meshtools.trace_view, meshtools.zipkin_client and bench/mesh.py.
+"""
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import socket
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+from invoke import Exit, task
+from rich.console import Console
+
+from meshtools import load as loadgen
+from meshtools import trace_view
+from meshtools.topology import FRONT_URL, PROJECT_ROOT, TRACE_PROXY_URL
+from meshtools.zipkin_client import TraceProxyError, ZipkinClient
+
+BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
+PIPED_WIDTH = 140
+ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
+
+
+def _float(value, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise Exit(f"{flag} must be a number, got {value!r}.")
+
+
+def _int(value, flag: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Exit(f"{flag} must be a whole number, got {value!r}.")
+
+
+def wide_console() -> Console:
+    """A Console; piped output has no terminal width to respect, so it gets room for the bars."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=PIPED_WIDTH)
+    return console
+
+
+def listening(url: str, timeout: float = 2.0) -> bool:
+    """A TCP connect to the URL's host and port: probes without adding a request to the traces."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@task(
+    help={
+        "url": f"the front's URL (default {FRONT_URL})",
+        "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
+        "duration": "seconds to run (default 10 when --requests is not given)",
+        "requests": "stop after this many requests",
+        "concurrency": "closed model: workers, each waiting for its answer (default 4); with --rate: most requests in flight (default 64)",
+        "rate": "open model: requests per second at a constant pace; latency counts from each intended send time",
+        "timeout": f"seconds to wait for one answer (default {loadgen.DEFAULT_TIMEOUT:g})",
+        "json": "print the summary as JSON (the live line goes to stderr)",
+    }
+)
+def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False):
+    """Send /echo/NAME requests to the front and summarise latency and errors (Ctrl-C stops early)."""
+    try:
+        config = loadgen.LoadConfig(
+            url=url or FRONT_URL,
+            names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
+            duration=_float(duration, "--duration"),
+            requests=_int(requests, "--requests"),
+            concurrency=_int(concurrency, "--concurrency"),
+            rate=_float(rate, "--rate"),
+            timeout=_float(timeout, "--timeout") or loadgen.DEFAULT_TIMEOUT,
+        )
+    except ValueError as exc:
+        raise Exit(str(exc))
+    if not listening(config.url):
+        raise Exit(f"Nothing listens at {config.url}; start the mesh with `inv local.up` "
+                   "(or `inv forward` for the cluster) or pass --url.")
+    out = Console()
+    summary = loadgen.run_load(config, progress=loadgen.live_progress(Console(stderr=True)))
+    if json:
+        print(jsonlib.dumps(summary.to_dict(), indent=2))
+    else:
+        loadgen.render_summary(summary, out)
+    if summary.completed and summary.errors.get("connection error", 0) == summary.completed:
+        raise Exit(f"No request reached {config.url}; is the mesh still up (`inv local.status`)?")
+    if summary.interrupted:
+        raise Exit(code=130)
+
+
+@task(
+    help={
+        "url": f"the trace proxy's Zipkin API (default {TRACE_PROXY_URL})",
+        "id": "show this trace (hex trace id) instead of the latest",
+        "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
+        "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
+        "heatmap": "plot durationMs over time as a terminal heatmap",
+        "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
+        "lookback": "only traces from the last N seconds",
+    }
+)
+def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None):
+    """Show traces from the trace proxy: the latest as a waterfall, a list, a breakdown or a heatmap."""
+    console = wide_console()
+    client = ZipkinClient(url or TRACE_PROXY_URL)
+    limit = _int(limit, "--limit")
+    if limit is not None and limit < 1:
+        raise Exit("--limit must be at least 1.")
+    lookback_s = _float(lookback, "--lookback")
+    query = {"service_name": service or None, "lookback_ms": int(lookback_s * 1000) if lookback_s else None}
+    fields = [f.strip() for f in (breakdown or "").split(",") if f.strip()]
+    if breakdown is not None and not fields:
+        raise Exit("--breakdown needs field names, e.g. --breakdown serviceName,http.url.")
+    try:
+        if id:
+            trace_view.render_trace(client.trace(id), console)
+            return
+        if fields or heatmap:
+            found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
+            spans = [s for t in found for s in t if not service or trace_view.service_of(s) == service]
+            if not spans:
+                raise Exit(f"No spans at {client.base_url} yet; send some with `inv load` first.")
+            console.print(f"{len(spans)} spans from {len(found)} traces")
+            if fields:
+                trace_view.render_breakdown(trace_view.breakdown(spans, fields), fields, console)
+            if heatmap:
+                trace_view.render_heatmap(trace_view.heatmap(spans), console)
+            return
+        found = client.traces(limit=limit or 1, **query)
+        if not found:
+            raise Exit(f"No traces at {client.base_url} yet; send a request with `inv echo --name friend`.")
+        if limit:
+            trace_view.render_trace_list(found, console)
+        else:
+            trace_view.render_trace(found[0], console)
+    except TraceProxyError as exc:
+        raise Exit(str(exc))
+
+
+@task(
+    help={
+        "quick": "shorter runs (for a smoke test; the figures get noisier)",
+        "write": "also write the figures to docs/benchmark.md",
+    }
+)
+def bench(c, quick=False, write=False):
+    """Benchmark the local mesh (cold start, scaling, sidecar and hop cost, ingest, completeness)."""
+    args = [sys.executable, str(BENCH_SCRIPT)]
+    if quick:
+        args.append("--quick")
+    if write:
+        args.append("--write")
+    # The script owns a whole local mesh on its own ports; it runs as its own process so a
+    # Ctrl-C or a crash there cannot leave this one in a strange state.
+    result = subprocess.run(args, cwd=PROJECT_ROOT)
+    if result.returncode:
+        raise Exit(code=result.returncode)

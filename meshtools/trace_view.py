@@ -1,0 +1,411 @@
+"""Terminal views of Zipkin v2 spans: waterfall, trace list, breakdown and heatmap.
+
+Everything here takes plain span dicts (Zipkin v2 JSON) and a rich Console, so `inv traces`,
+`inv demo` and tests share it:
+
+    from meshtools.trace_view import render_trace
+    render_trace(spans, console)          # one trace as a tree with a timeline bar per span
+
+Errors are written out in words ("ERROR 500") as well as in red, so piped output keeps them.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+BAR_WIDTH = 40
+BAR_CHAR = "█"
+EMPTY_CHAR = " "
+SHADES = "░▒▓█"  # heatmap cells, fewest to most spans
+
+
+# -- span fields ------------------------------------------------------------------------
+
+
+def service_of(span: dict) -> str:
+    return (span.get("localEndpoint") or {}).get("serviceName") or "?"
+
+
+def tags_of(span: dict) -> dict:
+    return span.get("tags") or {}
+
+
+def status_code(span: dict) -> int | None:
+    try:
+        return int(tags_of(span).get("http.status_code"))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_error(span: dict) -> bool:
+    code = status_code(span)
+    return (code is not None and code >= 500) or "error" in tags_of(span)
+
+
+def status_label(span: dict) -> str:
+    """'200', 'ERROR 500', or 'ERROR' for an error tag without a status."""
+    code = status_code(span)
+    if is_error(span):
+        return f"ERROR {code}" if code is not None else "ERROR"
+    return "" if code is None else str(code)
+
+
+def url_path(span: dict) -> str:
+    url = tags_of(span).get("http.url", "")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def field_value(span: dict, name: str):
+    """A span field by its Honeycomb event name (the upstream proxy's shape), else a tag."""
+    local = span.get("localEndpoint") or {}
+    builtin = {
+        "serviceName": lambda: service_of(span),
+        "name": lambda: span.get("name"),
+        "kind": lambda: span.get("kind"),
+        "traceId": lambda: span.get("traceId"),
+        "id": lambda: span.get("id"),
+        "parentId": lambda: span.get("parentId"),
+        "durationMs": lambda: duration_ms(span),
+        "hostIPv4": lambda: local.get("ipv4"),
+        "port": lambda: local.get("port"),
+        "remoteServiceName": lambda: (span.get("remoteEndpoint") or {}).get("serviceName"),
+    }
+    if name in builtin:
+        return builtin[name]()
+    return tags_of(span).get(name)
+
+
+def duration_ms(span: dict) -> float:
+    return (span.get("duration") or 0) / 1000
+
+
+def _clock(ts_us: int | float) -> str:
+    return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3]
+
+
+# -- trace shape ------------------------------------------------------------------------
+
+
+def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
+    """(depth, span) in depth-first order, children by start time.
+
+    Spans whose parent is missing (not yet arrived, or cut off) are shown as extra roots,
+    so nothing that was received is hidden.
+    """
+    ids = {s.get("id") for s in spans}
+    children: dict[str | None, list[dict]] = defaultdict(list)
+    for s in spans:
+        parent = s.get("parentId")
+        children[parent if parent in ids and parent != s.get("id") else None].append(s)
+    key = lambda s: (s.get("timestamp") or 0, s.get("id") or "")  # noqa: E731
+    out: list[tuple[int, dict]] = []
+    seen: set[int] = set()
+
+    def walk(span: dict, depth: int) -> None:
+        if id(span) in seen:
+            return
+        seen.add(id(span))
+        out.append((depth, span))
+        for child in sorted(children.get(span.get("id"), []), key=key):
+            walk(child, depth + 1)
+
+    for root in sorted(children[None], key=key):
+        walk(root, 0)
+    for s in sorted(spans, key=key):  # a parent cycle leaves spans unvisited; keep them
+        walk(s, 0)
+    return out
+
+
+def trace_window(spans: Iterable[dict]) -> tuple[int, int]:
+    """(start, end) of a trace in µs since the epoch."""
+    spans = [s for s in spans if s.get("timestamp") is not None]
+    if not spans:
+        return 0, 0
+    start = min(s["timestamp"] for s in spans)
+    end = max(s["timestamp"] + (s.get("duration") or 0) for s in spans)
+    return start, end
+
+
+def bar_cells(timestamp: int, duration: int, t0: int, total: int, width: int = BAR_WIDTH) -> tuple[int, int]:
+    """(first column, length) of a span's bar on a timeline `width` columns wide.
+
+    first = floor((timestamp - t0) / total * width); length = round(duration / total * width),
+    at least one column, never past the end.
+    """
+    if total <= 0:
+        return 0, width
+    first = min(width - 1, max(0, math.floor((timestamp - t0) * width / total)))
+    length = max(1, round(duration * width / total))
+    return first, min(length, width - first)
+
+
+def self_times(spans: Sequence[dict]) -> dict[int, float]:
+    """Time (µs) each span spends outside its children, keyed by id(span)."""
+    by_parent: dict[str, list[dict]] = defaultdict(list)
+    for s in spans:
+        if s.get("parentId"):
+            by_parent[s["parentId"]].append(s)
+    result = {}
+    for s in spans:
+        start, dur = s.get("timestamp") or 0, s.get("duration") or 0
+        end = start + dur
+        covered, cursor = 0, start
+        kids = sorted(
+            (max(start, c.get("timestamp") or 0), min(end, (c.get("timestamp") or 0) + (c.get("duration") or 0)))
+            for c in by_parent.get(s.get("id"), [])
+            if c is not s
+        )
+        for a, b in kids:
+            a = max(a, cursor)
+            if b > a:
+                covered += b - a
+                cursor = b
+        result[id(s)] = dur - covered
+    return result
+
+
+# -- waterfall --------------------------------------------------------------------------
+
+
+def _timeline_width(rows: Sequence[tuple[int, dict]], console: Console) -> int:
+    """What is left of the console's width for the bar once the text columns fit."""
+    text = [
+        max(2 * d + len(service_of(s)) for d, s in rows),
+        min(40, max(len(s.get("name") or "") + len(s.get("kind") or "") + 1 for _, s in rows)),
+        min(30, max([len("url")] + [len(url_path(s)) for _, s in rows])),
+        max([len("status")] + [len(status_label(s)) for _, s in rows]),
+        max(len(f"{duration_ms(s):.1f}") for _, s in rows),
+        len("◀ slowest"),
+    ]
+    spare = console.width - sum(text) - 2 * (len(text) + 1)  # one space each side of a cell
+    return max(10, min(BAR_WIDTH + 20, spare))
+
+
+def render_trace(spans: Sequence[dict], console: Console, width: int | None = None) -> None:
+    """Print one trace as a waterfall: a tree of spans with a timeline bar each.
+
+    `width`: the timeline's columns (default: what the console has left). The span that
+    spends the most time itself (outside its children) is marked "◀ slowest": in this
+    mesh that is the slow stage.
+    """
+    if not spans:
+        console.print("(no spans)")
+        return
+    rows = tree_order(spans)
+    width = width or _timeline_width(rows, console)
+    t0, t_end = trace_window(spans)
+    total = t_end - t0
+    selfs = self_times(spans)
+    slowest = max(spans, key=lambda s: selfs[id(s)]) if len(spans) > 1 else None
+    errors = [s for s in spans if is_error(s)]
+    services = {service_of(s) for s in spans}
+    trace_id = spans[0].get("traceId", "?")
+    title = Text(f"trace {trace_id} · {len(spans)} spans · {len(services)} services · {total / 1000:.1f} ms")
+    if t0:
+        title.append(f" · {_clock(t0)}")
+    if errors:
+        title.append(f" · ERRORS in {len(errors)} spans", style="bold red")
+    console.print(title)
+
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    table.add_column("service", no_wrap=True)
+    table.add_column("operation", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("url", no_wrap=True, overflow="ellipsis", max_width=30)
+    # Numbers and statuses are never cut short; names are, when the console is narrow.
+    table.add_column("status", no_wrap=True, min_width=max(len(status_label(s)) for _, s in rows))
+    table.add_column("ms", justify="right", no_wrap=True, min_width=max(len(f"{duration_ms(s):.1f}") for _, s in rows))
+    table.add_column("timeline", no_wrap=True, min_width=width, max_width=width)
+    table.add_column("", no_wrap=True)
+    for depth, span in rows:
+        first, length = bar_cells(span.get("timestamp") or t0, span.get("duration") or 0, t0, total, width)
+        err = is_error(span)
+        hot = span is slowest
+        bar = Text(EMPTY_CHAR * first)
+        bar.append(BAR_CHAR * length, style="red" if err else ("yellow" if hot else "cyan"))
+        bar.append(EMPTY_CHAR * (width - first - length))
+        operation = Text(span.get("name") or "")
+        if span.get("kind"):
+            operation.append(f" {span['kind'].lower()}", style="dim")
+        table.add_row(
+            Text("  " * depth + service_of(span)),
+            operation,
+            url_path(span),
+            Text(status_label(span), style="bold red" if err else "green"),
+            f"{duration_ms(span):.1f}",
+            bar,
+            Text("◀ slowest", style="bold yellow") if hot else "",
+            style="red" if err else None,
+        )
+    console.print(table)
+
+
+# -- trace list -------------------------------------------------------------------------
+
+
+def root_of(spans: Sequence[dict]) -> dict:
+    order = tree_order(spans)
+    return order[0][1] if order else {}
+
+
+def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> None:
+    """One line per trace, newest first as given: time, id, spans, duration, root, status."""
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for col, justify in (("time", "left"), ("trace id", "left"), ("spans", "right"), ("ms", "right"),
+                         ("service", "left"), ("operation", "left"), ("url", "left"), ("status", "left")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    for spans in traces:
+        if not spans:
+            continue
+        root = root_of(spans)
+        t0, t_end = trace_window(spans)
+        errors = [s for s in spans if is_error(s)]
+        status = status_label(root)
+        if errors and not is_error(root):
+            status = f"{status} ERROR in {len(errors)} spans".strip()
+        table.add_row(
+            _clock(t0) if t0 else "",
+            root.get("traceId", ""),
+            str(len(spans)),
+            f"{(t_end - t0) / 1000:.1f}",
+            service_of(root),
+            root.get("name") or "",
+            url_path(root),
+            Text(status, style="bold red" if errors else "green"),
+            style="red" if errors else None,
+        )
+    console.print(table)
+
+
+# -- breakdown --------------------------------------------------------------------------
+
+
+def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least p% of values at or below it."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class BreakdownRow:
+    key: tuple
+    count: int
+    errors: int
+    p50: float
+    p95: float
+    p99: float
+
+
+def breakdown(spans: Iterable[dict], fields: Sequence[str]) -> list[BreakdownRow]:
+    """Group spans by `fields` (span fields or tags): count, errors, p50/p95/p99 of durationMs.
+
+    Rows come slowest p99 first, so the slow stage tops the list, as in the seed's
+    "BREAK DOWN by serviceName and http.url".
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for s in spans:
+        groups[tuple(field_value(s, f) for f in fields)].append(s)
+    rows = []
+    for key, members in groups.items():
+        durations = sorted(duration_ms(s) for s in members)
+        rows.append(
+            BreakdownRow(
+                key=key,
+                count=len(members),
+                errors=sum(is_error(s) for s in members),
+                p50=nearest_rank(durations, 50),
+                p95=nearest_rank(durations, 95),
+                p99=nearest_rank(durations, 99),
+            )
+        )
+    rows.sort(key=lambda r: (-r.p99, tuple("" if v is None else str(v) for v in r.key)))
+    return rows
+
+
+def render_breakdown(rows: Sequence[BreakdownRow], fields: Sequence[str], console: Console) -> None:
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for f in fields:
+        table.add_column(f, no_wrap=True, overflow="ellipsis", max_width=60)
+    for col in ("count", "errors", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        err = Text(f"ERRORS {r.errors}", style="bold red") if r.errors else Text("0", style="green")
+        table.add_row(
+            *("(none)" if v is None else str(v) for v in r.key),
+            str(r.count),
+            err,
+            f"{r.p50:.1f}",
+            f"{r.p95:.1f}",
+            f"{r.p99:.1f}",
+            style="red" if r.errors else None,
+        )
+    console.print(table)
+
+
+# -- heatmap ----------------------------------------------------------------------------
+
+
+@dataclass
+class Heatmap:
+    rows: list[list[int]]  # rows[0] is the slowest band
+    edges_ms: list[float]  # len(rows) + 1 duration edges, ascending
+    t0: int  # µs
+    t1: int  # µs
+    peak: int
+
+
+def heatmap(spans: Iterable[dict], columns: int = 60, bands: int = 12) -> Heatmap | None:
+    """Count spans per (start time column, log-spaced durationMs band), the seed's HEATMAP."""
+    points = [(s["timestamp"], max(duration_ms(s), 0.001)) for s in spans if s.get("timestamp")]
+    if not points:
+        return None
+    t0 = min(t for t, _ in points)
+    t1 = max(t for t, _ in points)
+    low = min(d for _, d in points)
+    high = max(d for _, d in points)
+    if high <= low * 1.0001:
+        high = low * 1.01
+    edges = [low * (high / low) ** (i / bands) for i in range(bands + 1)]
+    grid = [[0] * columns for _ in range(bands)]
+    for t, d in points:
+        col = min(columns - 1, int((t - t0) * columns / (t1 - t0))) if t1 > t0 else 0
+        band = min(bands - 1, int(bands * math.log(d / low) / math.log(high / low)))
+        grid[bands - 1 - band][col] += 1
+    return Heatmap(grid, edges, t0, t1, max(max(r) for r in grid))
+
+
+def shade(count: int, peak: int) -> str:
+    if not count:
+        return " "
+    return SHADES[min(len(SHADES) - 1, int(len(SHADES) * count / (peak + 1)))]
+
+
+def render_heatmap(hm: Heatmap | None, console: Console) -> None:
+    if hm is None:
+        console.print("(no spans to plot)")
+        return
+    bands = len(hm.rows)
+    for i, row in enumerate(hm.rows):
+        high = hm.edges_ms[bands - i]
+        line = Text(f"{high:>10.1f} ms │")
+        line.append("".join(shade(c, hm.peak) for c in row), style="magenta")
+        console.print(line)
+    columns = len(hm.rows[0])
+    console.print(Text(f"{hm.edges_ms[0]:>10.1f} ms └" + "─" * columns))
+    left, right = _clock(hm.t0), _clock(hm.t1)
+    console.print(" " * 15 + left + " " * max(1, columns - len(left) - len(right)) + right)
+    console.print(
+        f"durationMs by start time · {sum(map(sum, hm.rows))} spans · shades "
+        + " ".join(f"{ch}" for ch in SHADES)
+        + f" = fewest … {hm.peak} per cell"
+    )

@@ -1,0 +1,69 @@
+"""The benchmark's measurements, each run briefly (the full `python bench/mesh.py` takes about a minute).
+
+The scaling and sidecar figures need meshes with their own slow-stage settings, so only the
+pieces that work on the session mesh or on their own run here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import requests
+
+from meshtools.topology import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_mesh", PROJECT_ROOT / "bench" / "mesh.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def plan(bench):
+    plan = bench.Plan(quick=True)
+    plan.hop_samples = 30
+    plan.ingest_seconds = 1.0
+    return plan
+
+
+def test_header_names_the_machine(bench):
+    line = bench.machine_line()
+    assert line.startswith(f"{os.cpu_count()} cores · {bench.cpu_model()}")
+    assert "envoy 1." in line
+
+
+def test_completeness_finds_each_request_trace_whole_by_its_request_id(bench, local_mesh):
+    ids = [requests.get(f"{local_mesh.layout.front_url}/echo/bench{i}", timeout=30).headers["x-request-id"]
+           for i in range(3)]
+    assert bench.completeness(local_mesh.layout.trace_proxy_url, ids) == (3, 3)
+    assert bench.completeness(local_mesh.layout.trace_proxy_url, ["no-such-request"], timeout=0.5) == (0, 1)
+
+
+def test_per_hop_overhead_measures_the_sidecar_and_the_app_alike(bench, local_mesh, plan):
+    via, direct = bench.per_hop(local_mesh, plan)
+    assert len(via) == len(direct) == plan.hop_samples
+    assert all(0 < t < 1 for t in via + direct)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
+def test_trace_proxy_ingest_counts_accepted_spans_on_one_core(bench, plan, tmp_path):
+    before = os.sched_getaffinity(0)
+    rate, p99, note = bench.ingest(plan, tmp_path)
+    assert rate > 500  # spans/s; a real proxy does thousands
+    assert 0 < p99 < 5
+    assert os.sched_getaffinity(0) == before  # the client's pinning is undone
+
+
+def test_write_keeps_the_figures_and_the_machine(bench, tmp_path, monkeypatch):
+    target = tmp_path / "docs" / "benchmark.md"
+    monkeypatch.setattr(bench, "RESULTS_FILE", target)
+    report = bench.Report()
+    report.add("cold start", "4.6 s from local.up to the first traced 200")
+    bench.write_markdown("2 cores · Some CPU", report, 64)
+    text = target.read_text()
+    assert "Machine: 2 cores · Some CPU" in text
+    assert "| cold start | 4.6 s from local.up to the first traced 200 |" in text
