@@ -291,9 +291,20 @@ class LocalMesh:
         if pid is None:
             self._clear_stale_state()
             return False
-        # SIGTERM makes supervisord stop every program (as process groups) and then exit.
-        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
+        # On SIGTERM supervisord stops its programs one after the other; signalling them all
+        # at once first makes stopping the mesh take one process's time, not the sum.
+        try:
+            self._rpc().stopAllProcesses(False)
+            while time.monotonic() < deadline and any(
+                info["statename"] in ("RUNNING", "STARTING", "STOPPING", "BACKOFF")
+                for info in self._rpc().getAllProcessInfo()
+            ):
+                time.sleep(0.05)
+        except (OSError, xmlrpc.client.Error):
+            pass  # supervisord is not answering: its SIGTERM below still stops what it runs
+        # SIGTERM makes supervisord stop whatever still runs (as process groups) and exit.
+        os.kill(pid, signal.SIGTERM)
         while time.monotonic() < deadline and self.supervisord_pid() == pid:
             time.sleep(0.05)
         if self.supervisord_pid() == pid:
