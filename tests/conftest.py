@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from meshtools.local_mesh import LocalMesh
+from tests.cluster_stack import cluster_stack_session
 from tests.ports import free_layout
 
 # A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
@@ -19,3 +20,16 @@ def local_mesh(tmp_path_factory):
         yield mesh
     finally:
         mesh.down()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--keep-cluster", action="store_true",
+        help="cluster e2e tests (-m cluster): leave the kind cluster running afterwards, so the next run reuses it",
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster_stack(request, tmp_path_factory):
+    """The whole stack on a real kind cluster (`inv up`), for tests marked `cluster`; skipped unless opted in."""
+    yield from cluster_stack_session(request.config, tmp_path_factory.mktemp("cluster"))

@@ -5,6 +5,7 @@ DESIGN.md's shape: front-envoy (CLIENT) → service1 ingress (SERVER) → 5 × [
 """
 from __future__ import annotations
 
+from meshtools.topology import FRONT, SERVICE1, SERVICE2
 from meshtools.trace_lookup import REQUEST_ID_TAG, SPANS_PER_ECHO
 
 STAGES = 5
@@ -43,6 +44,24 @@ def assert_echo_trace(spans: list[dict], request_id: str, front: str, service1: 
         (served,) = children(spans, call)
         assert served["kind"] == "SERVER" and service(served).startswith(service2)
         assert served["tags"]["http.status_code"] == "200"
+
+
+def assert_spans_come_from(spans: list[dict], instances: dict[str, set[str]]) -> None:
+    """Every span names the pod (cluster) or instance (local) that made it, as a running one.
+
+    `instances` maps FRONT, SERVICE1 and SERVICE2 to the names running now, from the target
+    (kubectl's pod list on the cluster, the layout locally).
+    """
+    (root,) = [s for s in spans if not s.get("parentId")]
+    made_by = [(root, FRONT)]
+    for ingress in children(spans, root):
+        made_by.append((ingress, SERVICE1))
+        for call in children(spans, ingress):
+            made_by += [(call, SERVICE1)] + [(served, SERVICE2) for served in children(spans, call)]
+    assert len(made_by) == len(spans), "a span is outside the front → service1 → service2 tree"
+    for span, source in made_by:
+        assert service(span) in instances[source], (
+            f"span {span['id']} names {service(span)!r}, not one of the running {source} instances {sorted(instances[source])}")
 
 
 def assert_error_trace(spans: list[dict], request_id: str, status: int) -> None:
