@@ -215,7 +215,7 @@ class LocalMesh:
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _is_supervisord(pid) else None
 
     def is_running(self) -> bool:
         if self.supervisord_pid() is None:
@@ -340,6 +340,17 @@ class LocalMesh:
                 )
             )
         return result
+
+
+def _is_supervisord(pid: int) -> bool:
+    """After a crash the pid file may name a dead (zombie) or a reused pid: never ours to signal."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs (macOS): trust the pid
+    except OSError:
+        return False
+    return b"supervisord" in cmdline  # a zombie's cmdline is empty
 
 
 def _answers(url: str) -> bool:

@@ -15,6 +15,7 @@ import time
 import requests
 from flask import Flask, Response, jsonify, request
 from markupsafe import escape
+from werkzeug.routing import PathConverter
 
 # Headers Envoy's tracers and request ids live in; forwarding them is the whole
 # instrumentation (see Envoy's tracing docs on header propagation).
@@ -54,9 +55,15 @@ pod: {pod}</code></pre>
 """
 
 
+class AnyText(PathConverter):
+    regex = r"[^/][\s\S]*?"
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `test_config`."""
     app = Flask(__name__)
+    # Werkzeug's `path` converter stops at a newline; a name may hold any character.
+    app.url_map.converters["anytext"] = AnyText
     app.config.from_mapping(DEFAULTS)
     # Unprefixed names, as the seed's container environment had them (SERVICE_NAME, HOSTNAME).
     app.config.update({key: os.environ[key] for key in DEFAULTS if key in os.environ})
@@ -87,7 +94,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 return jsonify(error="upstream answered an error", reason=f"stage {stage}: {reply.status_code}"), 502
         return None
 
-    @app.get("/echo/<path:name>")
+    @app.get("/echo/<anytext:name>")
     def echo(name: str):
         if name == "chris":
             # The seed's deliberate error path: visible as a 500 in every trace view.

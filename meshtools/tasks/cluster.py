@@ -21,6 +21,7 @@ from meshtools import image, kind
 from meshtools import secret as secrets
 from meshtools.cluster_state import state_dir
 from meshtools.kubectl import Kubectl, current_context, restore_current_context
+from meshtools.signals import sigterm_as_interrupt
 from meshtools.topology import FRONT, FRONT_URL, MANIFESTS_DIR, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_URL
 
 console = Console(highlight=False, soft_wrap=True)  # no inserted line breaks: commands stay copyable
@@ -153,9 +154,11 @@ def deploy(c, name=None, variant="default", forward=True):
 
 
 def _start_forwards(kubectl: Kubectl, front_port: int = 0, trace_proxy_port: int = 0) -> None:
-    forwards = port_forward.start(
-        kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
-    )
+    # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
+    with sigterm_as_interrupt():
+        forwards = port_forward.start(
+            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
+        )
     for f in forwards:
         console.print(f"Forwarding 127.0.0.1:{f.local_port} → svc/{f.service}:{f.remote_port}")
     if not front_port and not trace_proxy_port:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from meshtools.envoy_config import EnvoyMissing
 from meshtools.local_mesh import LocalMesh, MeshError
+from meshtools.signals import sigterm_as_interrupt
 from meshtools.topology import LocalLayout
 
 
@@ -21,7 +22,10 @@ def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_p
         "trace_proxy_port": trace_proxy_port if trace_proxy_port is not None else cfg.get("trace_proxy_port"),
         "base_port": base_port if base_port is not None else cfg.get("base_port"),
     }
-    layout = LocalLayout(**{k: int(v) for k, v in chosen.items() if v is not None})
+    try:
+        layout = LocalLayout(**{k: int(v) for k, v in chosen.items() if v is not None})
+    except ValueError as exc:
+        raise Exit(f"--replicas and the ports must be whole numbers ({exc}).")
     if layout.replicas < 1:
         raise Exit("--replicas must be at least 1.")
     return layout
@@ -41,7 +45,7 @@ def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
         f"and front-envoy (logs in {mesh.logs_dir}) …"
     )
     try:
-        with console.status("waiting until a request passes end to end"):
+        with sigterm_as_interrupt(), console.status("waiting until a request passes end to end"):
             mesh.up(timeout=float(c.config.get("local", {}).get("timeout", 90)))
     except (MeshError, EnvoyMissing) as exc:
         raise Exit(str(exc), code=1)
