@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshtools.front import echo_url  # noqa: E402
 from meshtools.load import LoadConfig, LoadSummary, run_load  # noqa: E402
-from meshtools.local_mesh import LocalMesh, port_in_use  # noqa: E402
-from meshtools.topology import PROJECT_ROOT, LocalLayout  # noqa: E402
+from meshtools.background import serving  # noqa: E402
+from meshtools.local_mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
+from meshtools.net import free_layout, free_port  # noqa: E402
+from meshtools.topology import PROJECT_ROOT  # noqa: E402
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
 from meshtools.zipkin_client import ZipkinClient  # noqa: E402
 
@@ -93,57 +94,6 @@ def machine_line() -> str:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_layout() -> LocalLayout:
-    import random
-
-    for _ in range(200):
-        base = random.randrange(20000, 60000, 4)
-        layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), base_port=base)
-        ports = layout.ports()
-        if len(set(ports)) == len(ports) and not any(port_in_use(layout.host, p) for p in ports):
-            return layout
-    raise RuntimeError("no free block of loopback ports found")
-
-
-def wait_healthy(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], health_url: str, log: Path, cores: set[int] | None = None):
-    """A child process (and its children) in its own group, stopped on the way out."""
-    preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
-    try:
-        wait_healthy(health_url)
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @contextmanager
 def mesh(service_env: dict[str, str], state_dir: Path):
     m = LocalMesh(layout=free_layout(), state_dir=state_dir, service_env=service_env)
@@ -169,8 +119,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def gunicorn_app(env: dict[str, str], port: int, log: Path):
-    args = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
-    return process(args, {**env, "BIND": f"127.0.0.1:{port}"}, f"http://127.0.0.1:{port}/healthz", log)
+    return serving(APP_COMMAND, f"http://127.0.0.1:{port}/healthz", log=log, env={**os.environ, **env, "BIND": f"127.0.0.1:{port}"})
 
 
 # -- figures ----------------------------------------------------------------------------
@@ -305,8 +254,7 @@ def ingest(plan: Plan, tmp: Path) -> tuple[float, float, str]:
         note = " (the load client shared the core: this machine has only one)"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "trace_proxy", "--host", "127.0.0.1", "--port", str(port)]
-    with process(args, {}, f"{url}/healthz", tmp / "ingest-trace-proxy.log", proxy_cores):
+    with serving(trace_proxy_command("127.0.0.1", port), f"{url}/healthz", log=tmp / "ingest-trace-proxy.log", cores=proxy_cores):
         saved = os.sched_getaffinity(0) if client_cores else None
         if client_cores:
             os.sched_setaffinity(0, client_cores)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from invoke.exceptions import Exit
 
 from meshtools.kubectl import Kubectl
+from meshtools.net import port_in_use
 from meshtools.proc import last_line
 from meshtools.topology import FRONT, FRONT_URL, INGRESS_PORT, TRACE_PROXY, TRACE_PROXY_PORT, TRACE_PROXY_URL
 
@@ -50,16 +51,6 @@ def answers(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def alive(pid: int) -> bool:
@@ -111,7 +102,7 @@ def _write(directory: Path, forwards: list[Forward]) -> None:
 def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: float = 20.0) -> list[Forward]:
     """(Re)start the forwards and wait until each local port answers."""
     stop(directory)  # old forwards may point at pods a rollout replaced
-    busy = [f.local_port for f in forwards if not port_free(f.local_port)]
+    busy = [f.local_port for f in forwards if port_in_use(HOST, f.local_port)]
     if busy:
         ports = ", ".join(f"{HOST}:{p}" for p in busy)
         raise Exit(f"{ports} already in use (is the local target running? `inv local.down` stops it).")

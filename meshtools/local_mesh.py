@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,11 +20,19 @@ import requests
 from supervisor.xmlrpc import SupervisorTransport
 
 from meshtools import envoy_config
+from meshtools.net import port_in_use
+from meshtools.readiness import NotReady, wait_until_ok
 from meshtools.topology import PROJECT_ROOT, SERVICE1, SERVICE2, Instance, LocalLayout
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
 TRACE_PROXY_PROGRAM = "trace-proxy"
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
+# The Flask service under gunicorn; BIND in its environment says where it listens.
+APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+
+
+def trace_proxy_command(host: str, port: int, *options: str) -> list[str]:
+    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port), *options]
 
 
 class MeshError(RuntimeError):
@@ -51,7 +58,7 @@ def _app_program(instance: Instance, layout: LocalLayout, service_env: dict[str,
         env["EGRESS_URL"] = f"http://{layout.host}:{instance.egress_port}"
     return Program(
         name=f"{instance.name}-app",
-        command=[sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"],
+        command=APP_COMMAND,
         health_url=f"http://{layout.host}:{instance.app_port}/healthz",
         env=env,
     )
@@ -81,7 +88,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
-            command=[sys.executable, "-m", "trace_proxy", "--host", layout.host, "--port", str(layout.trace_proxy_port)],
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
         )
@@ -140,16 +147,6 @@ def supervisord_conf(state_dir: Path, progs: list[Program]) -> str:
         if prog.env:
             lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in prog.env.items()))
     return "\n".join(lines) + "\n"
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 @dataclass
@@ -267,18 +264,12 @@ class LocalMesh:
             raise
 
     def wait_until_serving(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         url = f"{self.layout.front_url}/echo/local-up"
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            try:
-                reply = requests.get(url, timeout=10)
-                if reply.status_code == 200:
-                    return
-                last = f"HTTP {reply.status_code}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
+        try:
+            wait_until_ok(url, timeout, accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.2)
+            return
+        except NotReady as exc:
+            last = exc.last
         not_ready = [p.name for p in self.status() if not p.healthy]
         raise MeshError(
             f"The mesh did not serve {url} within {timeout:.0f} s (last: {last}; not ready: "

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +25,12 @@ from meshtools import secret as secrets
 from meshtools.cluster_state import STATE_DIR_ENV
 from meshtools.front import echo_url
 from meshtools.kubectl import Kubectl
+from meshtools.net import free_port
 from meshtools.topology import FRONT, PROJECT_ROOT, SERVICE1, SERVICE2
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.zipkin_client import ZipkinClient
 from tests.e2e_targets import Target, serving_pod
-from tests.ports import free_port
+from tests.inv_process import run_inv
 
 OPT_IN = ("cluster end-to-end tests are opt-in: `pytest -m cluster` runs them on a kind cluster "
           "(needs Docker, kind and kubectl)")
@@ -73,12 +72,11 @@ class ClusterStack:
 
     def inv(self, *argv: str, tree: Path = PROJECT_ROOT) -> None:
         """Run our `inv` in `tree` (its tasks.py and meshtools); its output lands in the test report."""
-        env = {**os.environ, STATE_DIR_ENV: str(self.state),
+        # Test spans stay out of a developer's Honeycomb.
+        environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_ENV_VARS}
+        env = {STATE_DIR_ENV: str(self.state),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-        for variable in secrets.KEY_ENV_VARS:
-            env.pop(variable, None)  # test spans stay out of a developer's Honeycomb
-        result = subprocess.run([sys.executable, "-m", "invoke", *argv], cwd=tree, env=env,
-                                stdin=subprocess.DEVNULL, timeout=INV_TIMEOUT)
+        result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=False)
         if result.returncode:
             pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}); its output is above.")
 

@@ -1,25 +1,37 @@
 """Shared fixtures: a real local mesh on free ports, stopped whatever happens."""
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 
 from meshtools.local_mesh import LocalMesh
+from meshtools.net import free_layout
+from meshtools.topology import DEFAULT_REPLICAS
 from tests.cluster_stack import cluster_stack_session
-from tests.ports import free_layout
 
 # A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
 FAST_SLOW_STAGE = {"SLOW_STAGE_MIN_SECONDS": "0.05", "SLOW_STAGE_JITTER_SECONDS": "0.1"}
 
 
-@pytest.fixture(scope="session")
-def local_mesh(tmp_path_factory):
-    """One real mesh for the session: real Envoy, gunicorn services, the trace proxy."""
-    mesh = LocalMesh(layout=free_layout(), state_dir=tmp_path_factory.mktemp("mesh"), service_env=FAST_SLOW_STAGE)
+@contextlib.contextmanager
+def running_mesh(state_dir: Path, replicas: int = DEFAULT_REPLICAS) -> Iterator[LocalMesh]:
+    """A real mesh on free ports with the short slow stage, up until the block ends."""
+    mesh = LocalMesh(layout=free_layout(replicas=replicas), state_dir=state_dir, service_env=FAST_SLOW_STAGE)
     try:
         mesh.up(timeout=90)
         yield mesh
     finally:
         mesh.down()
+
+
+@pytest.fixture(scope="session")
+def local_mesh(tmp_path_factory):
+    """One real mesh for the session: real Envoy, gunicorn services, the trace proxy."""
+    with running_mesh(tmp_path_factory.mktemp("mesh")) as mesh:
+        yield mesh
 
 
 def pytest_addoption(parser):

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import psutil
@@ -15,9 +12,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from meshtools.front import echo
 from meshtools.local_mesh import TRACE_PROXY_PROGRAM, LocalMesh
-from meshtools.topology import PROJECT_ROOT
-from tests.conftest import FAST_SLOW_STAGE
-from tests.ports import free_layout, free_port
+from meshtools.net import free_port
+from tests.conftest import running_mesh
+from tests.inv_process import run_inv
 
 HOSTILE_NAMES = {
     "long": "a" * 4000,
@@ -69,13 +66,8 @@ def test_a_forged_trace_header_does_not_break_the_request(local_mesh):
 @pytest.fixture(scope="module")
 def small_mesh(tmp_path_factory):
     """One replica is enough: the point is a live proxy taking real Envoy spans meanwhile."""
-    mesh = LocalMesh(layout=free_layout(replicas=1), state_dir=tmp_path_factory.mktemp("fuzz"),
-                     service_env=FAST_SLOW_STAGE)
-    try:
-        mesh.up(timeout=90)
+    with running_mesh(tmp_path_factory.mktemp("fuzz"), replicas=1) as mesh:
         yield mesh
-    finally:
-        mesh.down()
 
 
 def hex_id(length: int):
@@ -164,13 +156,6 @@ def test_fuzzed_spans_never_break_the_live_proxy_nor_cost_an_accepted_span(small
 
 # -- tasks ---------------------------------------------------------------------------------
 
-def inv(*args, env=None, tmp_path=None):
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "INVOKE_LOCAL_STATE_DIR": str(tmp_path or "/nonexistent"), **(env or {})},
-    )
-
-
 def nowhere() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
@@ -192,7 +177,7 @@ BAD_CALLS = {
 @pytest.mark.parametrize("case", sorted(BAD_CALLS))
 def test_bad_task_calls_say_one_clear_line_and_exit_non_zero(case, tmp_path):
     args, expected = BAD_CALLS[case]
-    result = inv(*[nowhere() if a == "NOWHERE" else a for a in args], tmp_path=tmp_path)
+    result = run_inv(*[nowhere() if a == "NOWHERE" else a for a in args], state_dir=tmp_path)
     assert result.returncode != 0
     said = (result.stderr + result.stdout).strip()
     assert "Traceback" not in said, said

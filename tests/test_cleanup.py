@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,33 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from meshtools.local_mesh import port_in_use
-from meshtools.topology import PROJECT_ROOT
-from tests.ports import free_layout
-from tests.test_local_tasks import layout_flags
-
-
-def start_inv(*args, state_dir: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "INVOKE_LOCAL_STATE_DIR": str(state_dir), **(env or {})},
-    )
-
-
-def run_inv(*args, state_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, text=True, capture_output=True,
-                          timeout=120, env={**os.environ, "INVOKE_LOCAL_STATE_DIR": str(state_dir)})
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+from meshtools.net import free_layout, free_port, port_in_use
+from tests.fakes_harness import FAKES, fake_cluster_env
+from tests.inv_process import layout_flags, run_inv, started_inv
+from tests.waiting import wait_for
 
 
 def supervised_tree(state_dir: Path) -> list[psutil.Process]:
@@ -68,16 +44,12 @@ def stuck_envoy(tmp_path) -> dict:
 def test_signal_during_local_up_stops_everything_it_started(tmp_path, stuck_envoy, sig):
     layout = free_layout(replicas=1)
     state = tmp_path / "state"
-    up = start_inv("local.up", *layout_flags(layout), state_dir=state, env=stuck_envoy)
-    try:
+    with started_inv("local.up", *layout_flags(layout), state_dir=state, env=stuck_envoy) as up:
         # Every program started (trace proxy, 2 apps, 3 Envoys): up is now waiting for the front.
         tree = wait_for(lambda: len(supervised_tree(state)) >= 7 and supervised_tree(state), 60,
                         "supervisord to start its programs")
         up.send_signal(sig)
         out, err = up.communicate(timeout=60)
-    finally:
-        if up.poll() is None:
-            up.kill()
     assert up.returncode != 0
     assert "Traceback" not in err, err
     assert "stopped" in (out + err)
@@ -108,17 +80,13 @@ def test_local_up_after_a_crash_recovers_without_manual_steps(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_load_ends_it_promptly_and_leaves_nothing(local_mesh, tmp_path, sig):
-    load = start_inv("load", "--url", local_mesh.layout.front_url, "--duration", "60", "--concurrency", "2",
-                     state_dir=tmp_path)
-    try:
+    with started_inv("load", "--url", local_mesh.layout.front_url, "--duration", "60", "--concurrency", "2",
+                     state_dir=tmp_path) as load:
         wait_for(lambda: psutil.Process(load.pid).num_threads() > 2, 20, "the load's workers")
         time.sleep(1)  # let a few requests complete, so there is something to summarise
         children = psutil.Process(load.pid).children(recursive=True)
         load.send_signal(sig)
         out, err = load.communicate(timeout=20)
-    finally:
-        if load.poll() is None:
-            load.kill()
     assert load.returncode != 0
     assert "Traceback" not in err, err
     assert not alive(children)
@@ -129,40 +97,27 @@ def test_signal_during_load_ends_it_promptly_and_leaves_nothing(local_mesh, tmp_
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_fake_signal_during_forward_leaves_no_port_forward_behind(tmp_path, sig):
     """`inv forward` against the fake kind/kubectl, with port-forwards that never answer."""
-    fakes = Path(__file__).parent / "fakes"
-    bin_dir, fake_state, cluster_state = tmp_path / "bin", tmp_path / "fake-state", tmp_path / "cluster-state"
-    for path in (bin_dir, fake_state, cluster_state):
-        path.mkdir()
-    for tool in ("docker", "kind"):
-        (bin_dir / tool).symlink_to(fakes / tool)
+    env = fake_cluster_env(tmp_path, tools=("docker", "kind"))
+    bin_dir, fake_state, cluster_state = tmp_path / "bin", env["FAKE_STATE"], Path(env["ENVOY_TRACING_STATE_DIR"])
     kubectl = bin_dir / "kubectl"
     # A port-forward that hangs before it listens (its argv still says port-forward).
     kubectl.write_text('#!/bin/sh\n'
                        f'case " $* " in *" port-forward "*) exec "{sys.executable}" -c "{HANG}" "$@";; esac\n'
-                       f'exec "{fakes / "kubectl"}" "$@"\n')
+                       f'exec "{FAKES / "kubectl"}" "$@"\n')
     kubectl.chmod(0o755)
-    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\ncurrent-context: production\n")
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "calls.jsonl"),
-           "FAKE_STATE": str(fake_state), "ENVOY_TRACING_STATE_DIR": str(cluster_state),
-           "KUBECONFIG": str(tmp_path / "kubeconfig")}
-    setup = subprocess.run([sys.executable, "-m", "invoke", "cluster.up"], cwd=PROJECT_ROOT, text=True,
-                           capture_output=True, timeout=60, env={**os.environ, **env})
+    env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    setup = run_inv("cluster.up", env=env, timeout=60)
     assert setup.returncode == 0, setup.stdout + setup.stderr
 
     def hanging_forwards():
         return [p for p in psutil.process_iter(["cmdline"])
-                if HANG in (p.info["cmdline"] or []) and _launched_by(p, str(fake_state))]
+                if HANG in (p.info["cmdline"] or []) and _launched_by(p, fake_state)]
 
-    from tests.ports import free_port
-    forward = start_inv("forward", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()),
-                        state_dir=tmp_path, env=env)
-    try:
+    with started_inv("forward", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()),
+                     state_dir=tmp_path, env=env) as forward:
         started = wait_for(hanging_forwards, 20, "the port-forward to start")
         forward.send_signal(sig)
         out, err = forward.communicate(timeout=30)
-    finally:
-        if forward.poll() is None:
-            forward.kill()
     assert forward.returncode != 0
     assert "Traceback" not in err, err
     wait_for(lambda: not alive(started), 10, f"no port-forward left: {alive(started)}")

@@ -6,102 +6,21 @@ tests show what a developer's machine would be asked to run: nothing here needs 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import sys
-from pathlib import Path
 
 import pytest
-from invoke import Collection, Program
 
 from meshtools import forward as port_forward
 from meshtools import image
+from meshtools.net import free_port
 from meshtools.tasks import cluster
-
-FAKES = Path(__file__).parent / "fakes"
-KEY = "hcaik_sentinel_0123456789abcdef"
-
-
-class Fakes:
-    def __init__(self, root: Path, monkeypatch, capsys):
-        self.root = root
-        self.bin = root / "bin"
-        self.log = root / "calls.jsonl"
-        self.state = root / "fake-state"
-        self.mesh = root / "mesh-state"
-        self.kubeconfig = root / "kubeconfig"
-        self.monkeypatch = monkeypatch
-        self.capsys = capsys
-        for path in (self.bin, self.state, self.mesh):
-            path.mkdir()
-        self.kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: production\n")
-        env = {
-            "FAKE_LOG": str(self.log),
-            "FAKE_STATE": str(self.state),
-            "ENVOY_TRACING_STATE_DIR": str(self.mesh),
-            "KUBECONFIG": str(self.kubeconfig),
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        for name in ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY", "FAKE_DOCKER_DAEMON"):
-            monkeypatch.delenv(name, raising=False)
-        self.install("docker", "kind", "kubectl")
-
-    def install(self, *tools: str) -> None:
-        """Only these fakes on PATH (plus python3, which runs them)."""
-        for existing in self.bin.iterdir():
-            existing.unlink()
-        for tool in tools:
-            (self.bin / tool).symlink_to(FAKES / tool)
-        self.monkeypatch.setenv("PATH", os.pathsep.join([str(self.bin), os.path.dirname(sys.executable)]))
-
-    def inv(self, *argv: str, configure: dict | None = None) -> tuple[int, str, str]:
-        """Run tasks the way `inv` does; (exit code, stdout, stderr)."""
-        ns = Collection()
-        ns.add_collection(cluster.ns)
-        for t in cluster.TOP_LEVEL_TASKS:
-            ns.add_task(t)
-        if configure:
-            ns.configure(configure)
-        self.capsys.readouterr()
-        code = 0
-        try:
-            Program(namespace=ns).run(["inv", *argv])
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def calls(self, tool: str | None = None) -> list[dict]:
-        if not self.log.exists():
-            return []
-        records = [json.loads(line) for line in self.log.read_text().splitlines()]
-        return [r for r in records if tool is None or r["argv"][0] == tool]
-
-    def argvs(self, tool: str, *prefix: str) -> list[list[str]]:
-        """Calls of `tool` whose arguments (after kubectl's --context pair) start with prefix."""
-        found = []
-        for call in self.calls(tool):
-            args = call["argv"][1:]
-            if tool == "kubectl" and args[:1] == ["--context"]:
-                args = args[2:]
-            if args[: len(prefix)] == list(prefix):
-                found.append(call["argv"])
-        return found
+from tests.fakes_harness import KEY, Fakes, fakes_for
 
 
 @pytest.fixture
 def fakes(tmp_path, monkeypatch, capsys):
-    f = Fakes(tmp_path, monkeypatch, capsys)
-    yield f
-    port_forward.stop(f.mesh)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    yield from fakes_for(Fakes, tmp_path, monkeypatch, capsys)
 
 
 def test_cluster_up_twice_creates_the_cluster_once_fake(fakes):

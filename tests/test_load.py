@@ -9,11 +9,8 @@ from __future__ import annotations
 import _thread
 import json
 import math
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshtools.load import LatencyHistogram, LoadConfig, LoadRun, run_load
-from meshtools.topology import PROJECT_ROOT
 from meshtools.trace_view import status_code, url_path
 from meshtools.zipkin_client import ZipkinClient
+from tests.inv_process import run_inv, started_inv
 
 
 # -- statistics -------------------------------------------------------------------------
@@ -165,8 +162,7 @@ def test_bad_options_are_one_sentence_and_a_failure():
 
 
 def inv(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "NO_COLOR": "1"})
+    return run_inv(*args, env={"NO_COLOR": "1"}, timeout=timeout)
 
 
 def traces_seen(trace_proxy_url: str, name: str, expected: int, since_ms: int, timeout: float = 15.0):
@@ -220,16 +216,12 @@ def test_inv_load_prints_a_readable_summary_with_histogram(local_mesh):
 
 def test_inv_load_on_sigint_prints_the_summary_and_exits_130_fake_front(fake_front):
     fake_front.delay = 0.01
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "load", "--url", fake_front.url, "--duration", "60",
-                             "--json"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with started_inv("load", "--url", fake_front.url, "--duration", "60", "--json") as proc:
         deadline = time.monotonic() + 20
         while len(fake_front.paths) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
-    finally:
-        proc.kill()
     assert proc.returncode == 130, err
     summary = json.loads(out)
     assert summary["interrupted"] and summary["requests"] >= 10

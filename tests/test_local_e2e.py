@@ -6,20 +6,18 @@ are in test_e2e.py.
 from __future__ import annotations
 
 import os
-import time
 
 from meshtools.front import echo
+from tests.waiting import wait_for
 
 
 def test_a_process_that_dies_is_restarted_by_the_supervisor(local_mesh):
     before = {p.name: p.pid for p in local_mesh.status()}
     os.kill(before["service2-0-app"], 9)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def restarted():
         now = {p.name: p for p in local_mesh.status()}["service2-0-app"]
-        if now.state == "RUNNING" and now.pid != before["service2-0-app"] and now.healthy:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError(f"service2-0-app was not restarted: {now}")
+        return now.state == "RUNNING" and now.pid != before["service2-0-app"] and now.healthy
+
+    wait_for(restarted, 30, "service2-0-app restarted by supervisord")
     assert echo(local_mesh.layout.front_url, "again").status == 200

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from meshtools.front import echo
-from meshtools.local_mesh import LocalMesh
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.zipkin_client import ZipkinClient
-from tests.conftest import FAST_SLOW_STAGE
+from tests.conftest import running_mesh
 from tests.honeycomb_standin import honeycomb_standin
-from tests.ports import free_layout
 
 FAKE_KEY = "hcaik_local-test-key-0123456789"
 
@@ -17,15 +15,11 @@ def test_local_mesh_forwards_each_span_of_a_trace_to_honeycomb_with_the_users_ke
         monkeypatch.setenv("HONEYCOMB_API_KEY", FAKE_KEY)
         monkeypatch.setenv("HONEYCOMB_API_HOST", honeycomb.url)
         monkeypatch.setenv("HONEYCOMB_DATASET", "envoy-local-test")
-        mesh = LocalMesh(layout=free_layout(replicas=1), state_dir=tmp_path, service_env=FAST_SLOW_STAGE)
-        try:
-            mesh.up(timeout=90)
+        with running_mesh(tmp_path, replicas=1) as mesh:
             reply = echo(mesh.layout.front_url, "honeycomb")
             spans = find_trace(ZipkinClient(mesh.layout.trace_proxy_url), reply.request_id)
             trace_id = spans[0]["traceId"]
             batches = honeycomb.wait_for_trace(trace_id, SPANS_PER_ECHO, timeout=20)
-        finally:
-            mesh.down()
     events = [e["data"] for b in batches for e in b.events if e["data"]["traceId"] == trace_id]
     assert sorted(e["id"] for e in events) == sorted(s["id"] for s in spans)
     assert {b.dataset for b in batches} == {"envoy-local-test"}

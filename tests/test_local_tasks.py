@@ -1,31 +1,17 @@
 """`inv local.*` as a user runs it: exit codes, messages, and nothing left behind."""
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 
 import psutil
 import pytest
 
-from meshtools.local_mesh import port_in_use
-from tests.ports import free_layout
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from meshtools.net import free_layout, free_port, port_in_use
+from tests.inv_process import layout_flags, run_inv
 
 
 def inv(*args, state_dir, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "INVOKE_LOCAL_STATE_DIR": str(state_dir), **(env or {})},
-    )
-
-
-def layout_flags(layout):
-    return ["--replicas", str(layout.replicas), "--front-port", str(layout.front_port),
-            "--trace-proxy-port", str(layout.trace_proxy_port), "--base-port", str(layout.base_port)]
+    return run_inv(*args, state_dir=state_dir, env=env, timeout=180)
 
 
 def test_local_up_then_down_leaves_no_process_and_no_listening_port(tmp_path):
@@ -83,8 +69,6 @@ def test_unknown_task_option_is_a_clear_error(tmp_path):
 
 
 def test_echo_against_nothing_says_what_to_do(tmp_path):
-    from tests.ports import free_port
-
     result = inv("echo", "--name", "friend", "--url", f"http://127.0.0.1:{free_port()}", state_dir=tmp_path)
     assert result.returncode == 1
     assert "inv local.up" in result.stderr and "Traceback" not in result.stderr

@@ -19,9 +19,9 @@ import requests
 from meshtools.local_mesh import TRACE_PROXY_PROGRAM, LocalMesh
 from meshtools.trace_lookup import REQUEST_ID_TAG, find_trace
 from meshtools.zipkin_client import ZipkinClient
-from tests.conftest import FAST_SLOW_STAGE
-from tests.ports import free_layout
+from tests.conftest import running_mesh
 from tests.trace_assertions import assert_echo_trace, children, service
+from tests.waiting import wait_for
 
 ATTEMPT_TAG = "x-envoy-attempt-count"  # custom tag on every ingress span (see the Envoy configs)
 HANDFUL = 5
@@ -30,13 +30,8 @@ FRONT_ROUTE_TIMEOUT = 15.0  # front-envoy.yaml's route timeout
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    mesh = LocalMesh(layout=free_layout(replicas=3), state_dir=tmp_path_factory.mktemp("faults"),
-                     service_env=FAST_SLOW_STAGE)
-    try:
-        mesh.up(timeout=90)
+    with running_mesh(tmp_path_factory.mktemp("faults"), replicas=3) as mesh:
         yield mesh
-    finally:
-        mesh.down()
 
 
 @dataclass
@@ -77,16 +72,6 @@ class Load:
 
     def failures(self, after: float = 0.0) -> list[Outcome]:
         return [o for o in self.outcomes if o.status != 200 and o.at >= after]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def process(mesh: LocalMesh, name: str):

@@ -17,12 +17,12 @@ import psutil
 import pytest
 
 from meshtools.topology import PROJECT_ROOT
-from tests.ports import free_layout, free_port
-from tests.test_local_tasks import layout_flags
+from meshtools.net import free_layout, free_port
+from tests.fakes_harness import fake_cluster_env
+from tests.inv_process import layout_flags, run_inv
 
 # Made up at each run: a literal would be found in this very file (and its bytecode).
 KEY = "hcaik_fakekey_" + secrets.token_hex(16)
-FAKES = Path(__file__).parent / "fakes"
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", ".hypothesis"}
 
 
@@ -34,8 +34,7 @@ class Run:
         self.outputs: list[str] = []
 
     def __call__(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=180)
+        result = run_inv(*args, environ=self.env, timeout=180)
         self.outputs.append(result.stdout + result.stderr)
         if ok:
             assert result.returncode == 0, f"inv {' '.join(args)}: {result.stdout}{result.stderr}"
@@ -71,18 +70,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_fake_cluster_tasks_never_put_the_key_in_argv_output_or_files(tmp_path):
-    bin_dir, fake_state, cluster_state = tmp_path / "bin", tmp_path / "fake-state", tmp_path / "cluster-state"
-    for path in (bin_dir, fake_state, cluster_state):
-        path.mkdir()
-    for tool in ("docker", "kind", "kubectl"):
-        (bin_dir / tool).symlink_to(FAKES / tool)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: production\n")
-    log = tmp_path / "calls.jsonl"
+    fakes = fake_cluster_env(tmp_path)
+    log, fake_state = Path(fakes["FAKE_LOG"]), Path(fakes["FAKE_STATE"])
     run = Run(clean_env(
-        HONEYCOMB_API_KEY=KEY, PATH=os.pathsep.join([str(bin_dir), os.environ["PATH"]]),
-        FAKE_LOG=str(log), FAKE_STATE=str(fake_state), ENVOY_TRACING_STATE_DIR=str(cluster_state),
-        KUBECONFIG=str(kubeconfig), INVOKE_LOCAL_STATE_DIR=str(tmp_path / "local-state"),
+        HONEYCOMB_API_KEY=KEY, PATH=os.pathsep.join([str(tmp_path / "bin"), os.environ["PATH"]]),
+        INVOKE_LOCAL_STATE_DIR=str(tmp_path / "local-state"), **fakes,
     ))
     ports = ["--front-port", str(free_port()), "--trace-proxy-port", str(free_port())]
     try:

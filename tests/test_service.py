@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from meshtools.background import serving
+from meshtools.local_mesh import APP_COMMAND
+from meshtools.net import free_port
 from service import TRACE_HEADERS, create_app
-from tests.ports import free_port
 
 
 @pytest.fixture
@@ -112,18 +111,8 @@ def test_gunicorn_serves_a_fast_stage_while_slow_ones_are_in_flight():
     port = free_port()
     env = {**os.environ, "SERVICE_NAME": "2", "BIND": f"127.0.0.1:{port}",
            "SLOW_STAGE_MIN_SECONDS": "2", "SLOW_STAGE_JITTER_SECONDS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                requests.get(f"{base}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    with serving(APP_COMMAND, f"{base}/healthz", env=env, timeout=20):
         finished = []
         def get(path):
             requests.get(f"{base}{path}", timeout=10).raise_for_status()
@@ -137,6 +126,3 @@ def test_gunicorn_serves_a_fast_stage_while_slow_ones_are_in_flight():
             for future in slow:
                 future.result()
         assert len(finished) == 9
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -7,45 +7,33 @@ import socket
 from pathlib import Path
 
 import pytest
-from invoke import Program
+from invoke import Collection
 
 import tasks
 from meshtools import forward as port_forward
 from meshtools import image
 from meshtools.tasks.stack import summary
 from tests.cluster_stack import ClusterStack, copy_tree
-from tests.ports import free_port
-from tests.test_cluster_fake import KEY, Fakes
+from meshtools.net import free_port
+from tests.fakes_harness import KEY, Fakes, fakes_for
 
 
 class StackFakes(Fakes):
-    def inv(self, *argv: str, configure: dict | None = None) -> tuple[int, str, str]:
-        """Run `inv ARGV` with the real task tree of tasks.py; (exit code, stdout, stderr)."""
-        self.capsys.readouterr()
-        code = 0
-        try:
-            Program(namespace=tasks.ns).run(["inv", *argv])
-        except SystemExit as exc:
-            code = exc.code or 0
-        out, err = self.capsys.readouterr()
-        return code, out, err
+    def namespace(self, configure: dict | None = None) -> Collection:
+        """The real task tree of tasks.py."""
+        return tasks.ns
 
     def first(self, tool: str, *prefix: str) -> int:
         """Index in the call log of the first `tool PREFIX...` call."""
         for index, call in enumerate(self.calls()):
-            args = call["argv"][1:]
-            if tool == "kubectl" and args[:1] == ["--context"]:
-                args = args[2:]
-            if call["argv"][0] == tool and args[: len(prefix)] == list(prefix):
+            if self.is_call(call, tool, *prefix):
                 return index
         raise AssertionError(f"no `{tool} {' '.join(prefix)}` call")
 
 
 @pytest.fixture
 def fakes(tmp_path, monkeypatch, capsys):
-    f = StackFakes(tmp_path, monkeypatch, capsys)
-    yield f
-    port_forward.stop(f.mesh)
+    yield from fakes_for(StackFakes, tmp_path, monkeypatch, capsys)
 
 
 def test_inv_up_runs_the_whole_chain_in_order_and_says_where_things_run_fake(fakes):

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from meshtools.net import free_port
 from tests.honeycomb_standin import black_hole, honeycomb_standin
-from tests.trace_proxy_process import free_port, running_proxy
+from tests.trace_proxy_process import running_proxy
 from trace_proxy import create_app
 from trace_proxy.settings import Settings
 

@@ -7,17 +7,14 @@ timestamps, so the expected tree order, bar columns and breakdown numbers follow
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from meshtools.topology import PROJECT_ROOT
-from tests.ports import free_port
+from meshtools.net import free_port
+from tests.inv_process import run_inv
+from tests.trace_proxy_process import running_proxy
 
 NOW_US = int(time.time() * 1e6)
 OK_ID = "463ac35c9f6413ad"
@@ -79,23 +76,7 @@ BREAKDOWN_ERRORS = {4, 11}
 
 @pytest.fixture(scope="module")
 def trace_proxy():
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trace_proxy", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, "the trace proxy exited during startup"
-            assert time.monotonic() < deadline, "the trace proxy did not get healthy within 30 s"
-            time.sleep(0.1)
+    with running_proxy() as proxy:
         spans = echo_trace(OK_ID, NOW_US - 60_000_000)
         spans += echo_trace(ERROR_ID, NOW_US - 30_000_000, name="chris", status="500")
         for i, slow_ms in enumerate(BREAKDOWN_SLOW_MS):
@@ -103,22 +84,13 @@ def trace_proxy():
                                 stage_us=(10_000, 10_000, 10_000, slow_ms * 1000, 10_000),
                                 service1="service1-bd", service2="service2-bd",
                                 stage_status={3: "500"} if i in BREAKDOWN_ERRORS else None)
-        reply = requests.post(f"{url}/api/v2/spans", json=spans, timeout=10)
+        reply = requests.post(f"{proxy.url}/api/v2/spans", json=spans, timeout=10)
         assert reply.status_code == 202, reply.text
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        yield proxy.url
 
 
 def inv(*args, columns=200):
-    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, env=env, timeout=60)
+    return run_inv(*args, env={"COLUMNS": str(columns), "NO_COLOR": "1"}, timeout=60)
 
 
 def table_lines(stdout: str, header_word: str) -> tuple[str, list[str]]:

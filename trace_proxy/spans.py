@@ -149,12 +149,15 @@ def _debug(raw: dict) -> bool:
     return bool(value)
 
 
-def from_v2(raw: Any) -> Span:
+def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
+    """What v1 and v2 spans share, checked alike: the object, its traceId, id, parentId and name."""
     raw = _require_object(raw)
-    trace_id = normalize_trace_id(raw["traceId"])
-    span_id = _span_id(raw["id"], "id")
-    parent_id = _optional_id(raw, "parentId")
-    name = _string(raw, "name")
+    return (raw, normalize_trace_id(raw["traceId"]), _span_id(raw["id"], "id"),
+            _optional_id(raw, "parentId"), _string(raw, "name"))
+
+
+def from_v2(raw: Any) -> Span:
+    raw, trace_id, span_id, parent_id, name = _identity(raw)
     kind = _string(raw, "kind")
     timestamp, duration = _micros(raw, "timestamp"), _micros(raw, "duration")
     local = _endpoint(raw.get("localEndpoint"), "localEndpoint")
@@ -216,11 +219,7 @@ def _v1_kind(values: set[str]) -> str | None:
 
 
 def from_v1(raw: Any) -> Span:
-    raw = _require_object(raw)
-    trace_id = normalize_trace_id(raw["traceId"])
-    span_id = _span_id(raw["id"], "id")
-    parent_id = _optional_id(raw, "parentId")
-    name = _string(raw, "name")
+    raw, trace_id, span_id, parent_id, name = _identity(raw)
     timestamp, duration = _micros(raw, "timestamp"), _micros(raw, "duration")
     debug = _debug(raw)
 
