@@ -22,10 +22,10 @@ from supervisor.xmlrpc import SupervisorTransport
 from meshtools import envoy_config
 from meshtools.net import port_in_use
 from meshtools.readiness import NotReady, wait_until_ok
-from meshtools.topology import PROJECT_ROOT, SERVICE1, SERVICE2, Instance, LocalLayout
+from meshtools.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
-TRACE_PROXY_PROGRAM = "trace-proxy"
+TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
 # The Flask service under gunicorn; BIND in its environment says where it listens.
 APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]

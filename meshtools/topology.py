@@ -6,7 +6,7 @@ supervisor, the tasks' defaults) reads from here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +27,11 @@ ADMIN_PORT = 9901  # every Envoy's admin interface, bound to 127.0.0.1
 TRACE_PROXY_PORT = 9411  # Zipkin's well-known port
 
 # What users and tasks talk to, on either target (port-forward or direct).
-FRONT_URL = "http://127.0.0.1:8000"
-TRACE_PROXY_URL = "http://127.0.0.1:9411"
+LOOPBACK = "127.0.0.1"
+FRONT_LOCAL_PORT = 8000  # the seed's `kubectl port-forward … 8000:80`
+FRONT_URL = f"http://{LOOPBACK}:{FRONT_LOCAL_PORT}"
+TRACE_PROXY_URL = f"http://{LOOPBACK}:{TRACE_PROXY_PORT}"
+LOCAL_BASE_PORT = 10000  # the local target's other ports count up from here
 
 DEFAULT_REPLICAS = 3  # service1 replicas, as in the seed
 
@@ -56,15 +59,28 @@ class LocalLayout:
     """Where each local process listens on 127.0.0.1.
 
     front-envoy and the trace proxy keep the ports users know (8000, 9411); every other
-    port is allocated upwards from `base_port`, four per instance.
+    port is allocated upwards from `base_port`, four per instance (service2, each service1
+    replica), then front-envoy's admin port.
     """
 
-    front_port: int = 8000
-    trace_proxy_port: int = 9411
-    base_port: int = 10000
+    front_port: int = FRONT_LOCAL_PORT
+    trace_proxy_port: int = TRACE_PROXY_PORT
+    base_port: int = LOCAL_BASE_PORT
     replicas: int = DEFAULT_REPLICAS
-    host: str = "127.0.0.1"
-    front_admin_port: int = field(default=0)  # 0: base_port - 1
+    host: str = LOOPBACK
+
+    def __post_init__(self):
+        if self.replicas < 1:
+            raise ValueError("--replicas must be at least 1")
+        ports = self.ports()
+        span = f"--base-port {self.base_port} uses {self.base_port}–{self.base_port + 4 * (1 + self.replicas)}"
+        outside = sorted({port for port in ports if not 1 <= port <= 65535})
+        if outside:
+            raise ValueError(f"ports must lie between 1 and 65535, not {', '.join(map(str, outside))} ({span})")
+        clashes = sorted({port for port in ports if ports.count(port) > 1})
+        if clashes:
+            raise ValueError(f"port {', '.join(map(str, clashes))} would be used twice; choose ports that do not "
+                             f"overlap ({span})")
 
     def _block(self, index: int) -> tuple[int, int, int, int]:
         start = self.base_port + 4 * index
@@ -76,7 +92,7 @@ class LocalLayout:
             name=FRONT,
             service=FRONT,
             ingress_port=self.front_port,
-            admin_port=self.front_admin_port or self.base_port - 1,
+            admin_port=self.base_port + 4 * (1 + self.replicas),
         )
 
     @property
@@ -108,5 +124,5 @@ class LocalLayout:
         """Every port the local target listens on."""
         ports = [self.trace_proxy_port]
         for inst in self.envoys:
-            ports += [p for p in (inst.ingress_port, inst.admin_port, inst.app_port, inst.egress_port) if p]
+            ports += [p for p in (inst.ingress_port, inst.admin_port, inst.app_port, inst.egress_port) if p is not None]
         return ports

@@ -72,3 +72,18 @@ def test_echo_against_nothing_says_what_to_do(tmp_path):
     result = inv("echo", "--name", "friend", "--url", f"http://127.0.0.1:{free_port()}", state_dir=tmp_path)
     assert result.returncode == 1
     assert "inv local.up" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--front-port", "9411"], "port 9411 would be used twice"),
+    (["--base-port", "7990"], "port 8000 would be used twice"),
+    (["--base-port", "0"], "ports must lie between 1 and 65535, not 0"),
+    (["--front-port", "70000"], "ports must lie between 1 and 65535, not 70000"),
+    (["--replicas", "0"], "--replicas must be at least 1"),
+    (["--replicas", "three"], "must be whole numbers"),
+])
+def test_local_up_refuses_a_layout_that_cannot_work_before_starting_anything(tmp_path, flags, message):
+    result = inv("local.up", *flags, state_dir=tmp_path)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Starting" not in result.stdout
+    assert not (tmp_path / "supervisord.pid").exists()

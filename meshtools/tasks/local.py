@@ -10,7 +10,14 @@ from rich.table import Table
 from meshtools.envoy_config import EnvoyMissing
 from meshtools.local_mesh import LocalMesh, MeshError
 from meshtools.signals import sigterm_as_interrupt
-from meshtools.topology import LocalLayout
+from meshtools.topology import (
+    DEFAULT_REPLICAS,
+    FRONT_LOCAL_PORT,
+    LOCAL_BASE_PORT,
+    LOOPBACK,
+    TRACE_PROXY_PORT,
+    LocalLayout,
+)
 
 
 def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
@@ -23,12 +30,13 @@ def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_p
         "base_port": base_port if base_port is not None else cfg.get("base_port"),
     }
     try:
-        layout = LocalLayout(**{k: int(v) for k, v in chosen.items() if v is not None})
+        numbers = {k: int(v) for k, v in chosen.items() if v is not None}
     except ValueError as exc:
         raise Exit(f"--replicas and the ports must be whole numbers ({exc}).")
-    if layout.replicas < 1:
-        raise Exit("--replicas must be at least 1.")
-    return layout
+    try:
+        return LocalLayout(**numbers)
+    except ValueError as exc:
+        raise Exit(f"{exc}.")
 
 
 def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
@@ -40,6 +48,8 @@ def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
 def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
     """Bring the local mesh up (shared with `inv demo`); expected failures become Exit."""
     mesh = mesh_from(c, layout)
+    if mesh.is_running():
+        raise Exit("The local mesh is already up: `inv local.status` shows it, `inv local.down` stops it.")
     console.print(
         f"Starting the local mesh: trace proxy, service2, {layout.replicas} × service1, their Envoy sidecars "
         f"and front-envoy (logs in {mesh.logs_dir}) …"
@@ -56,10 +66,10 @@ def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
 
 @task(
     help={
-        "replicas": "service1 replicas (default 3, as in the seed)",
-        "front_port": "front-envoy's port on 127.0.0.1 (default 8000)",
-        "trace_proxy_port": "the trace proxy's port on 127.0.0.1 (default 9411)",
-        "base_port": "first of the ports for everything else, four per instance (default 10000)",
+        "replicas": f"service1 replicas (default {DEFAULT_REPLICAS}, as in the seed)",
+        "front_port": f"front-envoy's port on {LOOPBACK} (default {FRONT_LOCAL_PORT})",
+        "trace_proxy_port": f"the trace proxy's port on {LOOPBACK} (default {TRACE_PROXY_PORT})",
+        "base_port": f"first of the ports for everything else, four per instance (default {LOCAL_BASE_PORT})",
     }
 )
 def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None):
