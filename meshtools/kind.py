@@ -40,13 +40,31 @@ def require_tools(*tools: str) -> None:
         raise Exit(f"{names} {verb} not on PATH: install {hints}.")
 
 
+START_DOCKER = "start Docker Desktop, or `sudo systemctl start docker` on Linux"
+
+
+def docker_daemon_answers() -> bool:
+    return ok(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
+
+
 def require_docker_daemon() -> None:
     """The client alone is not enough: kind needs a daemon that answers."""
-    if not ok(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30):
+    if not docker_daemon_answers():
         raise Exit(
             "Docker is installed but its daemon is not answering (`docker info` failed): "
-            "start Docker Desktop, or `sudo systemctl start docker` on Linux, then try again."
+            f"{START_DOCKER}, then try again."
         )
+
+
+def missing_runtime() -> str | None:
+    """The tool (kind or docker) whose absence means no kind cluster can exist here, if any.
+
+    kind keeps a cluster's nodes as Docker containers, so without either tool there is none.
+    """
+    for tool in ("kind", "docker"):
+        if shutil.which(tool) is None:
+            return tool
+    return None
 
 
 def preflight() -> None:

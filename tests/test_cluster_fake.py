@@ -10,11 +10,12 @@ import re
 import socket
 
 import pytest
+from invoke.exceptions import Exit
 
 from meshtools import forward as port_forward
 from meshtools import image
 from meshtools.net import free_port
-from meshtools.tasks import cluster
+from meshtools.tasks import cluster, options
 from tests.fakes_harness import KEY, Fakes, fakes_for
 
 
@@ -267,10 +268,84 @@ def test_cluster_down_is_fine_when_there_is_no_cluster_fake(fakes):
     assert "nothing to delete" in out
 
 
-def test_status_without_a_cluster_says_how_to_create_it_fake(fakes):
-    code, out, _ = fakes.inv("cluster.status")
+def test_status_without_a_cluster_says_how_to_create_it_and_exits_3_fake(fakes):
+    code, out, err = fakes.inv("cluster.status")
 
-    assert code == 0 and "inv cluster.up" in out
+    assert code == 3 and "inv cluster.up" in out and not err
+
+
+def test_status_exits_3_when_kind_docker_or_the_daemon_is_missing_fake(fakes, monkeypatch):
+    fakes.inv("cluster.up")
+    for tools, daemon, said in (
+        (("docker", "kubectl"), "up", "kind is not installed"),
+        (("kind", "kubectl"), "up", "docker is not installed"),
+        (("docker", "kind", "kubectl"), "down", "daemon is not answering"),
+    ):
+        fakes.install(*tools)
+        monkeypatch.setenv("FAKE_DOCKER_DAEMON", daemon)
+        code, out, err = fakes.inv("cluster.status")
+
+        assert code == 3, (tools, daemon, err)
+        assert said in out and "Traceback" not in out + err
+
+
+def _cluster_with_forwards(fakes) -> list[int]:
+    fakes.inv("cluster.up")
+    code, _, err = fakes.inv("forward", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+    assert code == 0, err
+    return [r["pid"] for r in json.loads((fakes.mesh / "forward.json").read_text())]
+
+
+@pytest.mark.parametrize("tools, missing", [(("docker", "kubectl"), "kind"), (("kind", "kubectl"), "docker")])
+def test_cluster_down_without_kind_or_docker_stops_the_forwards_and_exits_0_fake(fakes, tools, missing):
+    pids = _cluster_with_forwards(fakes)
+    fakes.install(*tools)
+    code, out, err = fakes.inv("cluster.down")
+
+    assert code == 0, err
+    assert f"{missing} is not installed" in out and "nothing to delete" in out
+    assert not any(port_forward.alive(pid) for pid in pids)
+    assert not fakes.argvs("kind", "delete")
+
+
+def test_cluster_down_with_a_stopped_docker_daemon_says_to_start_it_and_fails_fake(fakes, monkeypatch):
+    pids = _cluster_with_forwards(fakes)
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "down")
+    code, out, err = fakes.inv("cluster.down")
+
+    # The cluster may still exist (it comes back with Docker), so `down` has not done its job.
+    assert code == 1
+    (line,) = err.strip().splitlines()
+    assert "daemon is not answering" in line and "start Docker" in line and "run this again" in line
+    assert not any(port_forward.alive(pid) for pid in pids)
+    assert not fakes.argvs("kind", "delete")
+
+
+@pytest.mark.parametrize("value, said", [
+    ("abc", "must be a whole number, got 'abc'"),
+    ("8000.5", "must be a whole number"),
+    ("-5", "must be between 1 and 65535, got -5"),
+    ("0", "must be between 1 and 65535, got 0"),
+    ("65536", "must be between 1 and 65535, got 65536"),
+])
+@pytest.mark.parametrize("flag", ["--front-port", "--trace-proxy-port"])
+def test_forward_refuses_a_port_that_is_not_one_in_one_sentence_fake(fakes, flag, value, said):
+    code, out, err = fakes.inv("forward", f"{flag}={value}")
+
+    assert code == 1
+    assert "Traceback" not in out + err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"{flag} {said}")
+    assert not fakes.calls()  # refused before any tool runs
+
+
+def test_port_options_accept_strings_and_ints_and_leave_unset_alone():
+    assert options.port(" 8080 ", "--p") == 8080
+    assert options.port(65535, "--p") == 65535
+    assert options.port(None, "--p") is None
+    assert options.whole_number("0", "--n", minimum=0) == 0
+    with pytest.raises(Exit, match="--n must be at least 1, got 0"):
+        options.whole_number("0", "--n", minimum=1)
 
 
 def test_content_tag_follows_the_sources(tmp_path):

@@ -15,7 +15,9 @@ from meshtools import image
 from meshtools.tasks.stack import summary
 from tests.cluster_stack import ClusterStack, copy_tree
 from meshtools.net import free_port
+from meshtools.topology import FRONT_LOCAL_PORT, TRACE_PROXY_PORT
 from tests.fakes_harness import KEY, Fakes, fakes_for
+from tests.inv_process import run_inv
 
 
 class StackFakes(Fakes):
@@ -105,6 +107,43 @@ def test_inv_up_refuses_a_front_port_in_use_fake(fakes):
         code, _, err = fakes.inv("up", "--front-port", str(busy.getsockname()[1]), "--trace-proxy-port", str(free_port()))
 
     assert code != 0 and "already in use" in err
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "70000"])
+def test_inv_up_refuses_a_bad_port_before_creating_anything_fake(fakes, value):
+    code, out, err = fakes.inv("up", f"--trace-proxy-port={value}")
+
+    assert code == 1 and "Traceback" not in out + err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("--trace-proxy-port must be")
+    assert not fakes.calls()
+
+
+def test_inv_up_refuses_an_unknown_variant_before_creating_anything_fake(fakes):
+    code, _, err = fakes.inv("up", "--variant", "nope")
+
+    assert code == 1 and "default, upstream-proxy" in err
+    assert not fakes.calls()
+
+
+def test_inv_down_without_kind_stops_the_forwards_and_exits_0_fake(fakes):
+    fakes.inv("up", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+    pids = [r["pid"] for r in json.loads((fakes.mesh / "forward.json").read_text())]
+    fakes.install("docker", "kubectl")
+
+    code, out, err = fakes.inv("down")
+
+    assert code == 0, err
+    assert "kind is not installed" in out
+    assert not any(port_forward.alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("task", ["up", "forward"])
+def test_port_flag_help_shows_the_defaults_from_topology(task):
+    result = run_inv("--help", task, env={"COLUMNS": "200"}, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert f"(default {FRONT_LOCAL_PORT})" in result.stdout and f"(default {TRACE_PROXY_PORT})" in result.stdout
 
 
 def test_summary_with_the_default_ports_needs_no_url_flags():

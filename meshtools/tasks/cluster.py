@@ -22,11 +22,26 @@ from meshtools import secret as secrets
 from meshtools.cluster_state import state_dir
 from meshtools.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.signals import sigterm_as_interrupt
-from meshtools.topology import FRONT, FRONT_URL, MANIFESTS_DIR, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_URL
+from meshtools.tasks import options
+from meshtools.topology import (
+    FRONT,
+    FRONT_LOCAL_PORT,
+    FRONT_URL,
+    LOOPBACK,
+    MANIFESTS_DIR,
+    SERVICE1,
+    SERVICE2,
+    TRACE_PROXY,
+    TRACE_PROXY_PORT,
+    TRACE_PROXY_URL,
+)
 
 console = Console(highlight=False, soft_wrap=True)  # no inserted line breaks: commands stay copyable
 
 NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {kind.DEFAULT_CLUSTER_NAME})"
+FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
+TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
+NOT_RUNNING = 3  # status's exit code when there is no cluster, as `inv local.status` and `systemctl status`
 VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
@@ -59,11 +74,24 @@ def up(c, name=None):
 
 @task(help={"name": NAME_HELP})
 def down(c, name=None):
-    """Stop the port-forwards and delete the kind cluster (fine when it does not exist)."""
+    """Stop the port-forwards and delete the kind cluster (fine when it does not exist).
+
+    Exits 0 when there is no cluster, also when kind or docker is not installed (then there can
+    be none). Exits 1 when Docker's daemon is stopped: the cluster may still exist and come back
+    with Docker, so start Docker and run it again.
+    """
     cluster = cluster_name(c, name)
     for stopped in port_forward.stop(state_dir()):
         console.print(f"Stopped port-forward 127.0.0.1:{stopped.local_port} → svc/{stopped.service}.")
-    kind.require_tools("kind")
+    missing = kind.missing_runtime()
+    if missing:
+        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r}; nothing to delete.")
+        return
+    if not kind.docker_daemon_answers():
+        raise Exit(
+            f"Docker's daemon is not answering, so kind cannot check or delete cluster {cluster!r} "
+            f"(its node comes back when Docker starts): {kind.START_DOCKER}, then run this again."
+        )
     if kind.delete(cluster):
         console.print(f"Deleted cluster {cluster!r}.")
     else:
@@ -72,12 +100,24 @@ def down(c, name=None):
 
 @task(help={"name": NAME_HELP})
 def status(c, name=None):
-    """Show the cluster, its node, the pods and what is port-forwarded."""
+    """Show the cluster, its node, the pods and what is port-forwarded.
+
+    Exits 3 when the cluster does not exist or is not running (also when kind or docker is not
+    installed, or Docker's daemon is stopped), like `inv local.status` when nothing runs.
+    """
     cluster = cluster_name(c, name)
-    kind.require_tools("kind", "kubectl")
+    missing = kind.missing_runtime()
+    if missing:
+        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r} "
+                      "(`inv cluster.up` says how to install it).")
+        raise Exit(code=NOT_RUNNING)
+    if not kind.docker_daemon_answers():
+        console.print(f"Docker's daemon is not answering, so cluster {cluster!r} is not running: {kind.START_DOCKER}.")
+        raise Exit(code=NOT_RUNNING)
     if not kind.exists(cluster):
         console.print(f"No cluster {cluster!r} (`inv cluster.up` creates it).")
-        return
+        raise Exit(code=NOT_RUNNING)
+    kind.require_tools("kubectl")
     kubectl = Kubectl(cluster)
     console.print(f"[bold]Cluster[/] {cluster} (context {kubectl.context})")
     kubectl.run("get", "nodes")
@@ -153,7 +193,7 @@ def deploy(c, name=None, variant="default", forward=True):
         _start_forwards(kubectl)
 
 
-def _start_forwards(kubectl: Kubectl, front_port: int = 0, trace_proxy_port: int = 0) -> None:
+def _start_forwards(kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
     # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
     with sigterm_as_interrupt():
         forwards = port_forward.start(
@@ -184,11 +224,13 @@ def secret(c, name=None):
 @task(help={
     "name": NAME_HELP,
     "stop": "stop the recorded port-forwards instead of starting them",
-    "front_port": "local port for front-envoy (default 8000)",
-    "trace_proxy_port": "local port for the trace proxy (default 9411)",
+    "front_port": FRONT_PORT_HELP,
+    "trace_proxy_port": TRACE_PROXY_PORT_HELP,
 })
-def forward(c, name=None, stop=False, front_port=0, trace_proxy_port=0):
-    """Port-forward front-envoy to 127.0.0.1:8000 and the trace proxy to :9411, in the background."""
+def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None):
+    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background."""
+    front_port = options.port(front_port, "--front-port")
+    trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     if stop:
         stopped = port_forward.stop(state_dir())
         for f in stopped:

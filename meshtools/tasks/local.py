@@ -95,7 +95,7 @@ def down(c):
 
 @task
 def status(c):
-    """Show each local process, its health and its log file."""
+    """Show each local process, its health and its log file; exits 3 when nothing runs."""
     console = Console()
     mesh = mesh_from(c)
     states = mesh.status() if mesh.is_running() else []

@@ -7,13 +7,14 @@ which stops the port-forwards and then deletes the cluster.
 from __future__ import annotations
 
 from invoke import task
+from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools import forward as port_forward
 from meshtools import secret as secrets
 from meshtools.cluster_state import state_dir
 from meshtools.kubectl import Kubectl
-from meshtools.tasks import cluster
+from meshtools.tasks import cluster, options
 from meshtools.topology import FRONT, FRONT_URL, TRACE_PROXY, TRACE_PROXY_URL
 
 console = Console(highlight=False, soft_wrap=True)
@@ -44,11 +45,16 @@ def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bo
     "name": cluster.NAME_HELP,
     "variant": "manifests to apply: default (our trace proxy) or upstream-proxy (the seed's)",
     "rebuild": "build the image even if one with this content tag exists",
-    "front_port": "local port for front-envoy (default 8000)",
-    "trace_proxy_port": "local port for the trace proxy (default 9411)",
+    "front_port": cluster.FRONT_PORT_HELP,
+    "trace_proxy_port": cluster.TRACE_PROXY_PORT_HELP,
 })
-def up(c, name=None, variant="default", rebuild=False, front_port=0, trace_proxy_port=0):
+def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None):
     """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs."""
+    # Checked before anything is created, not when `deploy` or `forward` finally runs.
+    if variant not in cluster.VARIANTS:
+        raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(cluster.VARIANTS)}.")
+    front_port = options.port(front_port, "--front-port")
+    trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     cluster.up(c, name=name)
     cluster.build(c, name=name, rebuild=rebuild)
     if secrets.key_from_env():
@@ -66,5 +72,9 @@ def up(c, name=None, variant="default", rebuild=False, front_port=0, trace_proxy
 
 @task(help={"name": cluster.NAME_HELP})
 def down(c, name=None):
-    """Undo `inv up`: stop the port-forwards and delete the kind cluster (the image stays in Docker)."""
+    """Undo `inv up`: stop the port-forwards and delete the kind cluster (the image stays in Docker).
+
+    Exits 0 when there is no cluster, also when kind or docker is not installed; exits 1 when
+    Docker's daemon is stopped (start it and run this again), as `inv cluster.down`.
+    """
     cluster.down(c, name=name)
