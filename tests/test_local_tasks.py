@@ -77,10 +77,11 @@ def test_echo_against_nothing_says_what_to_do(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--front-port", "9411"], "port 9411 would be used twice"),
     (["--base-port", "7990"], "port 8000 would be used twice"),
-    (["--base-port", "0"], "ports must lie between 1 and 65535, not 0"),
-    (["--front-port", "70000"], "ports must lie between 1 and 65535, not 70000"),
+    (["--base-port", "65530"], "ports must lie between 1 and 65535, not 65536"),
+    (["--base-port", "0"], "--base-port must be between 1 and 65535, got 0"),
+    (["--front-port", "70000"], "--front-port must be between 1 and 65535, got 70000"),
     (["--replicas", "0"], "--replicas must be at least 1"),
-    (["--replicas", "three"], "must be whole numbers"),
+    (["--replicas", "three"], "--replicas must be a whole number, got 'three'"),
 ])
 def test_local_up_refuses_a_layout_that_cannot_work_before_starting_anything(tmp_path, flags, message):
     result = inv("local.up", *flags, state_dir=tmp_path)

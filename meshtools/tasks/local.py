@@ -10,6 +10,7 @@ from rich.table import Table
 from meshtools.envoy_config import EnvoyMissing
 from meshtools.local_mesh import LocalMesh, MeshError
 from meshtools.signals import sigterm_as_interrupt
+from meshtools.tasks import options
 from meshtools.topology import (
     DEFAULT_REPLICAS,
     FRONT_LOCAL_PORT,
@@ -23,16 +24,17 @@ from meshtools.topology import (
 def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
     """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
     cfg = c.config.get("local", {})
-    chosen = {
-        "replicas": replicas if replicas is not None else cfg.get("replicas"),
-        "front_port": front_port if front_port is not None else cfg.get("front_port"),
-        "trace_proxy_port": trace_proxy_port if trace_proxy_port is not None else cfg.get("trace_proxy_port"),
-        "base_port": base_port if base_port is not None else cfg.get("base_port"),
+
+    def chosen(flag_value, key):
+        return flag_value if flag_value is not None else cfg.get(key)
+
+    numbers = {
+        "replicas": options.whole_number(chosen(replicas, "replicas"), "--replicas", minimum=1),
+        "front_port": options.port(chosen(front_port, "front_port"), "--front-port"),
+        "trace_proxy_port": options.port(chosen(trace_proxy_port, "trace_proxy_port"), "--trace-proxy-port"),
+        "base_port": options.port(chosen(base_port, "base_port"), "--base-port"),
     }
-    try:
-        numbers = {k: int(v) for k, v in chosen.items() if v is not None}
-    except ValueError as exc:
-        raise Exit(f"--replicas and the ports must be whole numbers ({exc}).")
+    numbers = {key: value for key, value in numbers.items() if value is not None}
     try:
         return LocalLayout(**numbers)
     except ValueError as exc:
