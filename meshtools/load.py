@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtools.front import echo_url
+from meshtools.urls import check_base_url
 
 DEFAULT_NAMES = ("earth", "fire", "wind", "water")  # the seed's generate-load.sh names
 DEFAULT_DURATION = 10.0  # seconds, when neither duration nor requests is given
@@ -32,6 +33,9 @@ DEFAULT_CONCURRENCY = 4  # closed model workers
 DEFAULT_OPEN_WORKERS = 64  # open model: most requests in flight at once
 DEFAULT_TIMEOUT = 10.0  # seconds; the slow stage alone can take 3.3 s
 LATE_START_SECONDS = 0.010  # open model: a request sent this late means the pool was full
+MAX_WORKERS = 1000  # one thread each
+MAX_RATE = 100_000.0  # requests per second; far beyond what one Python process sends
+MAX_SECONDS = 366 * 24 * 3600.0  # sockets and waits overflow on absurd timeouts; a year is plenty
 
 
 class LatencyHistogram:
@@ -64,13 +68,6 @@ class LatencyHistogram:
         self.min = min(self.min, seconds)
         self.max = max(self.max, seconds)
 
-    def merge(self, other: "LatencyHistogram") -> None:
-        self.counts.update(other.counts)
-        self.count += other.count
-        self.total += other.total
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
     def percentile(self, p: float) -> float | None:
         """The nearest-rank p-th percentile (0 < p <= 100), in seconds; None when empty."""
         if not self.count:
@@ -102,6 +99,11 @@ class LatencyHistogram:
         return [(edges[i], edges[i + 1], counts[i]) for i in range(n)]
 
 
+def _check_seconds(value: float | None, flag: str, what: str) -> None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise ValueError(f"{flag} must be {what} (at most a year), got {value:g}.")
+
+
 @dataclass
 class LoadConfig:
     url: str
@@ -115,18 +117,18 @@ class LoadConfig:
     def __post_init__(self) -> None:
         if self.duration is None and self.requests is None:
             self.duration = DEFAULT_DURATION
-        if self.duration is not None and self.duration <= 0:
-            raise ValueError("--duration must be a positive number of seconds.")
+        _check_seconds(self.duration, "--duration", "a positive number of seconds")
+        _check_seconds(self.timeout, "--timeout", "a positive number of seconds")
+        if self.rate is not None and not 0 < self.rate <= MAX_RATE:  # False for nan, too
+            raise ValueError(f"--rate must be a positive number of requests per second up to {MAX_RATE:g}, "
+                             f"got {self.rate:g}.")
         if self.requests is not None and self.requests <= 0:
-            raise ValueError("--requests must be a positive number.")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("--rate must be a positive number of requests per second.")
-        if self.concurrency is not None and self.concurrency <= 0:
-            raise ValueError("--concurrency must be a positive number.")
+            raise ValueError("--requests must be a positive whole number.")
+        if self.concurrency is not None and not 0 < self.concurrency <= MAX_WORKERS:
+            raise ValueError(f"--concurrency must be a whole number from 1 to {MAX_WORKERS}.")
         if not self.names or not all(n.strip() for n in self.names):
             raise ValueError("--names needs at least one non-empty name, comma separated.")
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"--url must be an http:// URL, got {self.url!r}.")
+        check_base_url(self.url)
 
     @property
     def model(self) -> str:
@@ -160,6 +162,8 @@ class LoadSummary:
     late_starts: int = 0
     interrupted: bool = False
     in_flight_abandoned: int = 0
+    sent: int = 0
+    send_window: float = 0.0  # open model: from the start to one interval after the last send
 
     @property
     def completed(self) -> int:
@@ -170,8 +174,16 @@ class LoadSummary:
         return sum(self.errors.values())
 
     @property
-    def achieved_rate(self) -> float:
+    def throughput(self) -> float:
+        """Answers per second over the whole run, the wait for the last answers included."""
         return self.completed / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def send_rate(self) -> float | None:
+        """Open model: requests sent per second while sending (what --rate asked for); None when closed."""
+        if not self.config.rate:
+            return None
+        return self.sent / self.send_window if self.send_window > 0 else 0.0
 
     def to_dict(self) -> dict:
         ms = lambda s: None if s is None else round(s * 1000, 3)  # noqa: E731
@@ -186,8 +198,10 @@ class LoadSummary:
             "errors": self.error_count,
             "errors_by_status": dict(sorted(self.errors.items())),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "sent": self.sent,
             "elapsed_s": round(self.elapsed, 3),
-            "achieved_rate": round(self.achieved_rate, 3),
+            "send_rate": None if self.send_rate is None else round(self.send_rate, 3),
+            "throughput": round(self.throughput, 3),
             "latency_ms": {
                 "p50": ms(h.percentile(50)),
                 "p90": ms(h.percentile(90)),
@@ -227,6 +241,7 @@ class LoadRun:
         self._tickets = itertools.count()
         self._in_flight = 0
         self._started = 0.0
+        self._last_send = 0.0
         self._deadline = math.inf
 
     # -- progress, read by the live line from another thread
@@ -273,9 +288,10 @@ class LoadRun:
                     intended = self._started + i / rate
                     if intended >= self._deadline:
                         return
-                    delay = intended - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        return
+                    # In steps: a wait of years overflows, and a far-off request is still stoppable.
+                    while (delay := intended - time.monotonic()) > 0:
+                        if self._stop.wait(min(delay, 1.0)):
+                            return
                     late = time.monotonic() - intended > LATE_START_SECONDS
                 else:
                     intended = time.monotonic()
@@ -287,6 +303,8 @@ class LoadRun:
         status, exc, request_id = None, None, None
         with self._lock:
             self._in_flight += 1
+            self.summary.sent += 1
+            self._last_send = time.monotonic()
         try:
             response = session.get(url, timeout=self.config.timeout)
             status = response.status_code
@@ -337,6 +355,8 @@ class LoadRun:
                 self.summary.interrupted = True
                 self.summary.in_flight_abandoned = self._in_flight
         self.summary.elapsed = time.monotonic() - self._started
+        if self.config.rate and self.summary.sent:
+            self.summary.send_window = self._last_send - self._started + 1 / self.config.rate
         return self.summary
 
 
@@ -403,9 +423,14 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
     else:
         title += f" · concurrency {d['concurrency']}"
     console.print(Text(title, style="bold"))
-    console.print(
-        f"requests {d['requests']} in {d['elapsed_s']:.1f} s · achieved {d['achieved_rate']:.1f} req/s"
-    )
+    if summary.send_rate is None:
+        console.print(f"requests {d['requests']} in {d['elapsed_s']:.1f} s · {summary.throughput:.1f} req/s")
+    else:
+        # The wait for the last answers is not sending time: both rates, each named.
+        console.print(
+            f"requests {d['requests']} in {d['elapsed_s']:.1f} s · sent at {summary.send_rate:.1f} req/s "
+            f"(target {summary.config.rate:g}) · {summary.throughput:.1f} answers/s overall"
+        )
     if summary.error_count:
         by = ", ".join(f"{k}: {v}" for k, v in d["errors_by_status"].items())
         console.print(Text(f"ERRORS {summary.error_count} ({by})", style="bold red"))

@@ -7,10 +7,14 @@ Everything here takes plain span dicts (Zipkin v2 JSON) and a rich Console, so `
     render_trace(spans, console)          # one trace as a tree with a timeline bar per span
 
 Errors are written out in words ("ERROR 500") as well as in red, so piped output keeps them.
+`terminal_console()` is the Console every command prints these with.
 """
 from __future__ import annotations
 
+import io
 import math
+import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +26,50 @@ from rich.table import Table
 from rich.text import Text
 
 BAR_WIDTH = 40
+MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
+MIN_LABEL = 8  # columns a cut breakdown label or span name keeps, unless the console is tiny
+LAST_RESORT_LABEL = 3  # ...then labels go down to this rather than numbers being cut
+PIPED_WIDTH = 140  # piped output has no terminal width to respect: room for names and bars
 BAR_CHAR = "█"
 EMPTY_CHAR = " "
 SHADES = "░▒▓█"  # heatmap cells, fewest to most spans
+
+
+# -- console --------------------------------------------------------------------------
+
+
+class _NoTrailingSpaces(io.TextIOBase):
+    """A text stream that drops the spaces rich pads table lines with, for piped output."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.out.write(line.rstrip(" ") + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending and not self.pending.endswith(" "):
+            self.out.write(self.pending)
+            self.pending = ""
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def terminal_console() -> Console:
+    """The Console for `inv traces` and `inv demo`: the terminal's width, or PIPED_WIDTH when piped.
+
+    COLUMNS, when set, wins either way (rich reads it).
+    """
+    if sys.stdout.isatty():
+        return Console()
+    width = None if "COLUMNS" in os.environ else PIPED_WIDTH
+    return Console(file=_NoTrailingSpaces(sys.stdout), width=width)
 
 
 # -- span fields ------------------------------------------------------------------------
@@ -51,10 +96,20 @@ def is_error(span: dict) -> bool:
 
 
 def status_label(span: dict) -> str:
-    """'200', 'ERROR 500', or 'ERROR' for an error tag without a status."""
+    """'200', 'ERROR 500', 'ERROR (no response, DC)' for a request that got no answer.
+
+    Envoy records status 0 when there was no response at all (the client hung up, the
+    upstream reset...); its response_flags say which.
+    """
     code = status_code(span)
     if is_error(span):
-        return f"ERROR {code}" if code is not None else "ERROR"
+        if code:
+            return f"ERROR {code}"
+        flags = tags_of(span).get("response_flags")
+        flags = flags if flags and flags != "-" else ""
+        if code == 0:
+            return f"ERROR (no response{', ' + flags if flags else ''})"
+        return f"ERROR ({flags})" if flags else "ERROR"
     return "" if code is None else str(code)
 
 
@@ -178,32 +233,65 @@ def self_times(spans: Sequence[dict]) -> dict[int, float]:
 # -- waterfall --------------------------------------------------------------------------
 
 
-def _timeline_width(rows: Sequence[tuple[int, dict]], console: Console) -> int:
-    """What is left of the console's width for the bar once the text columns fit."""
-    text = [
-        max(2 * d + len(service_of(s)) for d, s in rows),
-        min(40, max(len(s.get("name") or "") + len(s.get("kind") or "") + 1 for _, s in rows)),
-        min(30, max([len("url")] + [len(url_path(s)) for _, s in rows])),
-        max([len("status")] + [len(status_label(s)) for _, s in rows]),
-        max(len(f"{duration_ms(s):.1f}") for _, s in rows),
-        len("◀ slowest"),
-    ]
-    spare = console.width - sum(text) - 2 * (len(text) + 1)  # one space each side of a cell
-    return max(10, min(BAR_WIDTH + 20, spare))
+GAP = 1  # spaces between table columns: at 80 columns every one counts
+
+
+def _table(**kwargs) -> Table:
+    return Table(box=None, padding=(0, GAP, 0, 0), pad_edge=False, header_style="bold", **kwargs)
+
+
+def _fit(natural: list[int], room: int, last_first: bool = False) -> list[int]:
+    """Widths for cuttable columns of these natural widths within `room`, none below MIN_LABEL
+    (or its natural width) unless that is still too wide. The widest are cut first; with
+    `last_first`, the last column is cut as far as it goes, then the one before it..."""
+    widths = list(natural)
+    for least in (MIN_LABEL, LAST_RESORT_LABEL):
+        while sum(widths) > room:
+            cuttable = [i for i in range(len(widths)) if widths[i] > min(least, natural[i])]
+            if not cuttable:
+                break
+            widths[max(cuttable) if last_first else max(cuttable, key=lambda i: widths[i])] -= 1
+    return widths
+
+
+def _phrases(phrases: Sequence[Text], width: int) -> Text:
+    """Phrases joined by " · ", a line break between two phrases (never inside one) when the
+    next would not fit."""
+    out, used = Text(), 0
+    for phrase in phrases:
+        if used and used + 3 + len(phrase) > width:
+            out.append("\n")
+            used = 0
+        elif used:
+            out.append(" · ")
+            used += 3
+        out.append_text(phrase)
+        used += len(phrase)
+    return out
+
+
+def _operation(span: dict) -> Text:
+    operation = Text(span.get("name") or "")
+    if span.get("kind"):
+        operation.append(f" {span['kind'].lower()}", style="dim")
+    return operation
+
+
+SLOWEST = "◀ slowest"
 
 
 def render_trace(spans: Sequence[dict], console: Console, width: int | None = None) -> None:
     """Print one trace as a waterfall: a tree of spans with a timeline bar each.
 
-    `width`: the timeline's columns (default: what the console has left). The span that
-    spends the most time itself (outside its children) is marked "◀ slowest": in this
-    mesh that is the slow stage.
+    `width`: the timeline's columns (default: what the console has left, down to
+    MIN_TIMELINE; only then are names cut). Statuses, numbers and the "◀ slowest" mark are
+    never cut. The span that spends the most time itself (outside its children) is marked
+    "◀ slowest": in this mesh that is the slow stage.
     """
     if not spans:
         console.print("(no spans)")
         return
     rows = tree_order(spans)
-    width = width or _timeline_width(rows, console)
     t0, t_end = trace_window(spans)
     total = t_end - t0
     selfs = self_times(spans)
@@ -211,22 +299,38 @@ def render_trace(spans: Sequence[dict], console: Console, width: int | None = No
     errors = [s for s in spans if is_error(s)]
     services = {service_of(s) for s in spans}
     trace_id = spans[0].get("traceId", "?")
-    title = Text(f"trace {trace_id} · {len(spans)} spans · {len(services)} services · {total / 1000:.1f} ms")
+    title = [Text(f"trace {trace_id}"), Text(f"{len(spans)} spans"), Text(f"{len(services)} services"),
+             Text(f"{total / 1000:.1f} ms")]
     if t0:
-        title.append(f" · {_clock(t0)}")
+        title.append(Text(_clock(t0)))
     if errors:
-        title.append(f" · ERRORS in {len(errors)} spans", style="bold red")
-    console.print(title)
+        title.append(Text(f"ERRORS in {len(errors)} spans", style="bold red"))
+    console.print(_phrases(title, console.width), soft_wrap=True)
 
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    table.add_column("service", no_wrap=True)
-    table.add_column("operation", no_wrap=True, overflow="ellipsis", max_width=40)
-    table.add_column("url", no_wrap=True, overflow="ellipsis", max_width=30)
-    # Numbers and statuses are never cut short; names are, when the console is narrow.
-    table.add_column("status", no_wrap=True, min_width=max(len(status_label(s)) for _, s in rows))
-    table.add_column("ms", justify="right", no_wrap=True, min_width=max(len(f"{duration_ms(s):.1f}") for _, s in rows))
+    names = [
+        max(len("service"), max(2 * d + len(service_of(s)) for d, s in rows)),
+        # A long operation or url is cut before the timeline shrinks for it.
+        min(40, max(len("operation"), max(len(_operation(s)) for _, s in rows))),
+        min(30, max(len("url"), max(len(url_path(s)) for _, s in rows))),
+    ]
+    fixed = [
+        max(len("status"), max(len(status_label(s)) for _, s in rows)),
+        max(len("ms"), max(len(f"{duration_ms(s):.1f}") for _, s in rows)),
+        len(SLOWEST) if slowest is not None else 0,
+    ]
+    gaps = GAP * 6
+    if width is None:
+        spare = console.width - sum(names) - sum(fixed) - gaps
+        width = max(MIN_TIMELINE, min(BAR_WIDTH + 20, spare))
+    names = _fit(names, console.width - sum(fixed) - gaps - width, last_first=True)  # url, then operation
+
+    table = _table()
+    for header, w in zip(("service", "operation", "url"), names):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=w)
+    table.add_column("status", no_wrap=True, min_width=fixed[0])
+    table.add_column("ms", justify="right", no_wrap=True, min_width=fixed[1])
     table.add_column("timeline", no_wrap=True, min_width=width, max_width=width)
-    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True, min_width=fixed[2])
     for depth, span in rows:
         first, length = bar_cells(span.get("timestamp") or t0, span.get("duration") or 0, t0, total, width)
         err = is_error(span)
@@ -234,17 +338,14 @@ def render_trace(spans: Sequence[dict], console: Console, width: int | None = No
         bar = Text(EMPTY_CHAR * first)
         bar.append(BAR_CHAR * length, style="red" if err else ("yellow" if hot else "cyan"))
         bar.append(EMPTY_CHAR * (width - first - length))
-        operation = Text(span.get("name") or "")
-        if span.get("kind"):
-            operation.append(f" {span['kind'].lower()}", style="dim")
         table.add_row(
             Text("  " * depth + service_of(span)),
-            operation,
+            _operation(span),
             url_path(span),
             Text(status_label(span), style="bold red" if err else "green"),
             f"{duration_ms(span):.1f}",
             bar,
-            Text("◀ slowest", style="bold yellow") if hot else "",
+            Text(SLOWEST, style="bold yellow") if hot else "",
             style="red" if err else None,
         )
     console.print(table)
@@ -259,11 +360,10 @@ def root_of(spans: Sequence[dict]) -> dict:
 
 
 def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> None:
-    """One line per trace, newest first as given: time, id, spans, duration, root, status."""
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for col, justify in (("time", "left"), ("trace id", "left"), ("spans", "right"), ("ms", "right"),
-                         ("service", "left"), ("operation", "left"), ("url", "left"), ("status", "left")):
-        table.add_column(col, justify=justify, no_wrap=True)
+    """One line per trace, newest first as given: time, id, spans, duration, root, status.
+
+    Service, operation and url are cut to fit the console; the rest never is."""
+    rows = []
     for spans in traces:
         if not spans:
             continue
@@ -273,17 +373,24 @@ def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> Non
         status = status_label(root)
         if errors and not is_error(root):
             status = f"{status} ERROR in {len(errors)} spans".strip()
-        table.add_row(
-            _clock(t0) if t0 else "",
-            root.get("traceId", ""),
-            str(len(spans)),
-            f"{(t_end - t0) / 1000:.1f}",
-            service_of(root),
-            root.get("name") or "",
-            url_path(root),
-            Text(status, style="bold red" if errors else "green"),
-            style="red" if errors else None,
-        )
+        cells = [_clock(t0) if t0 else "", root.get("traceId", ""), str(len(spans)), f"{(t_end - t0) / 1000:.1f}",
+                 service_of(root), root.get("name") or "", url_path(root), status]
+        rows.append((cells, bool(errors)))
+    headers = ("time", "trace id", "spans", "ms", "service", "op", "url", "status")  # "op": 80 columns are tight
+    widths = [max([len(h)] + [len(cells[i]) for cells, _ in rows]) for i, h in enumerate(headers)]
+    cut = (4, 5, 6)
+    room = console.width - sum(w for i, w in enumerate(widths) if i not in cut) - GAP * (len(headers) - 1)
+    for i, w in zip(cut, _fit([widths[i] for i in cut], room, last_first=True)):
+        widths[i] = w
+    table = _table()
+    for i, (col, w) in enumerate(zip(headers, widths)):
+        if i in cut:
+            table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=w)
+        else:
+            table.add_column(col, justify="right" if col in ("spans", "ms") else "left", no_wrap=True, min_width=w)
+    for cells, errors in rows:
+        table.add_row(*cells[:-1], Text(cells[-1], style="bold red" if errors else "green"),
+                      style="red" if errors else None)
     console.print(table)
 
 
@@ -306,15 +413,44 @@ class BreakdownRow:
     p99: float
 
 
+BUILTIN_FIELDS = ("serviceName", "name", "kind", "traceId", "id", "parentId", "durationMs", "hostIPv4", "port",
+                  "remoteServiceName")
+
+
+def group_value(span: dict, name: str):
+    """What a breakdown groups by: the field, except http.url, whose path is enough to tell
+    the routes apart and fits a terminal."""
+    if name == "http.url":
+        return url_path(span) or None
+    return field_value(span, name)
+
+
+def group_header(name: str) -> str:
+    return "http.url path" if name == "http.url" else name
+
+
+def missing_fields(spans: Iterable[dict], fields: Sequence[str]) -> list[str]:
+    """The fields no span has a value for."""
+    spans = list(spans)
+    return [f for f in fields if all(field_value(s, f) in (None, "") for s in spans)]
+
+
+def available_fields(spans: Iterable[dict]) -> list[str]:
+    """Span fields, then the tags these spans carry, for telling a user what --breakdown takes."""
+    tags = sorted({k for s in spans for k in tags_of(s)})
+    return [*BUILTIN_FIELDS[:3], *tags]
+
+
 def breakdown(spans: Iterable[dict], fields: Sequence[str]) -> list[BreakdownRow]:
     """Group spans by `fields` (span fields or tags): count, errors, p50/p95/p99 of durationMs.
 
-    Rows come slowest p99 first, so the slow stage tops the list, as in the seed's
-    "BREAK DOWN by serviceName and http.url".
+    Rows come slowest p99 first: the spans that wrap a whole request (the /echo ones), then
+    the slow stage that makes them slow, then the rest; as in the seed's "BREAK DOWN by
+    serviceName and http.url".
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for s in spans:
-        groups[tuple(field_value(s, f) for f in fields)].append(s)
+        groups[tuple(group_value(s, f) for f in fields)].append(s)
     rows = []
     for key, members in groups.items():
         durations = sorted(duration_ms(s) for s in members)
@@ -333,20 +469,29 @@ def breakdown(spans: Iterable[dict], fields: Sequence[str]) -> list[BreakdownRow
 
 
 def render_breakdown(rows: Sequence[BreakdownRow], fields: Sequence[str], console: Console) -> None:
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for f in fields:
-        table.add_column(f, no_wrap=True, overflow="ellipsis", max_width=60)
-    for col in ("count", "errors", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for r in rows:
-        err = Text(f"ERRORS {r.errors}", style="bold red") if r.errors else Text("0", style="green")
+    """A table that fits the console: labels are cut (with …) before numbers ever are."""
+    numbers = ("count", "errors", "p50 ms", "p95 ms", "p99 ms")
+    cells = [
+        [str(r.count), f"ERRORS {r.errors}" if r.errors else "0", f"{r.p50:.1f}", f"{r.p95:.1f}", f"{r.p99:.1f}"]
+        for r in rows
+    ]
+    labels = [["(none)" if v is None else str(v) for v in r.key] for r in rows]
+    number_widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(numbers)]
+    label_widths = [max([len(group_header(f))] + [len(row[i]) for row in labels]) for i, f in enumerate(fields)]
+    room = console.width - sum(number_widths) - GAP * (len(fields) + len(numbers) - 1)
+    label_widths = _fit(label_widths, room)
+
+    table = _table()
+    for f, w in zip(fields, label_widths):
+        table.add_column(group_header(f), no_wrap=True, overflow="ellipsis", max_width=w)
+    for col, w in zip(numbers, number_widths):
+        table.add_column(col, justify="right", no_wrap=True, min_width=w)
+    for r, label, cell in zip(rows, labels, cells):
         table.add_row(
-            *("(none)" if v is None else str(v) for v in r.key),
-            str(r.count),
-            err,
-            f"{r.p50:.1f}",
-            f"{r.p95:.1f}",
-            f"{r.p99:.1f}",
+            *label,
+            *cell[:1],
+            Text(cell[1], style="bold red" if r.errors else "green"),
+            *cell[2:],
             style="red" if r.errors else None,
         )
     console.print(table)

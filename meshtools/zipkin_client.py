@@ -1,9 +1,17 @@
 """A small client for Zipkin's v2 query API, as served by the trace proxy (or any Zipkin)."""
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import requests
 
+from meshtools.topology import TRACE_PROXY_PORT
+from meshtools.urls import shorten
+
 DEFAULT_TIMEOUT = 5.0
+TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+NOT_ZIPKIN = f"is --url a Zipkin API (the trace proxy, port {TRACE_PROXY_PORT})?"
 
 
 class TraceProxyError(Exception):
@@ -26,24 +34,28 @@ class ZipkinClient:
 
     def _get(self, path: str, params: dict | None = None):
         url = f"{self.base_url}{path}"
+        where = shorten(self.base_url)
         try:
             response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise TraceProxyUnreachable(
-                f"Cannot reach the trace proxy at {self.base_url} ({type(exc).__name__}); "
+                f"Cannot reach the trace proxy at {where} ({type(exc).__name__}); "
                 "start the mesh with `inv local.up` (or `inv forward` for the cluster) or pass --url."
             ) from None
+        if "html" in response.headers.get("content-type", ""):
+            # A web page (another server's 404, a UI): the wrong port, not a missing trace.
+            raise TraceProxyError(f"{where} answered HTTP {response.status_code} with a web page, not Zipkin JSON; "
+                                  f"{NOT_ZIPKIN}")
         if response.status_code == 404 and path.startswith("/api/v2/trace/"):
-            raise TraceNotFound(f"No trace {path.rsplit('/', 1)[-1]} at {self.base_url}; `inv traces --limit 10` lists recent ones.")
+            raise TraceNotFound(f"No trace {shorten(path.rsplit('/', 1)[-1], 40)} at {where}; "
+                                "`inv traces --limit 10` lists recent ones.")
         if response.status_code >= 400:
             reason = response.text.strip().splitlines()[0][:200] if response.text.strip() else response.reason
-            raise TraceProxyError(f"The trace proxy at {self.base_url} answered {response.status_code} to {path}: {reason}")
+            raise TraceProxyError(f"The trace proxy at {where} answered {response.status_code} to {path}: {reason}")
         try:
             return response.json()
         except ValueError:
-            raise TraceProxyError(
-                f"{url} did not answer JSON; is --url pointing at a Zipkin API (the trace proxy, port 9411)?"
-            ) from None
+            raise TraceProxyError(f"{shorten(url)} did not answer JSON; {NOT_ZIPKIN}") from None
 
     def services(self) -> list[str]:
         return self._get("/api/v2/services")
@@ -74,4 +86,20 @@ class ZipkinClient:
         return self._get("/api/v2/traces", {k: v for k, v in params.items() if v is not None})
 
     def trace(self, trace_id: str) -> list[dict]:
-        return self._get(f"/api/v2/trace/{trace_id}")
+        return self._get(f"/api/v2/trace/{quote(trace_id, safe='')}")
+
+    def trace_by_id_or_tag(self, ident: str, tag: str) -> list[dict]:
+        """The trace whose id is `ident`, else the newest whose spans carry tag=`ident`.
+
+        So one flag takes a trace id or, say, the x-request-id a reply came back with.
+        """
+        if TRACE_ID.fullmatch(ident):
+            try:
+                return self.trace(ident)
+            except TraceNotFound:
+                pass
+        found = self.traces(annotation_query=f"{tag}={ident}", limit=1)
+        if found and found[0]:
+            return found[0]
+        raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {tag}) at {shorten(self.base_url)}; "
+                            "`inv traces --limit 10` lists recent ones.")

@@ -152,10 +152,55 @@ def test_timeouts_count_as_errors_fake_front(fake_front):
     assert summary.errors == {"timeout": 2}
 
 
+def test_open_model_reports_the_send_rate_over_the_sending_window_not_the_drain_fake_front(fake_front):
+    # 10 requests at 10 req/s, each answered 0.8 s later: sent in 1 s, the last answer at ~1.7 s.
+    fake_front.delay = 0.8
+    summary = run_load(LoadConfig(url=fake_front.url, rate=10, duration=1.0))
+    assert summary.sent == summary.completed == 10
+    assert summary.send_rate == pytest.approx(10, rel=0.1)
+    assert summary.throughput < 7  # answers over the whole run, the drain included
+    d = summary.to_dict()
+    assert d["send_rate"] == pytest.approx(10, rel=0.1) and d["throughput"] < 7
+
+
 def test_bad_options_are_one_sentence_and_a_failure():
     result = inv("load", "--rate", "zero")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "--rate must be a number, got 'zero'."
+
+
+BAD_NUMBERS = {
+    "rate-inf": (dict(rate=math.inf), "--rate must be a positive number"),
+    "rate-nan": (dict(rate=math.nan), "--rate must be a positive number"),
+    "rate-negative": (dict(rate=-1.0), "--rate must be a positive number"),
+    "duration-nan": (dict(duration=math.nan), "--duration must be a positive number of seconds"),
+    "duration-inf": (dict(duration=math.inf), "--duration must be a positive number of seconds"),
+    "duration-zero": (dict(duration=0.0), "--duration must be a positive number of seconds"),
+    "timeout-negative": (dict(timeout=-1.0), "--timeout must be a positive number of seconds"),
+    "timeout-zero": (dict(timeout=0.0), "--timeout must be a positive number of seconds"),
+    "timeout-nan": (dict(timeout=math.nan), "--timeout must be a positive number of seconds"),
+    "timeout-huge": (dict(timeout=1e300), "--timeout must be a positive number of seconds"),
+    "requests-zero": (dict(requests=0), "--requests must be a positive whole number"),
+    "concurrency-zero": (dict(concurrency=0), "--concurrency must be a whole number from 1"),
+    "concurrency-huge": (dict(concurrency=10**6), "--concurrency must be a whole number from 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NUMBERS))
+def test_every_numeric_option_must_be_finite_and_positive(case):
+    values, expected = BAD_NUMBERS[case]
+    with pytest.raises(ValueError) as caught:
+        LoadConfig(url="http://127.0.0.1:1", **values)
+    assert str(caught.value).startswith(expected) and str(caught.value).endswith(".")
+
+
+@pytest.mark.parametrize("args", [["--timeout", "-1"], ["--timeout", "0"], ["--rate", "inf"], ["--url", "nonsense"]],
+                         ids=["timeout-negative", "timeout-zero", "rate-inf", "url"])
+def test_inv_load_refuses_bad_values_before_sending_anything(args):
+    result = inv("load", "--requests", "1", *args, timeout=30)
+    message = result.stderr.strip()
+    assert result.returncode == 1 and len(message.splitlines()) == 1, message
+    assert message.startswith(args[0]), message
 
 
 # -- acceptance: `inv load` on the real local mesh ---------------------------------------
@@ -195,7 +240,8 @@ def test_inv_load_summary_matches_the_traces_the_proxy_saw(local_mesh, model):
     lat = summary["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     if "--rate" in model:
-        assert summary["achieved_rate"] == pytest.approx(15, rel=0.25)
+        assert summary["send_rate"] == pytest.approx(15, rel=0.1)
+        assert summary["sent"] == summary["requests"]
 
     ok_roots = traces_seen(local_mesh.layout.trace_proxy_url, name, summary["ok"], since_ms)
     assert len(ok_roots) == summary["ok"]
@@ -226,3 +272,15 @@ def test_inv_load_on_sigint_prints_the_summary_and_exits_130_fake_front(fake_fro
     summary = json.loads(out)
     assert summary["interrupted"] and summary["requests"] >= 10
     assert "Traceback" not in err
+
+
+def test_inv_load_on_sigterm_still_prints_the_summary_fake_front(fake_front):
+    fake_front.delay = 0.01
+    with started_inv("load", "--url", fake_front.url, "--duration", "60", env={"NO_COLOR": "1"}) as proc:
+        deadline = time.monotonic() + 20
+        while len(fake_front.paths) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # what `kill` and `timeout` send
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "requests " in out and "interrupted;" in out and "Traceback" not in err

@@ -118,7 +118,7 @@ def test_waterfall_lists_spans_in_tree_order_with_bars_placed_by_time(trace_prox
     width = bar_of(rows[0], column)[1]  # the root spans the whole timeline
     assert width >= 20
     for line, (depth, span) in zip(rows, expected):
-        assert line[1:].startswith("  " * depth + span["localEndpoint"]["serviceName"] + " "), line
+        assert line.startswith("  " * depth + span["localEndpoint"]["serviceName"] + " "), line
         assert span["name"] in line and span["tags"]["http.url"].split("9000")[-1].split("8000")[-1] in line
         first = math.floor((span["timestamp"] - t0) * width / total)
         length = max(1, round(span["duration"] * width / total))
@@ -157,11 +157,12 @@ def test_breakdown_by_service_and_url_gives_counts_errors_and_percentiles(trace_
     result = inv("traces", "--url", trace_proxy, "--breakdown", "serviceName,http.url", "--service", "service1-bd")
     assert result.returncode == 0, result.stderr
     header, rows = table_lines(result.stdout, "p99 ms")
-    assert header.split() == ["serviceName", "http.url", "count", "errors", "p50", "ms", "p95", "ms", "p99", "ms"]
+    assert header.split() == ["serviceName", "http.url", "path", "count", "errors", "p50", "ms", "p95", "ms",
+                              "p99", "ms"]
     # Slowest p99 first: the echo spans that wrap everything, then the slow stage.
-    assert rows[0].split()[:3] == ["service1-bd", "http://127.0.0.1:8000/echo/earth", "20"]
+    assert rows[0].split()[:3] == ["service1-bd", "/echo/earth", "20"]
     first = rows[1].split()
-    assert first[:2] == ["service1-bd", "http://localhost:9000/stage/3"]
+    assert first[:2] == ["service1-bd", "/stage/3"]
     assert first[2] == "20"
     assert first[3:5] == ["ERRORS", str(len(BREAKDOWN_ERRORS))]
     assert [float(x) for x in first[5:8]] == [float(nearest_rank(BREAKDOWN_SLOW_MS, p)) for p in (50, 95, 99)]
@@ -193,3 +194,112 @@ def test_unknown_trace_id_says_so(trace_proxy):
     result = inv("traces", "--url", trace_proxy, "--id", "00000000000000aa")
     assert result.returncode != 0
     assert "No trace 00000000000000aa" in result.stderr
+
+
+def test_id_takes_the_x_request_id_that_inv_echo_prints(trace_proxy):
+    result = inv("traces", "--url", trace_proxy, "--id", f"req-{OK_ID}")  # the fixture's x-request-id
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"trace {OK_ID} · 12 spans")
+    unknown = inv("traces", "--url", trace_proxy, "--id", "no-such-request")
+    assert unknown.returncode != 0 and "No trace no-such-request" in unknown.stderr
+
+
+def test_dash_h_is_help_on_every_view_task_not_a_short_flag():
+    from meshtools.tasks import demo, views
+
+    for t in (views.load, views.traces, views.bench, demo.echo):
+        assert not [a for a in t.get_arguments() if "h" in a.names], t.name
+        assert len(t.__doc__.strip().splitlines()[0]) <= 60, t.name  # one line in `inv --list`
+    result = inv("traces", "-h")
+    assert result.returncode == 0 and "Usage:" in result.stdout and "--heatmap" in result.stdout
+
+
+def test_an_80_column_waterfall_cuts_no_name_and_no_phrase_of_its_title(trace_proxy):
+    result = inv("traces", "--url", trace_proxy, "--id", ERROR_ID, columns=80)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    title = " · ".join(lines[:2])
+    assert lines[0].startswith(f"trace {ERROR_ID} · 12 spans") and title.endswith("ERRORS in 2 spans")
+    header, rows = table_lines(result.stdout, "timeline")
+    assert len(rows) == 12 and "stage-3 server" in rows[-3] and rows[-3].endswith("◀ slowest")
+    assert all(line == line.rstrip() for line in lines)  # piped output has no padding at the ends
+
+
+def test_an_80_column_breakdown_shows_url_paths_and_whole_numbers(trace_proxy):
+    # Three label columns, one of them wide: the labels give way, the numbers never do.
+    result = inv("traces", "--url", trace_proxy, "--breakdown", "serviceName,http.url,guid:x-request-id",
+                 "--service", "service2-bd", columns=80)
+    assert result.returncode == 0, result.stderr
+    header, rows = table_lines(result.stdout, "p99 ms")
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert header.split()[-8:] == ["count", "errors", "p50", "ms", "p95", "ms", "p99", "ms"]
+    slow = [r.split() for r in rows if r.split()[1] == "/stage/3"]
+    assert sorted(float(r[-1]) for r in slow) == [ms - 0.4 for ms in BREAKDOWN_SLOW_MS]
+    assert sum(r[-5] == "ERRORS" for r in slow) == len(BREAKDOWN_ERRORS)
+
+
+def test_piped_output_is_140_columns_wide_like_inv_demo():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from meshtools.trace_view import terminal_console; c = terminal_console(); "
+            "print(c.width); c.print('x' + ' ' * 5)")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out == "140\nx\n"
+
+
+BAD_TRACES_CALLS = {
+    "lookback-zero": (["--lookback", "0"], "--lookback must be a positive number of seconds"),
+    "lookback-negative": (["--lookback", "-5"], "--lookback must be a positive number of seconds"),
+    "lookback-inf": (["--lookback", "inf"], "--lookback must be a positive number of seconds"),
+    "empty-id": (["--id", ""], "--id needs a trace id or an x-request-id"),
+    "unknown-field": (["--breakdown", "nosuchfield"], "No span has nosuchfield; fields and tags they have include "
+                                                      "serviceName, name, kind"),
+    "not-a-url": (["--url", "nonsense"], "--url must be http://host:port"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRACES_CALLS))
+def test_bad_traces_options_say_one_sentence_and_fail(trace_proxy, case):
+    args, expected = BAD_TRACES_CALLS[case]
+    result = inv("traces", *(args if "--url" in args else ["--url", trace_proxy, *args]))
+    assert result.returncode != 0
+    message = result.stderr.strip()
+    assert message.startswith(expected) and len(message.splitlines()) == 1, message
+
+
+def test_a_url_that_is_not_zipkin_says_so_instead_of_dumping_its_page():
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)  # any path under /api is a 404 web page
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = inv("traces", "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = result.stderr.strip()
+    assert result.returncode != 0 and "<" not in message and len(message.splitlines()) == 1, message
+    assert "is --url a Zipkin API (the trace proxy, port 9411)?" in message
+
+
+def test_a_request_that_got_no_answer_reads_as_such_not_as_error_0():
+    from rich.console import Console
+
+    from meshtools.trace_view import render_trace
+
+    spans = echo_trace("ab00000000000001", NOW_US, status="0")
+    spans[0]["tags"].update(error="true", response_flags="DC")  # Envoy's record of a client that went away
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))
+    render_trace(spans, console)
+    text = console.export_text()
+    assert "ERROR (no response, DC)" in text and "ERROR 0" not in text

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import requests
 from invoke import Exit, task
-from rich.console import Console
 from rich.markup import escape
 
 from meshtools.front import EchoReply, echo as send_echo
 from meshtools.tasks.local import layout_from, start
 from meshtools.topology import FRONT_URL
 from meshtools.trace_lookup import find_trace
-from meshtools.trace_view import render_trace
+from meshtools.trace_view import render_trace, terminal_console
+from meshtools.urls import check_base_url, shorten
 from meshtools.zipkin_client import TraceProxyError, ZipkinClient
 
 DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
@@ -18,26 +18,36 @@ DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
 
 def _echo_or_exit(front_url: str, name: str) -> EchoReply:
     try:
+        check_base_url(front_url)
+    except ValueError as exc:
+        raise Exit(str(exc), code=1)
+    try:
         return send_echo(front_url, name)
     except requests.RequestException as exc:
-        raise Exit(f"Nothing answered at {front_url} ({type(exc).__name__}); start the mesh with "
+        raise Exit(f"Nothing answered at {shorten(front_url)} ({type(exc).__name__}); start the mesh with "
                    "`inv local.up` (or `inv forward` for the cluster) or pass --url.", code=1)
 
 
 @task(help={"name": "the name to echo (any text: it is URL-encoded)", "url": f"the front of the mesh (default {FRONT_URL})"})
 def echo(c, name="friend", url=FRONT_URL):
-    """GET /echo/NAME through front-envoy and print the reply; non-2xx exits non-zero."""
+    """GET /echo/NAME through front-envoy; print the reply.
+
+    A reply other than 2xx exits non-zero. The last line says how to see the request's trace.
+    """
     reply = _echo_or_exit(url, name)
     print(reply.body.rstrip())
     print(f"-- HTTP {reply.status} · x-request-id {reply.request_id or '(none)'}")
+    if reply.request_id:
+        # Every span carries the request id; `inv traces --id` finds the trace by it.
+        print(f"-- trace: inv traces --id {reply.request_id}")
     if not reply.ok:
-        raise Exit(f"{reply.url} answered HTTP {reply.status}.", code=1)
+        raise Exit(f"{shorten(reply.url)} answered HTTP {reply.status}.", code=1)
 
 
 @task(help={"replicas": "service1 replicas (default 3)"})
 def demo(c, replicas=None):
     """Start the local mesh, send a few requests (one fails, as in the seed) and show a trace."""
-    console = Console()
+    console = terminal_console()
     layout = layout_from(c, replicas=replicas)
     start(c, layout, console)
     console.print(f"[green]The mesh is up:[/] front {layout.front_url}, trace proxy {layout.trace_proxy_url}\n")

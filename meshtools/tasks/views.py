@@ -6,23 +6,33 @@ meshtools.trace_view, meshtools.zipkin_client and bench/mesh.py.
 from __future__ import annotations
 
 import json as jsonlib
-import os
+import math
 import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 from rich.console import Console
 
 from meshtools import load as loadgen
 from meshtools import trace_view
+from meshtools.signals import sigterm_as_interrupt
 from meshtools.topology import FRONT_URL, PROJECT_ROOT, TRACE_PROXY_URL
+from meshtools.trace_lookup import REQUEST_ID_TAG
+from meshtools.urls import check_base_url
 from meshtools.zipkin_client import TraceProxyError, ZipkinClient
 
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
-PIPED_WIDTH = 140
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
+AVAILABLE_FIELDS_SHOWN = 12
+
+
+class HelpSafeTask(Task):
+    """A task whose automatic short flags never take -h: `inv TASK -h` must stay help."""
+
+    def arg_opts(self, name, default, taken_names):
+        return super().arg_opts(name, default, taken_names | {"h"})
 
 
 def _float(value, flag: str) -> float | None:
@@ -43,12 +53,11 @@ def _int(value, flag: str) -> int | None:
         raise Exit(f"{flag} must be a whole number, got {value!r}.")
 
 
-def wide_console() -> Console:
-    """A Console; piped output has no terminal width to respect, so it gets room for the bars."""
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(width=PIPED_WIDTH)
-    return console
+def _url(value: str) -> str:
+    try:
+        return check_base_url(value)
+    except ValueError as exc:
+        raise Exit(str(exc))
 
 
 def listening(url: str, timeout: float = 2.0) -> bool:
@@ -63,6 +72,7 @@ def listening(url: str, timeout: float = 2.0) -> bool:
 
 
 @task(
+    klass=HelpSafeTask,
     help={
         "url": f"the front's URL (default {FRONT_URL})",
         "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
@@ -75,7 +85,10 @@ def listening(url: str, timeout: float = 2.0) -> bool:
     }
 )
 def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False):
-    """Send /echo/NAME requests to the front and summarise latency and errors (Ctrl-C stops early)."""
+    """Send /echo/NAME load; summarise its latency and errors.
+
+    Ctrl-C or SIGTERM stops it early, still with the summary (exit 130).
+    """
     try:
         config = loadgen.LoadConfig(
             url=url or FRONT_URL,
@@ -84,7 +97,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
             requests=_int(requests, "--requests"),
             concurrency=_int(concurrency, "--concurrency"),
             rate=_float(rate, "--rate"),
-            timeout=_float(timeout, "--timeout") or loadgen.DEFAULT_TIMEOUT,
+            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else _float(timeout, "--timeout"),
         )
     except ValueError as exc:
         raise Exit(str(exc))
@@ -92,7 +105,8 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         raise Exit(f"Nothing listens at {config.url}; start the mesh with `inv local.up` "
                    "(or `inv forward` for the cluster) or pass --url.")
     out = Console()
-    summary = loadgen.run_load(config, progress=loadgen.live_progress(Console(stderr=True)))
+    with sigterm_as_interrupt():  # `kill` and `timeout` get the summary, as Ctrl-C does
+        summary = loadgen.run_load(config, progress=loadgen.live_progress(Console(stderr=True)))
     if json:
         print(jsonlib.dumps(summary.to_dict(), indent=2))
     else:
@@ -104,9 +118,10 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
 
 
 @task(
+    klass=HelpSafeTask,
     help={
         "url": f"the trace proxy's Zipkin API (default {TRACE_PROXY_URL})",
-        "id": "show this trace (hex trace id) instead of the latest",
+        "id": "show this trace instead of the latest: a hex trace id, or the x-request-id `inv echo` printed",
         "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
         "heatmap": "plot durationMs over time as a terminal heatmap",
@@ -115,26 +130,41 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
     }
 )
 def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None):
-    """Show traces from the trace proxy: the latest as a waterfall, a list, a breakdown or a heatmap."""
-    console = wide_console()
-    client = ZipkinClient(url or TRACE_PROXY_URL)
+    """Show traces: the latest, a list, a breakdown or a heatmap.
+
+    The traces come from the trace proxy's Zipkin API.
+    """
+    client = ZipkinClient(_url(url or TRACE_PROXY_URL))
     limit = _int(limit, "--limit")
     if limit is not None and limit < 1:
         raise Exit("--limit must be at least 1.")
     lookback_s = _float(lookback, "--lookback")
-    query = {"service_name": service or None, "lookback_ms": int(lookback_s * 1000) if lookback_s else None}
+    if lookback_s is not None and not (math.isfinite(lookback_s) and lookback_s > 0):
+        raise Exit(f"--lookback must be a positive number of seconds, got {lookback!r}.")
+    if id is not None and not id.strip():
+        raise Exit("--id needs a trace id or an x-request-id; `inv traces --limit 10` lists recent traces.")
+    if service is not None and not service.strip():
+        raise Exit("--service needs a service name, e.g. --service service2-0.")
+    query = {"service_name": service, "lookback_ms": round(lookback_s * 1000) if lookback_s else None}
     fields = [f.strip() for f in (breakdown or "").split(",") if f.strip()]
     if breakdown is not None and not fields:
         raise Exit("--breakdown needs field names, e.g. --breakdown serviceName,http.url.")
+    console = trace_view.terminal_console()
     try:
-        if id:
-            trace_view.render_trace(client.trace(id), console)
+        if id is not None:
+            trace_view.render_trace(client.trace_by_id_or_tag(id.strip(), REQUEST_ID_TAG), console)
             return
         if fields or heatmap:
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
             spans = [s for t in found for s in t if not service or trace_view.service_of(s) == service]
             if not spans:
                 raise Exit(f"No spans at {client.base_url} yet; send some with `inv load` first.")
+            missing = trace_view.missing_fields(spans, fields)
+            if fields and missing:
+                known = trace_view.available_fields(spans)
+                more = ", …" if len(known) > AVAILABLE_FIELDS_SHOWN else ""
+                raise Exit(f"No span has {', '.join(missing)}; fields and tags they have include "
+                           f"{', '.join(known[:AVAILABLE_FIELDS_SHOWN])}{more}.")
             console.print(f"{len(spans)} spans from {len(found)} traces")
             if fields:
                 trace_view.render_breakdown(trace_view.breakdown(spans, fields), fields, console)
@@ -153,13 +183,18 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
 
 
 @task(
+    klass=HelpSafeTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
         "write": "also write the figures to docs/benchmark.md",
     }
 )
 def bench(c, quick=False, write=False):
-    """Benchmark the local mesh (cold start, scaling, sidecar and hop cost, ingest, completeness)."""
+    """Benchmark the local mesh; --write saves the figures.
+
+    Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
+    --write puts the figures in docs/benchmark.md.
+    """
     args = [sys.executable, str(BENCH_SCRIPT)]
     if quick:
         args.append("--quick")
