@@ -5,19 +5,27 @@ tested module in meshtools/. `inv --list` shows them all.
 """
 from invoke import Collection
 
-from meshtools.tasks import demo, local
-from meshtools.tasks import views
-from meshtools.tasks import cluster
-from meshtools.tasks import stack
+from meshtools.tasks import cluster, demo, local, stack, views
 
 ns = Collection()
+
+# The local target (default) and the kind cluster target.
 ns.add_collection(local.ns)
-ns.add_task(demo.echo)
-ns.add_task(demo.demo)
-for view_task in (views.load, views.traces, views.bench):
-    ns.add_task(view_task)
 ns.add_collection(cluster.ns)
-for cluster_task in cluster.TOP_LEVEL_TASKS:
+
+# Top-level tasks: either target.
+ns.add_task(demo.demo)
+ns.add_task(demo.echo)
+ns.add_task(views.load)
+ns.add_task(views.traces)
+ns.add_task(views.bench)
+for cluster_task in cluster.TOP_LEVEL_TASKS:  # build, deploy, secret, forward
     ns.add_task(cluster_task)
 ns.add_task(stack.up)
 ns.add_task(stack.down)
+
+# invoke merges a sub-collection's settings only for that collection's own tasks; the
+# top-level ones (demo, build, up, …) read `local.*` and `cluster.*` too, and an
+# INVOKE_LOCAL_* / INVOKE_CLUSTER_* variable only applies to a setting it knows.
+ns.configure(local.ns.configuration())
+ns.configure(cluster.ns.configuration())

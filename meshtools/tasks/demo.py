@@ -6,8 +6,8 @@ from invoke import Exit, task
 from rich.markup import escape
 
 from meshtools.front import EchoReply, echo as send_echo
-from meshtools.tasks.local import layout_from, start
-from meshtools.topology import FRONT_URL
+from meshtools.tasks.local import layout_from, mesh_from, start
+from meshtools.topology import DEFAULT_REPLICAS, FRONT_URL
 from meshtools.trace_lookup import find_trace
 from meshtools.trace_view import render_trace, terminal_console
 from meshtools.urls import check_base_url, shorten
@@ -44,12 +44,18 @@ def echo(c, name="friend", url=FRONT_URL):
         raise Exit(f"{shorten(reply.url)} answered HTTP {reply.status}.", code=1)
 
 
-@task(help={"replicas": "service1 replicas (default 3)"})
+@task(help={"replicas": f"service1 replicas when it starts the mesh (default {DEFAULT_REPLICAS})"})
 def demo(c, replicas=None):
-    """Start the local mesh, send a few requests (one fails, as in the seed) and show a trace."""
+    """Start the local mesh (or reuse it), send a few requests and show a trace."""
     console = terminal_console()
-    layout = layout_from(c, replicas=replicas)
-    start(c, layout, console)
+    running = mesh_from(c)
+    if running.is_running():
+        # A second `inv demo` is the natural thing to try: show the tour again on the same mesh.
+        layout = running.layout
+        console.print("The local mesh is already up; reusing it.")
+    else:
+        layout = layout_from(c, replicas=replicas)
+        start(c, layout, console)
     console.print(f"[green]The mesh is up:[/] front {layout.front_url}, trace proxy {layout.trace_proxy_url}\n")
     replies = []
     for name in DEMO_NAMES:
@@ -68,6 +74,6 @@ def demo(c, replicas=None):
     render_trace(spans, console)
     console.print(
         "\nThe mesh keeps running. Next: `inv echo --name you`, `inv load`, `inv traces` "
-        "(`--breakdown serviceName,http.url`, `--heatmap`); `inv local.status` shows the processes "
+        "(`--breakdown serviceName,http.url`, `--heatmap`, `--id ID`); `inv local.status` shows the processes "
         "and their logs; [bold]`inv local.down`[/] stops everything."
     )
