@@ -235,6 +235,7 @@ def test_soak_repeated_replica_kills_under_load_fail_almost_nothing(mesh, reques
             wait_for(lambda: restarted(mesh, name, victim), 30, f"supervisord restarting {name}")
             time.sleep(10)
     assert kills >= 10
-    # Measured: 36 of 8309 (0.4 %), 503s once outlier detection has several replicas set
-    # aside with growing ejection times; under 1 % is the bar.
-    assert len(load.failures()) <= max(HANDFUL, len(load.outcomes) // 100), Counter(o.status for o in load.failures())
+    # Measured: 36 of 8309 failed (503 UO,UF: the retry budget's floor of 3 concurrent retries
+    # overflowed when a pod died) until the Envoy configs raised the floor to 10; since then
+    # 0 of 3762 in a 70 s run. A handful over the whole soak is the bar.
+    assert len(load.failures()) <= HANDFUL, Counter(o.status for o in load.failures())
