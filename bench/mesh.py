@@ -6,7 +6,7 @@ Figures: cold start, mesh scaling under a fixed 0.5 s slow stage, the sidecars' 
 the per-hop overhead of one Envoy, the trace proxy's ingest rate on one core, and trace
 completeness under load. Everything runs on free loopback ports in a temporary directory,
 never on 8000/9411, and stops whatever happens. Spans stay local (no Honeycomb key is passed
-on). `--write` puts the figures and the machine into docs/benchmark.md; nothing else is saved.
+on). `--write` puts the figures and the machine into README.md; nothing else is saved.
 """
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ from meshtools.zipkin_client import ZipkinClient  # noqa: E402
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
 NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
 SCALING_LEVELS = (4, 8, 16)
-RESULTS_FILE = PROJECT_ROOT / "docs" / "benchmark.md"
+RESULTS_FILE = PROJECT_ROOT / "README.md"
+RESULTS_START = "<!-- benchmark figures: written by `inv bench --write` -->"
+RESULTS_END = "<!-- end of benchmark figures -->"
 
 
 class Plan:
@@ -333,16 +335,18 @@ def run(plan: Plan, report: Report) -> None:
 
 
 def write_markdown(header: str, report: Report, seconds: float) -> None:
-    RESULTS_FILE.parent.mkdir(exist_ok=True)
+    """Replace the figures between README.md's benchmark markers; the rest stays as it is."""
+    text = RESULTS_FILE.read_text()
+    start, end = text.find(RESULTS_START), text.find(RESULTS_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{RESULTS_FILE.name} has no {RESULTS_START} … {RESULTS_END} block to put the figures in.")
     rows = "\n".join(f"| {label} | {text.strip()} |" for label, text in report.lines)
-    RESULTS_FILE.write_text(
-        "# Benchmark\n\n"
-        "Latest figures from `python bench/mesh.py --write` (or `inv bench --write`), all measured in one run\n"
-        "on the local target. Mesh scaling is throughput at concurrency c over c × the throughput at\n"
-        "concurrency 1 with the slow stage fixed at 0.5 s (1.00: no request waits for another).\n\n"
+    figures = (
+        f"{RESULTS_START}\n"
         f"Machine: {header}  \nRun: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s\n\n"
         "| figure | result |\n|---|---|\n" + rows + "\n"
     )
+    RESULTS_FILE.write_text(text[:start] + figures + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,8 @@ def test_trace_proxy_ingest_counts_accepted_spans_on_one_core(bench, plan, tmp_p
 
 
 def test_write_keeps_the_figures_and_the_machine(bench, tmp_path, monkeypatch):
-    target = tmp_path / "docs" / "benchmark.md"
+    target = tmp_path / "README.md"
+    target.write_text(f"# Project\n\n## Benchmark\n\n{bench.RESULTS_START}\nold figures\n{bench.RESULTS_END}\n\n## Next\n")
     monkeypatch.setattr(bench, "RESULTS_FILE", target)
     report = bench.Report()
     report.add("cold start", "4.6 s from local.up to the first traced 200")
@@ -67,3 +68,4 @@ def test_write_keeps_the_figures_and_the_machine(bench, tmp_path, monkeypatch):
     text = target.read_text()
     assert "Machine: 2 cores · Some CPU" in text
     assert "| cold start | 4.6 s from local.up to the first traced 200 |" in text
+    assert "old figures" not in text and text.startswith("# Project") and text.endswith("## Next\n")

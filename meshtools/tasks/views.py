@@ -186,14 +186,14 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     klass=HelpSafeTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
-        "write": "also write the figures to docs/benchmark.md",
+        "write": "also write the figures to README.md's Benchmark section",
     }
 )
 def bench(c, quick=False, write=False):
     """Benchmark the local mesh; --write saves the figures.
 
     Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
-    --write puts the figures in docs/benchmark.md.
+    --write puts the figures in README.md's Benchmark section.
     """
     args = [sys.executable, str(BENCH_SCRIPT)]
     if quick:
