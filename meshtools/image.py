@@ -14,9 +14,9 @@ from meshtools.topology import PROJECT_ROOT
 
 IMAGE_NAME = "envoy-tracing/service"
 DOCKERFILE = "service.Dockerfile"
-# Everything the image is built from; .dockerignore admits the same paths. README.md is in
-# because pyproject.toml names it as the package's readme, which the install step reads.
-IMAGE_INPUTS = ("service.Dockerfile", "pyproject.toml", "README.md", "service", "trace_proxy")
+# Everything the image is built from; .dockerignore admits the same paths. README.md is not:
+# the Dockerfile installs with an empty stand-in, so a docs edit keeps the tag.
+IMAGE_INPUTS = ("service.Dockerfile", "pyproject.toml", "service", "trace_proxy")
 _IGNORED_PARTS = {"__pycache__"}
 _IGNORED_SUFFIXES = {".pyc", ".pyo"}
 TAG_FILE = "image-tag"

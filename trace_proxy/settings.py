@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
-from meshtools.topology import TRACE_PROXY_PORT
-
+# The image runs this package without the dev tooling: nothing here may import meshtools.
+ZIPKIN_PORT = 9411  # Zipkin's well-known port; meshtools.topology takes it from here
 DEFAULT_DATASET = "examples.kubernetes.envoy-traces"  # the seed's dataset
 DEFAULT_API_HOST = "https://api.honeycomb.io/"
 KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")
@@ -24,7 +24,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     host: str = "0.0.0.0"
-    port: int = TRACE_PROXY_PORT
+    port: int = ZIPKIN_PORT
     threads: int = 8
     max_body_bytes: int = 5 * 1024 * 1024
     max_spans: int = 20_000
