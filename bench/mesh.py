@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,13 +33,15 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from meshtools.front import echo_url  # noqa: E402
-from meshtools.load import LoadConfig, LoadSummary, run_load  # noqa: E402
+from meshtools.load import LoadConfig, LoadSummary, classify, run_load  # noqa: E402
 from meshtools.background import serving  # noqa: E402
 from meshtools.local_mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
 from meshtools.net import free_layout, free_port  # noqa: E402
+from meshtools.stats import nearest_rank  # noqa: E402
 from meshtools.topology import PROJECT_ROOT  # noqa: E402
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
 from meshtools.zipkin_client import ZipkinClient  # noqa: E402
+from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
 
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
 NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
@@ -115,9 +118,43 @@ def ok_rate(summary: LoadSummary) -> float:
     return (summary.completed - summary.error_count) / summary.elapsed if summary.elapsed else 0.0
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+class Failures:
+    """The requests of one figure that failed, by kind ("timeout", "503"...), counted from any thread.
+
+    A failed request must not vanish: the figure is computed from the others, and its line
+    says how many that left out.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.attempts = 0
+        self._lock = threading.Lock()
+
+    def record(self, status: int | None, exc: BaseException | None, expected: int) -> bool:
+        """Count one request; True when it answered `expected`."""
+        kind = classify(status, exc) or (None if status == expected else str(status))
+        with self._lock:
+            self.attempts += 1
+            if kind:
+                self.kinds[kind] += 1
+        return kind is None
+
+    def add_summary(self, summary: LoadSummary) -> None:
+        with self._lock:
+            self.attempts += summary.completed
+            self.kinds.update(summary.errors)
+
+    @property
+    def count(self) -> int:
+        return sum(self.kinds.values())
+
+    def describe(self) -> str:
+        kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.kinds.items()))
+        return f"{self.count} of {self.attempts} requests failed ({kinds})"
+
+    def note(self) -> str:
+        """What to append to the figure's line: nothing when every request succeeded."""
+        return f"; {self.describe()}" if self.count else ""
 
 
 def gunicorn_app(env: dict[str, str], port: int, log: Path):
@@ -150,7 +187,8 @@ def cold_start(m: LocalMesh) -> float:
     return time.monotonic() - started
 
 
-def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids: list[str]) -> float:
+def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids: list[str],
+                     failures: Failures) -> float:
     """Successful req/s of `concurrency` clients that each send exactly `per_worker` requests back to back.
 
     A fixed quota per client, not a shared budget: with a shared one a client that got
@@ -165,8 +203,12 @@ def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids:
         with requests.Session() as session:
             barrier.wait()
             for _ in range(per_worker):
-                reply = session.get(echo_url(front, "scaling"), timeout=30)
-                if reply.status_code == 200:
+                try:
+                    reply = session.get(echo_url(front, "scaling"), timeout=30)
+                except requests.RequestException as exc:
+                    failures.record(None, exc, 200)
+                    continue
+                if failures.record(reply.status_code, None, 200):
                     ok[n] += 1
                     with lock:
                         request_ids.append(reply.headers.get("x-request-id", ""))
@@ -181,11 +223,13 @@ def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids:
     return sum(ok) / (time.monotonic() - started)
 
 
-def scaling(front: str, plan: Plan, request_ids: list[str]) -> tuple[float, dict[int, float]]:
-    """Throughput at c=1 and throughput_c / (c × throughput_1) for each level."""
+def scaling(front: str, plan: Plan, request_ids: list[str], failures: Failures) -> tuple[float, dict[int, float]]:
+    """Throughput at c=1 and throughput_c / (c × throughput_1) for each level (none when c=1 got nothing)."""
     closed(front, 4, requests_n=8)  # warm up: connections, Python imports in the workers
-    t1 = quota_throughput(front, 1, plan.per_worker, request_ids)
-    ratios = {c: quota_throughput(front, c, plan.per_worker, request_ids) / (c * t1) if t1 else 0.0
+    t1 = quota_throughput(front, 1, plan.per_worker, request_ids, failures)
+    if not t1:
+        return t1, {}
+    ratios = {c: quota_throughput(front, c, plan.per_worker, request_ids, failures) / (c * t1)
               for c in SCALING_LEVELS}
     return t1, ratios
 
@@ -201,7 +245,7 @@ def completeness(trace_proxy: str, request_ids: list[str], timeout: float = 20.0
     return whole, len(request_ids)
 
 
-def sidecar_cost(front: str, plan: Plan, tmp: Path) -> tuple[float, float]:
+def sidecar_cost(front: str, plan: Plan, tmp: Path, failures: Failures) -> tuple[float, float]:
     """req/s of /echo through the mesh vs the same two apps wired to each other without Envoy."""
     mesh_run = closed(front, 8, duration=plan.throughput_seconds)
     s2_port, s1_port = free_port(), free_port()
@@ -211,6 +255,8 @@ def sidecar_cost(front: str, plan: Plan, tmp: Path) -> tuple[float, float]:
         direct = f"http://127.0.0.1:{s1_port}"
         closed(direct, 4, requests_n=8)
         direct_run = closed(direct, 8, duration=plan.throughput_seconds)
+    failures.add_summary(mesh_run)
+    failures.add_summary(direct_run)
     return ok_rate(mesh_run), ok_rate(direct_run)
 
 
@@ -245,8 +291,8 @@ def span_batch(n: int = 100) -> bytes:
     return json.dumps(spans).encode()
 
 
-def ingest(plan: Plan, tmp: Path) -> tuple[float, float, str]:
-    """Spans/s a trace proxy pinned to one core accepts, in batches of 100; p99 POST latency."""
+def ingest(plan: Plan, tmp: Path, failures: Failures) -> tuple[float, float | None, str]:
+    """Spans/s a trace proxy pinned to one core accepts, in batches of 100; p99 POST latency (None: no answer)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     note = ""
     if len(cores) >= 2:
@@ -272,11 +318,16 @@ def ingest(plan: Plan, tmp: Path) -> tuple[float, float, str]:
                     while time.monotonic() < stop:
                         body = span_batch()
                         start = time.perf_counter()
-                        reply = s.post(f"{url}/api/v2/spans", data=body, headers=headers, timeout=10)
+                        try:
+                            reply = s.post(f"{url}/api/v2/spans", data=body, headers=headers, timeout=10)
+                        except requests.RequestException as exc:
+                            failures.record(None, exc, 202)
+                            continue
                         took = time.perf_counter() - start
+                        ok = failures.record(reply.status_code, None, 202)
                         with lock:
                             latencies.append(took)
-                            accepted[0] += 100 if reply.status_code == 202 else 0
+                            accepted[0] += 100 if ok else 0
 
             threads = [threading.Thread(target=client) for _ in range(4)]
             started = time.monotonic()
@@ -288,7 +339,7 @@ def ingest(plan: Plan, tmp: Path) -> tuple[float, float, str]:
         finally:
             if saved:
                 os.sched_setaffinity(0, saved)
-    return accepted[0] / elapsed, percentile(latencies, 99), note
+    return accepted[0] / elapsed, nearest_rank(latencies, 99), note
 
 
 # -- main -------------------------------------------------------------------------------
@@ -304,11 +355,16 @@ def run(plan: Plan, report: Report) -> None:
             except Exception as exc:
                 report.add("cold start", f"not measured: {exc}")
                 raise
-            t1, ratios = scaling(m.layout.front_url, plan, request_ids)
-            text = " · ".join(f"c={c} {r:.2f}" for c, r in ratios.items())
-            report.add("mesh scaling (slow 0.5 s)", f"{text}   (ideal 1.00; c=1 {t1:.2f} req/s)")
-            if ratios.get(8, 0) < 0.9:
-                report.problems.append(f"mesh scaling at concurrency 8 is {ratios[8]:.2f} (< 0.9)")
+            failed = Failures()
+            t1, ratios = scaling(m.layout.front_url, plan, request_ids, failed)
+            if not ratios:
+                report.add("mesh scaling (slow 0.5 s)", f"not measured: no request at c=1 succeeded; {failed.describe()}")
+                report.problems.append("mesh scaling was not measured")
+            else:
+                text = " · ".join(f"c={c} {r:.2f}" for c, r in ratios.items())
+                report.add("mesh scaling (slow 0.5 s)", f"{text}   (ideal 1.00; c=1 {t1:.2f} req/s{failed.note()})")
+                if ratios[8] < 0.9:
+                    report.problems.append(f"mesh scaling at concurrency 8 is {ratios[8]:.2f} (< 0.9)")
             whole, total = completeness(m.layout.trace_proxy_url, request_ids)
             share = 100 * whole / total if total else 0
             report.add("completeness", f"{share:.1f}% of {total} load-run requests arrived whole ({SPANS_PER_ECHO} spans)")
@@ -316,20 +372,28 @@ def run(plan: Plan, report: Report) -> None:
                 report.problems.append(f"{total - whole} of {total} traces were incomplete")
         with mesh(NO_SLOW, tmp / "mesh-fast") as m:
             m.up(timeout=120)
-            through, direct = sidecar_cost(m.layout.front_url, plan, tmp)
+            failed = Failures()
+            through, direct = sidecar_cost(m.layout.front_url, plan, tmp, failed)
             report.add("sidecar cost (slow 0)",
                        f"{through:.1f} req/s through the mesh vs {direct:.1f} req/s apps direct "
-                       f"({through / direct:.2f}×, concurrency 8)" if direct else "not measured: no direct throughput")
+                       f"({through / direct:.2f}×, concurrency 8{failed.note()})" if direct
+                       else f"not measured: no request to the apps direct succeeded{failed.note()}")
             via, straight = per_hop(m, plan)
             report.add("per-hop overhead /stage/0",
                        f"p50 +{(statistics.median(via) - statistics.median(straight)) * 1000:.2f} ms · "
-                       f"p99 +{(percentile(via, 99) - percentile(straight, 99)) * 1000:.2f} ms   "
+                       f"p99 +{(nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000:.2f} ms   "
                        f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
         if not hasattr(os, "sched_setaffinity"):
             report.add("trace proxy ingest", "not measured: this OS cannot pin a process to one core")
         else:
-            rate, p99, note = ingest(plan, tmp)
-            report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, p99 {p99 * 1000:.1f} ms{note}")
+            failed = Failures()
+            rate, p99, note = ingest(plan, tmp, failed)
+            if p99 is None:
+                report.add("trace proxy ingest", f"not measured: no POST was answered; {failed.describe()}")
+                report.problems.append("trace proxy ingest was not measured")
+            else:
+                report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
+                                                 f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -355,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write the figures to {RESULTS_FILE.relative_to(PROJECT_ROOT)}")
     args = parser.parse_args(argv)
     # The benchmark's spans stay on this machine, whatever the shell exports.
-    for key in ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY"):
+    for key in KEY_VARIABLES:
         os.environ.pop(key, None)
     started = time.monotonic()
     header = machine_line()

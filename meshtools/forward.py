@@ -1,5 +1,5 @@
 """Background `kubectl port-forward`s that make the cluster answer where the local target
-does (front-envoy on 127.0.0.1:8000, the trace proxy on :9411), so `inv echo`, `inv load`
+does (front-envoy on its usual loopback port, the trace proxy on Zipkin's), so `inv echo`, `inv load`
 and `inv traces` work unchanged.
 
 Each forward runs in its own session (it outlives the task and a Ctrl-C in the terminal),
@@ -11,22 +11,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from invoke.exceptions import Exit
 
 from meshtools.kubectl import Kubectl
-from meshtools.net import port_in_use
+from meshtools.net import accepts_connections, port_in_use
+from meshtools.pids import cmdline_contains
 from meshtools.proc import last_line
-from meshtools.topology import FRONT, FRONT_URL, INGRESS_PORT, TRACE_PROXY, TRACE_PROXY_PORT, TRACE_PROXY_URL
+from meshtools.topology import FRONT, FRONT_LOCAL_PORT, INGRESS_PORT, LOOPBACK, TRACE_PROXY, TRACE_PROXY_PORT
 
 RECORD = "forward.json"
-HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -40,17 +38,9 @@ class Forward:
 
 def default_forwards(front_port: int | None = None, trace_proxy_port: int | None = None) -> list[Forward]:
     return [
-        Forward(FRONT, front_port or urlsplit(FRONT_URL).port, INGRESS_PORT),
-        Forward(TRACE_PROXY, trace_proxy_port or urlsplit(TRACE_PROXY_URL).port, TRACE_PROXY_PORT),
+        Forward(FRONT, front_port or FRONT_LOCAL_PORT, INGRESS_PORT),
+        Forward(TRACE_PROXY, trace_proxy_port or TRACE_PROXY_PORT, TRACE_PROXY_PORT),
     ]
-
-
-def answers(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def alive(pid: int) -> bool:
@@ -77,17 +67,6 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _is_port_forward(pid: int) -> bool:
-    """Guard against a recorded pid that was reused by an unrelated process."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no /proc (macOS): trust the record
-    except OSError:
-        return False
-    return b"port-forward" in cmdline
-
-
 def recorded(directory: Path) -> list[Forward]:
     try:
         return [Forward(**item) for item in json.loads((directory / RECORD).read_text())]
@@ -102,9 +81,9 @@ def _write(directory: Path, forwards: list[Forward]) -> None:
 def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: float = 20.0) -> list[Forward]:
     """(Re)start the forwards and wait until each local port answers."""
     stop(directory)  # old forwards may point at pods a rollout replaced
-    busy = [f.local_port for f in forwards if port_in_use(HOST, f.local_port)]
+    busy = [f.local_port for f in forwards if port_in_use(LOOPBACK, f.local_port)]
     if busy:
-        ports = ", ".join(f"{HOST}:{p}" for p in busy)
+        ports = ", ".join(f"{LOOPBACK}:{p}" for p in busy)
         raise Exit(f"{ports} already in use (is the local target running? `inv local.down` stops it).")
     started: list[Forward] = []
     try:
@@ -112,7 +91,7 @@ def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: f
             log = directory / f"forward-{forward.service}.log"
             with open(log, "wb") as out:
                 process = subprocess.Popen(
-                    kubectl.argv("port-forward", "--address", HOST, f"svc/{forward.service}",
+                    kubectl.argv("port-forward", "--address", LOOPBACK, f"svc/{forward.service}",
                                  f"{forward.local_port}:{forward.remote_port}"),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -132,17 +111,17 @@ def _wait_until_answering(process: subprocess.Popen, forward: Forward, log: Path
         if process.poll() is not None:
             reason = last_line(log.read_text(errors="replace")) or f"exit {process.returncode}"
             raise Exit(f"port-forward to svc/{forward.service} stopped: {reason}")
-        if answers(forward.local_port):
+        if accepts_connections(LOOPBACK, forward.local_port):
             return
         time.sleep(0.1)
-    raise Exit(f"port-forward to svc/{forward.service} did not answer on {HOST}:{forward.local_port} within {timeout:g}s; see {log}.")
+    raise Exit(f"port-forward to svc/{forward.service} did not answer on {LOOPBACK}:{forward.local_port} within {timeout:g}s; see {log}.")
 
 
 def stop(directory: Path, grace: float = 5.0) -> list[Forward]:
     """End every recorded forward that is still running; forget the record."""
     stopped = []
     for forward in recorded(directory):
-        if forward.pid and alive(forward.pid) and _is_port_forward(forward.pid):
+        if forward.pid and alive(forward.pid) and cmdline_contains(forward.pid, "port-forward"):
             try:
                 os.killpg(forward.pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -159,4 +138,4 @@ def stop(directory: Path, grace: float = 5.0) -> list[Forward]:
 
 def status(directory: Path) -> list[tuple[Forward, bool]]:
     """Each recorded forward and whether it is running and answering."""
-    return [(f, alive(f.pid) and answers(f.local_port)) for f in recorded(directory)]
+    return [(f, alive(f.pid) and accepts_connections(LOOPBACK, f.local_port)) for f in recorded(directory)]

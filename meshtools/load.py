@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtools.front import echo_url
+from meshtools.stats import LogBins, rank
 from meshtools.urls import check_base_url
 
 DEFAULT_NAMES = ("earth", "fire", "wind", "water")  # the seed's generate-load.sh names
@@ -69,14 +70,17 @@ class LatencyHistogram:
         self.max = max(self.max, seconds)
 
     def percentile(self, p: float) -> float | None:
-        """The nearest-rank p-th percentile (0 < p <= 100), in seconds; None when empty."""
+        """The nearest-rank p-th percentile (0 < p <= 100), in seconds, to its bucket's 1%; None when empty.
+
+        Bucketed: the rank is `stats.rank`'s, the value the upper bound of the bucket holding it.
+        """
         if not self.count:
             return None
-        rank = max(1, math.ceil(p / 100 * self.count))
+        wanted = rank(p, self.count)
         seen = 0
         for index in sorted(self.counts):
             seen += self.counts[index]
-            if seen >= rank:
+            if seen >= wanted:
                 # A bucket's upper bound is at most 1% above any value in it; clamp to what
                 # was really seen so p100 == max and tiny samples stay honest.
                 return min(max(self._upper(index), self.min), self.max)
@@ -87,16 +91,14 @@ class LatencyHistogram:
         if not self.count:
             return []
         low, high = self.min, self.max
-        if high <= low * 1.0001:
+        scale = LogBins(low, high, n)
+        if scale.narrow:  # every latency the same: one bin says so
             return [(low, high, self.count)]
-        edges = [low * (high / low) ** (i / n) for i in range(n + 1)]
         counts = [0] * n
         for index, c in self.counts.items():
             # Place each bucket by its midpoint, clamped into the seen range.
-            value = min(max(self._upper(index) / math.sqrt(self.GROWTH), low), high)
-            slot = min(n - 1, int(n * math.log(value / low) / math.log(high / low)))
-            counts[slot] += c
-        return [(edges[i], edges[i + 1], counts[i]) for i in range(n)]
+            counts[scale.slot(min(max(self._upper(index) / math.sqrt(self.GROWTH), low), high))] += c
+        return [(scale.edges[i], scale.edges[i + 1], counts[i]) for i in range(n)]
 
 
 def _check_seconds(value: float | None, flag: str, what: str) -> None:

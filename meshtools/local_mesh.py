@@ -22,6 +22,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from meshtools import envoy_config
 from meshtools.net import port_in_use
 from meshtools.readiness import NotReady, wait_until_ok
+from meshtools.pids import cmdline_contains
 from meshtools.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
@@ -82,9 +83,13 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
     )
 
 
-def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None) -> list[Program]:
-    """Every process of the local mesh, in start order (upstreams first)."""
-    envoy = envoy_config.envoy_binary()
+def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
+             envoy: str | None = None) -> list[Program]:
+    """Every process of the local mesh, in start order (upstreams first).
+
+    `envoy`: the binary to run (default: the one on PATH, which must exist).
+    """
+    envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
@@ -106,55 +111,11 @@ def _quote(value: str) -> str:
     return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
 
 
-def supervisord_conf(state_dir: Path, progs: list[Program]) -> str:
-    logs = state_dir / "logs"
-    lines = [
-        "; Written by meshtools.local_mesh for `inv local.up`; rewritten at every start.",
-        "[unix_http_server]",
-        f"file={state_dir / 'supervisor.sock'}",
-        "chmod=0700",
-        "",
-        "[supervisord]",
-        f"logfile={logs / 'supervisord.log'}",
-        f"pidfile={state_dir / 'supervisord.pid'}",
-        f"directory={PROJECT_ROOT}",
-        "logfile_maxbytes=5MB",
-        "",
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "",
-        "[supervisorctl]",
-        f"serverurl=unix://{state_dir / 'supervisor.sock'}",
-    ]
-    for prog in progs:
-        lines += [
-            "",
-            f"[program:{prog.name}]",
-            "command=" + " ".join(_quote(arg) for arg in prog.command),
-            # Restart what dies, like a pod's restartPolicy: Always.
-            "autorestart=true",
-            "startsecs=1",
-            "startretries=10",
-            # gunicorn has workers: signal the whole group so nothing outlives a stop.
-            "stopasgroup=true",
-            "killasgroup=true",
-            "stopwaitsecs=5",
-            f"stdout_logfile={logs / (prog.name + '.log')}",
-            "stdout_logfile_maxbytes=5MB",
-            "stdout_logfile_backups=1",
-            "redirect_stderr=true",
-        ]
-        if prog.env:
-            lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in prog.env.items()))
-    return "\n".join(lines) + "\n"
-
-
 @dataclass
 class ProcessState:
     name: str
     state: str  # supervisord's: RUNNING, STARTING, BACKOFF, EXITED, FATAL, ...
     pid: int
-    uptime: str
     healthy: bool
     health_url: str
     log: Path
@@ -200,7 +161,53 @@ class LocalMesh:
         except (OSError, ValueError, TypeError):
             return None
 
+    @property
+    def supervisord_log(self) -> Path:
+        return self.logs_dir / "supervisord.log"
+
     # -- supervisord ---------------------------------------------------------------------
+    def supervisord_conf(self, progs: list[Program]) -> str:
+        logs = self.logs_dir
+        lines = [
+            "; Written by meshtools.local_mesh for `inv local.up`; rewritten at every start.",
+            "[unix_http_server]",
+            f"file={self.socket_path}",
+            "chmod=0700",
+            "",
+            "[supervisord]",
+            f"logfile={self.supervisord_log}",
+            f"pidfile={self.pid_path}",
+            f"directory={PROJECT_ROOT}",
+            "logfile_maxbytes=5MB",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl=unix://{self.socket_path}",
+        ]
+        for prog in progs:
+            lines += [
+                "",
+                f"[program:{prog.name}]",
+                "command=" + " ".join(_quote(arg) for arg in prog.command),
+                # Restart what dies, like a pod's restartPolicy: Always.
+                "autorestart=true",
+                "startsecs=1",
+                "startretries=10",
+                # gunicorn has workers: signal the whole group so nothing outlives a stop.
+                "stopasgroup=true",
+                "killasgroup=true",
+                "stopwaitsecs=5",
+                f"stdout_logfile={logs / (prog.name + '.log')}",
+                "stdout_logfile_maxbytes=5MB",
+                "stdout_logfile_backups=1",
+                "redirect_stderr=true",
+            ]
+            if prog.env:
+                lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in prog.env.items()))
+        return "\n".join(lines) + "\n"
+
     def _rpc(self):
         transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
@@ -212,15 +219,17 @@ class LocalMesh:
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid if _is_supervisord(pid) else None
+        # After a crash the pid file may name a dead (zombie) or reused pid: never ours to signal.
+        return pid if cmdline_contains(pid, "supervisord") else None
 
-    def is_running(self) -> bool:
-        if self.supervisord_pid() is None:
-            return False
+    def _supervisord_answers(self) -> bool:
         try:
             return self._rpc().getState()["statename"] == "RUNNING"
         except (OSError, xmlrpc.client.Error):
             return False
+
+    def is_running(self) -> bool:
+        return self.supervisord_pid() is not None and self._supervisord_answers()
 
     def _clear_stale_state(self) -> None:
         # After a crash or a killed supervisord, its files stay behind; they mean nothing now.
@@ -228,12 +237,13 @@ class LocalMesh:
             path.unlink(missing_ok=True)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def up(self, timeout: float = 90.0) -> None:
-        """Start every process and return once a request passes end to end."""
-        if self.is_running():
-            raise MeshError("The local mesh is already up: `inv local.status` shows it, `inv local.down` stops it.")
-        if self.supervisord_pid() is not None:
-            raise MeshError(f"A supervisord for this mesh (pid {self.supervisord_pid()}) is not answering; "
+    def check_can_start(self) -> None:
+        """Raise MeshError when `up` would fail before starting anything."""
+        pid = self.supervisord_pid()
+        if pid is not None:
+            if self._supervisord_answers():
+                raise MeshError("The local mesh is already up: `inv local.status` shows it, `inv local.down` stops it.")
+            raise MeshError(f"A supervisord for this mesh (pid {pid}) is not answering; "
                             "stop it with `inv local.down` and try again.")
         taken = [port for port in self.layout.ports() if port_in_use(self.layout.host, port)]
         if taken:
@@ -241,12 +251,16 @@ class LocalMesh:
                 f"Port {', '.join(map(str, taken))} on {self.layout.host} is already in use; stop what listens there "
                 "(`ss -ltnp` shows it) or choose other ports (`inv local.up --help`)."
             )
+
+    def up(self, timeout: float = 90.0) -> None:
+        """Start every process and return once a request passes end to end."""
+        self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         progs = programs(self.layout, self.envoy_dir, self.service_env)
         for instance in self.layout.envoys:
             envoy_config.write_local(instance, self.layout, self.envoy_dir)
-        self.conf_path.write_text(supervisord_conf(self.state_dir, progs))
+        self.conf_path.write_text(self.supervisord_conf(progs))
         self.layout_path.write_text(json.dumps(asdict(self.layout)))
         # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy
         # without appearing in any config file or argument list.
@@ -311,7 +325,8 @@ class LocalMesh:
         self._rpc().startProcess(name)
 
     def status(self) -> list[ProcessState]:
-        health = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir)}
+        # Only names and health URLs are read here: any binary name does, found or not.
+        health = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
         try:
             infos = self._rpc().getAllProcessInfo()
         except (OSError, xmlrpc.client.Error):
@@ -324,24 +339,12 @@ class LocalMesh:
                     name=info["name"],
                     state=info["statename"],
                     pid=info["pid"],
-                    uptime=info["description"],
                     healthy=info["statename"] == "RUNNING" and _answers(url),
                     health_url=url,
                     log=Path(info["stdout_logfile"]),
                 )
             )
         return result
-
-
-def _is_supervisord(pid: int) -> bool:
-    """After a crash the pid file may name a dead (zombie) or a reused pid: never ours to signal."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no procfs (macOS): trust the pid
-    except OSError:
-        return False
-    return b"supervisord" in cmdline  # a zombie's cmdline is empty
 
 
 def _answers(url: str) -> bool:

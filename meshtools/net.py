@@ -1,10 +1,10 @@
-"""Loopback ports: whether one is taken, a free one, a whole free local layout."""
+"""Loopback ports: whether one is taken or answers, a free one, a whole free local layout."""
 from __future__ import annotations
 
 import random
 import socket
 
-from meshtools.topology import DEFAULT_REPLICAS, LocalLayout
+from meshtools.topology import DEFAULT_REPLICAS, LOOPBACK, LocalLayout
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -18,7 +18,16 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def accepts_connections(host: str, port: int, timeout: float = 0.5) -> bool:
+    """A bare TCP connect: probes a listener without sending it a request (none lands in a trace)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port(host: str = LOOPBACK) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -28,8 +37,10 @@ def free_layout(replicas: int = DEFAULT_REPLICAS) -> LocalLayout:
     """A LocalLayout whose every port is free right now (never a developer's own 8000/9411)."""
     for _ in range(200):
         base = random.randrange(20000, 60000, 4)
-        layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), base_port=base, replicas=replicas)
-        ports = layout.ports()
-        if len(set(ports)) == len(ports) and not any(port_in_use(layout.host, p) for p in ports):
+        try:
+            layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), base_port=base, replicas=replicas)
+        except ValueError:  # a free port fell inside the block: draw again
+            continue
+        if not any(port_in_use(layout.host, p) for p in layout.ports()):
             return layout
     raise RuntimeError("no free block of loopback ports found")

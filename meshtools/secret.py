@@ -1,8 +1,11 @@
 """The honeycomb-writekey Secret (key `key`, as in the seed) for the trace proxy.
 
-The key comes from HONEYCOMB_API_KEY / HONEYCOMB_WRITEKEY or a hidden prompt and reaches
-kubectl only on stdin: `create secret --from-file=key=/dev/stdin --dry-run=client` renders
-the object, `apply -f -` stores it. It never appears in argv, on screen or in a file.
+The key comes from the variables the trace proxy itself reads (trace_proxy.settings.KEY_VARIABLES,
+first set wins) or a hidden prompt, and reaches kubectl only on stdin: `create secret
+--from-file=key=/dev/stdin --dry-run=client` renders the object, `apply -f -` stores it.
+It never appears in argv, on screen or in a file.
+The trace proxy reads its key only at start, and a restart empties its in-memory span store,
+so it is restarted only when `apply` reports that the Secret actually changed.
 """
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ import sys
 
 from meshtools.kubectl import Kubectl
 from meshtools.topology import TRACE_PROXY
+from trace_proxy.settings import KEY_VARIABLES
 
 SECRET_NAME = "honeycomb-writekey"
 SECRET_KEY = "key"
-KEY_ENV_VARS = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")  # ours first, then the seed's
 NO_KEY_MESSAGE = (
     "No Honeycomb key (set HONEYCOMB_API_KEY to send spans to Honeycomb): "
     "spans stay local in the trace proxy (`inv traces`)."
@@ -23,7 +26,7 @@ NO_KEY_MESSAGE = (
 
 
 def key_from_env(environ=os.environ) -> str | None:
-    for name in KEY_ENV_VARS:
+    for name in KEY_VARIABLES:
         value = environ.get(name, "").strip()
         if value:
             return value
@@ -41,13 +44,16 @@ def prompt_for_key(stdin=None) -> str | None:
         return None
 
 
-def apply_secret(kubectl: Kubectl, key: str) -> None:
+def apply_secret(kubectl: Kubectl, key: str) -> bool:
+    """Create or update the Secret; True unless kubectl reports it `unchanged` (same key)."""
     rendered = kubectl.run(
         "create", "secret", "generic", SECRET_NAME,
         f"--from-file={SECRET_KEY}=/dev/stdin", "--dry-run=client", "--output=yaml",
         input=key, capture=True,
     ).stdout
-    kubectl.run("apply", "-f", "-", input=rendered, capture=True)
+    applied = kubectl.run("apply", "-f", "-", input=rendered, capture=True).stdout
+    # `secret/NAME created|configured|unchanged`; anything unexpected counts as a change.
+    return "unchanged" not in applied.split()
 
 
 def secret_exists(kubectl: Kubectl) -> bool:
@@ -55,16 +61,8 @@ def secret_exists(kubectl: Kubectl) -> bool:
 
 
 def restart_trace_proxy(kubectl: Kubectl) -> bool:
-    """The trace proxy reads its key at start: restart it so a new key takes effect."""
+    """Restart the trace proxy (if deployed) so it reads a new key; False when it is not deployed."""
     if not kubectl.exists("deployment", TRACE_PROXY):
         return False
     kubectl.run("rollout", "restart", f"deployment/{TRACE_PROXY}", capture=True)
-    return True
-
-
-def store_key(kubectl: Kubectl, key: str | None) -> bool:
-    """Create or update the Secret; False (spans stay local) when there is no key."""
-    if not key:
-        return False
-    apply_secret(kubectl, key)
     return True

@@ -25,7 +25,6 @@ TRACE_PROXY = "trace-proxy"
 INGRESS_PORT = 80  # every sidecar's ingress listener, and front-envoy's listener
 APP_PORT = 8080  # the Flask app inside a service pod
 EGRESS_PORT = 9000  # service1's sidecar egress listener (EGRESS_URL)
-ADMIN_PORT = 9901  # every Envoy's admin interface, bound to 127.0.0.1
 TRACE_PROXY_PORT = ZIPKIN_PORT  # Zipkin's well-known port, as the trace proxy defines it
 
 # What users and tasks talk to, on either target (port-forward or direct).

@@ -18,12 +18,14 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from meshtools.stats import LogBins, nearest_rank
 
 BAR_WIDTH = 40
 MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
@@ -121,28 +123,39 @@ def url_path(span: dict) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-def field_value(span: dict, name: str):
-    """A span field by its Honeycomb event name (the upstream proxy's shape), else a tag."""
-    local = span.get("localEndpoint") or {}
-    builtin = {
-        "serviceName": lambda: service_of(span),
-        "name": lambda: span.get("name"),
-        "kind": lambda: span.get("kind"),
-        "traceId": lambda: span.get("traceId"),
-        "id": lambda: span.get("id"),
-        "parentId": lambda: span.get("parentId"),
-        "durationMs": lambda: duration_ms(span),
-        "hostIPv4": lambda: local.get("ipv4"),
-        "port": lambda: local.get("port"),
-        "remoteServiceName": lambda: (span.get("remoteEndpoint") or {}).get("serviceName"),
-    }
-    if name in builtin:
-        return builtin[name]()
-    return tags_of(span).get(name)
-
-
 def duration_ms(span: dict) -> float:
     return (span.get("duration") or 0) / 1000
+
+
+def _key(name: str) -> Callable[[dict], object]:
+    return lambda span: span.get(name)
+
+
+def _local(name: str) -> Callable[[dict], object]:
+    return lambda span: (span.get("localEndpoint") or {}).get(name)
+
+
+# The span fields by their Honeycomb event names (the upstream proxy's shape); any other
+# name is a tag. The first three are the ones worth suggesting to someone who mistyped.
+SPAN_FIELDS: dict[str, Callable[[dict], object]] = {
+    "serviceName": service_of,
+    "name": _key("name"),
+    "kind": _key("kind"),
+    "traceId": _key("traceId"),
+    "id": _key("id"),
+    "parentId": _key("parentId"),
+    "durationMs": duration_ms,
+    "hostIPv4": _local("ipv4"),
+    "port": _local("port"),
+    "remoteServiceName": lambda span: (span.get("remoteEndpoint") or {}).get("serviceName"),
+}
+SUGGESTED_FIELDS = tuple(SPAN_FIELDS)[:3]
+
+
+def field_value(span: dict, name: str):
+    """A span field by its Honeycomb event name, else a tag."""
+    get = SPAN_FIELDS.get(name)
+    return get(span) if get else tags_of(span).get(name)
 
 
 def _clock(ts_us: int | float) -> str:
@@ -397,12 +410,6 @@ def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> Non
 # -- breakdown --------------------------------------------------------------------------
 
 
-def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least p% of values at or below it."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
 @dataclass
 class BreakdownRow:
     key: tuple
@@ -411,10 +418,6 @@ class BreakdownRow:
     p50: float
     p95: float
     p99: float
-
-
-BUILTIN_FIELDS = ("serviceName", "name", "kind", "traceId", "id", "parentId", "durationMs", "hostIPv4", "port",
-                  "remoteServiceName")
 
 
 def group_value(span: dict, name: str):
@@ -438,7 +441,7 @@ def missing_fields(spans: Iterable[dict], fields: Sequence[str]) -> list[str]:
 def available_fields(spans: Iterable[dict]) -> list[str]:
     """Span fields, then the tags these spans carry, for telling a user what --breakdown takes."""
     tags = sorted({k for s in spans for k in tags_of(s)})
-    return [*BUILTIN_FIELDS[:3], *tags]
+    return [*SUGGESTED_FIELDS, *tags]
 
 
 def breakdown(spans: Iterable[dict], fields: Sequence[str]) -> list[BreakdownRow]:
@@ -453,7 +456,7 @@ def breakdown(spans: Iterable[dict], fields: Sequence[str]) -> list[BreakdownRow
         groups[tuple(group_value(s, f) for f in fields)].append(s)
     rows = []
     for key, members in groups.items():
-        durations = sorted(duration_ms(s) for s in members)
+        durations = [duration_ms(s) for s in members]
         rows.append(
             BreakdownRow(
                 key=key,
@@ -518,15 +521,12 @@ def heatmap(spans: Iterable[dict], columns: int = 60, bands: int = 12) -> Heatma
     t1 = max(t for t, _ in points)
     low = min(d for _, d in points)
     high = max(d for _, d in points)
-    if high <= low * 1.0001:
-        high = low * 1.01
-    edges = [low * (high / low) ** (i / bands) for i in range(bands + 1)]
+    scale = LogBins(low, high, bands)
     grid = [[0] * columns for _ in range(bands)]
     for t, d in points:
         col = min(columns - 1, int((t - t0) * columns / (t1 - t0))) if t1 > t0 else 0
-        band = min(bands - 1, int(bands * math.log(d / low) / math.log(high / low)))
-        grid[bands - 1 - band][col] += 1
-    return Heatmap(grid, edges, t0, t1, max(max(r) for r in grid))
+        grid[bands - 1 - scale.slot(d)][col] += 1
+    return Heatmap(grid, scale.edges, t0, t1, max(max(r) for r in grid))
 
 
 def shade(count: int, peak: int) -> str:

@@ -1,7 +1,9 @@
-"""The --url checks and the URL shortening every task's messages share."""
+"""The --url check and the URL shortening every task's messages share."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+
+from invoke import Exit
 
 MESSAGE_URL_CHARS = 100  # a URL in a one-line message never takes more than this
 
@@ -27,3 +29,11 @@ def shorten(text: str, limit: int = MESSAGE_URL_CHARS) -> str:
         return text
     keep = limit - 1
     return f"{text[: keep - keep // 4]}…{text[len(text) - keep // 4:]}"
+
+
+def url_flag(url: str, flag: str = "--url") -> str:
+    """`check_base_url` for a task's flag: bad input ends the task with its one sentence."""
+    try:
+        return check_base_url(url, flag)
+    except ValueError as exc:
+        raise Exit(str(exc)) from None

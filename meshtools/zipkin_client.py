@@ -1,7 +1,6 @@
 """A small client for Zipkin's v2 query API, as served by the trace proxy (or any Zipkin)."""
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 import requests
@@ -10,7 +9,6 @@ from meshtools.topology import TRACE_PROXY_PORT
 from meshtools.urls import shorten
 
 DEFAULT_TIMEOUT = 5.0
-TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
 NOT_ZIPKIN = f"is --url a Zipkin API (the trace proxy, port {TRACE_PROXY_PORT})?"
 
 
@@ -18,12 +16,8 @@ class TraceProxyError(Exception):
     """Something a user can act on; the message is one sentence."""
 
 
-class TraceProxyUnreachable(TraceProxyError):
-    pass
-
-
 class TraceNotFound(TraceProxyError):
-    pass
+    """No such trace: a lookup by trace id may still find it by another key."""
 
 
 class ZipkinClient:
@@ -38,7 +32,7 @@ class ZipkinClient:
         try:
             response = self.session.get(url, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TraceProxyUnreachable(
+            raise TraceProxyError(
                 f"Cannot reach the trace proxy at {where} ({type(exc).__name__}); "
                 "start the mesh with `inv local.up` (or `inv forward` for the cluster) or pass --url."
             ) from None
@@ -56,9 +50,6 @@ class ZipkinClient:
             return response.json()
         except ValueError:
             raise TraceProxyError(f"{shorten(url)} did not answer JSON; {NOT_ZIPKIN}") from None
-
-    def services(self) -> list[str]:
-        return self._get("/api/v2/services")
 
     def traces(
         self,
@@ -87,19 +78,3 @@ class ZipkinClient:
 
     def trace(self, trace_id: str) -> list[dict]:
         return self._get(f"/api/v2/trace/{quote(trace_id, safe='')}")
-
-    def trace_by_id_or_tag(self, ident: str, tag: str) -> list[dict]:
-        """The trace whose id is `ident`, else the newest whose spans carry tag=`ident`.
-
-        So one flag takes a trace id or, say, the x-request-id a reply came back with.
-        """
-        if TRACE_ID.fullmatch(ident):
-            try:
-                return self.trace(ident)
-            except TraceNotFound:
-                pass
-        found = self.traces(annotation_query=f"{tag}={ident}", limit=1)
-        if found and found[0]:
-            return found[0]
-        raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {tag}) at {shorten(self.base_url)}; "
-                            "`inv traces --limit 10` lists recent ones.")

@@ -13,9 +13,12 @@ import sys
 import time
 
 import requests
+import requests.adapters
 from flask import Flask, Response, jsonify, request
 from markupsafe import escape
 from werkzeug.routing import PathConverter
+
+from service import gunicorn_conf
 
 # Headers Envoy's tracers and request ids live in; forwarding them is the whole
 # instrumentation (see Envoy's tracing docs on header propagation).
@@ -42,8 +45,9 @@ DEFAULTS = {
     "SLOW_STAGE": 3,
     "SLOW_STAGE_MIN_SECONDS": 0.3,
     "SLOW_STAGE_JITTER_SECONDS": 3.0,
-    # Longer than the slowest stage, shorter than Envoy's route timeouts.
-    "UPSTREAM_TIMEOUT_SECONDS": 10.0,
+    # A backstop just above the egress route's 5 s timeout: Envoy answers a stage that hangs
+    # first (504, in the trace); this only fires if the sidecar itself stops answering.
+    "UPSTREAM_TIMEOUT_SECONDS": 6.0,
 }
 
 PAGE = """<img src="https://raw.githubusercontent.com/honeycombio/examples/master/_internal/envoy.png" height="100" />
@@ -72,7 +76,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     for key, default in DEFAULTS.items():
         app.config[key] = type(default)(app.config[key])
 
-    session = requests.Session()  # keep-alive to the egress sidecar
+    # Keep-alive to the egress sidecar, with a connection for each of gunicorn's threads:
+    # requests' default pool of 10 would open and drop connections under load.
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=gunicorn_conf.threads))
 
     def log_event(**fields) -> None:
         # JSON lines on stdout: what `kubectl logs` and the local log files show.

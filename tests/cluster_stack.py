@@ -73,7 +73,7 @@ class ClusterStack:
     def inv(self, *argv: str, tree: Path = PROJECT_ROOT) -> None:
         """Run our `inv` in `tree` (its tasks.py and meshtools); its output lands in the test report."""
         # Test spans stay out of a developer's Honeycomb.
-        environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_ENV_VARS}
+        environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
         env = {STATE_DIR_ENV: str(self.state),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
         result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=False)

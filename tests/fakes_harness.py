@@ -12,10 +12,17 @@ from typing import Iterator
 from invoke import Collection, Program
 
 from meshtools import forward as port_forward
+from meshtools.net import accepts_connections
 from meshtools.tasks import cluster
+from meshtools.topology import LOOPBACK
 
 FAKES = Path(__file__).parent / "fakes"
 KEY = "hcaik_sentinel_0123456789abcdef"
+
+
+def answers(port: int) -> bool:
+    """Whether something (a port-forward) accepts connections on the loopback `port`."""
+    return accepts_connections(LOOPBACK, port)
 
 
 def link_fakes(bin_dir: Path, *tools: str) -> None:

@@ -16,7 +16,7 @@ from meshtools import forward as port_forward
 from meshtools import image
 from meshtools.net import free_port
 from meshtools.tasks import cluster, options
-from tests.fakes_harness import KEY, Fakes, fakes_for
+from tests.fakes_harness import KEY, Fakes, answers, fakes_for
 
 
 @pytest.fixture
@@ -118,8 +118,33 @@ def test_the_honeycomb_key_reaches_kubectl_only_on_stdin_fake(fakes, monkeypatch
     creates = [c for c in fakes.calls("kubectl") if "create" in c["argv"] and "secret" in c["argv"]]
     assert creates and all(c["stdin"] == KEY for c in creates)
     assert KEY not in "".join(outputs)
-    # A new key restarts the trace proxy so it is read.
-    assert fakes.argvs("kubectl", "rollout", "restart")
+    # `secret` with the key deploy already stored leaves the trace proxy (and its spans) alone.
+    assert "already holds this Honeycomb key" in outputs[-2]
+    assert not fakes.argvs("kubectl", "rollout", "restart")
+
+
+def test_secret_restarts_the_trace_proxy_only_when_the_key_changed_fake(fakes, monkeypatch):
+    fakes.inv("cluster.up")
+    fakes.inv("build", "deploy", "--no-forward")  # no key yet: spans stay local
+
+    def restarts() -> int:
+        return len(fakes.argvs("kubectl", "rollout", "restart"))
+
+    monkeypatch.setenv("HONEYCOMB_API_KEY", KEY)
+    code, out, err = fakes.inv("secret")
+    assert code == 0, err
+    assert "Restarted deployment/trace-proxy" in out and restarts() == 1
+
+    code, out, err = fakes.inv("secret")  # the same key again
+    assert code == 0, err
+    assert "already holds this Honeycomb key" in out and "Restarted" not in out
+    assert restarts() == 1
+
+    monkeypatch.setenv("HONEYCOMB_API_KEY", KEY[::-1])
+    code, out, err = fakes.inv("secret")
+    assert code == 0, err
+    assert "Restarted deployment/trace-proxy" in out and restarts() == 2
+    assert [c["stdin"] for c in fakes.calls("kubectl") if "create" in c["argv"]] == [KEY, KEY, KEY[::-1]]
 
 
 def test_the_seeds_writekey_variable_works_too_fake(fakes, monkeypatch):
@@ -221,7 +246,7 @@ def test_forward_runs_in_the_background_and_stop_ends_it_fake(fakes):
     records = json.loads((fakes.mesh / "forward.json").read_text())
     assert {(r["service"], r["local_port"], r["remote_port"]) for r in records} == {
         ("front-envoy", front, 80), ("trace-proxy", proxy, 9411)}
-    assert port_forward.answers(front) and port_forward.answers(proxy)
+    assert answers(front) and answers(proxy)
     pids = [r["pid"] for r in records]
 
     code, out, _ = fakes.inv("cluster.status")
@@ -230,7 +255,7 @@ def test_forward_runs_in_the_background_and_stop_ends_it_fake(fakes):
     code, out, _ = fakes.inv("forward", "--stop")
     assert code == 0 and out.count("Stopped port-forward") == 2
     assert not any(port_forward.alive(pid) for pid in pids)
-    assert not port_forward.answers(front) and not port_forward.answers(proxy)
+    assert not answers(front) and not answers(proxy)
     assert not (fakes.mesh / "forward.json").exists()
 
 

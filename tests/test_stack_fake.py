@@ -16,7 +16,7 @@ from meshtools.tasks.stack import summary
 from tests.cluster_stack import ClusterStack, copy_tree
 from meshtools.net import free_port
 from meshtools.topology import FRONT_LOCAL_PORT, TRACE_PROXY_PORT
-from tests.fakes_harness import KEY, Fakes, fakes_for
+from tests.fakes_harness import KEY, Fakes, answers, fakes_for
 from tests.inv_process import run_inv
 
 
@@ -49,12 +49,37 @@ def test_inv_up_runs_the_whole_chain_in_order_and_says_where_things_run_fake(fak
     assert order == sorted(order)
     (apply,) = [c for c in fakes.calls("kubectl") if "-k" in c["argv"]]
     assert f"newTag: {image.last_built().rsplit(':', 1)[1]}" in apply["kustomization"]
-    assert port_forward.answers(front) and port_forward.answers(proxy)
+    assert answers(front) and answers(proxy)
     assert f"http://127.0.0.1:{front}" in out and f"http://127.0.0.1:{proxy}" in out
     assert f"inv echo --name friend --url http://127.0.0.1:{front}" in out
     assert f"inv traces --url http://127.0.0.1:{proxy}" in out
     assert "stay in the trace proxy" in out
     assert "inv down" in out
+
+
+def test_inv_up_checks_docker_and_the_cluster_once_fake(fakes):
+    code, _, err = fakes.inv("up", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+
+    assert code == 0, err
+    assert len(fakes.argvs("docker", "info")) == 1
+    assert len(fakes.argvs("kind", "get", "clusters")) == 1
+
+
+def test_inv_up_again_with_the_same_key_keeps_the_trace_proxy_running_fake(fakes, monkeypatch):
+    monkeypatch.setenv("HONEYCOMB_API_KEY", KEY)
+    for _ in range(2):
+        code, out, err = fakes.inv("up", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+        assert code == 0, err
+
+    # A restart would empty the trace proxy's span store for nothing.
+    assert not fakes.argvs("kubectl", "rollout", "restart")
+    assert "already holds this Honeycomb key" in out
+    assert [c["stdin"] for c in fakes.calls("kubectl") if "create" in c["argv"]] == [KEY, KEY]
+
+    monkeypatch.setenv("HONEYCOMB_API_KEY", KEY[::-1])
+    code, out, err = fakes.inv("up", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+    assert code == 0, err
+    assert len(fakes.argvs("kubectl", "rollout", "restart")) == 1 and "Restarted deployment/trace-proxy" in out
 
 
 def test_inv_up_twice_reuses_the_cluster_and_the_image_fake(fakes):
@@ -166,6 +191,6 @@ def test_the_e2e_harness_deploys_from_a_copy_and_leaves_the_repository_alone_fak
     assert Path(build[build.index("--file") + 1]).is_relative_to(tree)
     # The forwards are recorded in the tests' own state directory, not the developer's.
     assert {f.local_port for f in port_forward.recorded(fakes.mesh)} == {stack.front_port, stack.trace_proxy_port}
-    assert port_forward.answers(stack.front_port) and port_forward.answers(stack.trace_proxy_port)
+    assert answers(stack.front_port) and answers(stack.trace_proxy_port)
     stack.stop_forwards()
-    assert not port_forward.answers(stack.front_port)
+    assert not answers(stack.front_port)

@@ -15,6 +15,7 @@ import requests
 from tests.honeycomb_standin import honeycomb_standin
 from tests.trace_proxy_process import running_proxy
 from tests.trace_proxy_spans import envoy_trace
+from tests.waiting import wait_for
 from trace_proxy.cli import build_parser
 from trace_proxy.spans import from_v2
 from trace_proxy.store import SpanStore
@@ -84,7 +85,13 @@ def test_downstream_receives_each_body_unchanged_at_the_same_version_path():
                       headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
         requests.post(f"{proxy.url}/api/v1/spans", data=v1_body, headers={"Content-Type": "application/json"}, timeout=5)
         got = collector.wait_for(lambda reqs: reqs if len(reqs) >= 2 else None, "two mirrored bodies")
-        metrics = requests.get(f"{proxy.url}/metrics", timeout=5).json()
+
+        def counted():
+            # The stand-in records a body before the proxy has read its reply and counted it.
+            snapshot = requests.get(f"{proxy.url}/metrics", timeout=5).json()
+            return snapshot if snapshot["forwarded"].get("downstream", 0) >= 13 else None
+
+        metrics = wait_for(counted, 10, "both mirrored bodies counted as forwarded")
     by_path = {r.path: r for r in got}
     assert by_path["/api/v2/spans"].raw == v2_body
     assert by_path["/api/v2/spans"].headers["Content-Encoding"] == "gzip"
@@ -97,9 +104,31 @@ def test_store_drops_oldest_whole_traces_beyond_its_span_limit():
     traces = [envoy_trace() for _ in range(4)]
     for trace in traces:
         store.add([from_v2(span) for span in trace])
-    assert store.stats() == {"spans": 24, "traces": 2, "evicted_spans": 24}
+    assert store.stats() == {"spans": 24, "traces": 2, "evicted_spans": 24, "late_spans_dropped": 0}
     assert store.trace(traces[0][0]["traceId"]) is None
     assert len(store.trace(traces[3][0]["traceId"])) == 12
+
+
+def test_store_never_keeps_a_fragment_of_an_evicted_trace_and_counts_late_spans():
+    store = SpanStore(max_spans=30)
+    first, second, third = (envoy_trace() for _ in range(3))
+    store.add([from_v2(span) for span in first + second + third])  # 36 spans: `first` goes
+    late = dict(first[-1], id="00000000000000ff")
+    store.add([from_v2(late)])
+    assert store.trace(first[0]["traceId"]) is None
+    assert store.stats()["late_spans_dropped"] == 1
+    assert store.stats()["spans"] == 24
+
+
+def test_store_evicts_the_least_recently_active_trace_not_one_still_filling():
+    store = SpanStore(max_spans=30)
+    filling, idle, newest = (envoy_trace() for _ in range(3))
+    store.add([from_v2(span) for span in filling[:6]])  # the first half of a slow request
+    store.add([from_v2(span) for span in idle])
+    store.add([from_v2(span) for span in filling[6:]])  # its second half arrives later
+    store.add([from_v2(span) for span in newest])
+    assert store.trace(idle[0]["traceId"]) is None
+    assert len(store.trace(filling[0]["traceId"])) == 12
 
 
 def test_sigterm_stops_the_proxy_cleanly():

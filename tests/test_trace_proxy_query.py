@@ -36,8 +36,23 @@ def test_envoy_trace_posted_chunked_is_returned_whole_by_id_in_any_case(proxy):
     assert {s["traceId"] for s in got.json()} == {trace_id}
 
 
-def test_unknown_trace_is_404(proxy):
-    assert requests.get(f"{proxy.url}/api/v2/trace/{'e' * 32}", timeout=5).status_code == 404
+def test_unknown_or_malformed_trace_id_is_a_plain_text_404_with_a_reason(proxy):
+    # meshtools' Zipkin client takes an HTML answer for another server on the wrong port.
+    unknown = requests.get(f"{proxy.url}/api/v2/trace/{'e' * 32}", timeout=5)
+    assert unknown.status_code == 404 and unknown.headers["Content-Type"].startswith("text/plain")
+    assert "not found" in unknown.text
+    malformed = requests.get(f"{proxy.url}/api/v2/trace/not-hex", timeout=5)
+    assert malformed.status_code == 404 and malformed.headers["Content-Type"].startswith("text/plain")
+    assert "hex" in malformed.text
+
+
+def test_unknown_path_and_wrong_method_answer_plain_text_not_html(proxy):
+    missing = requests.get(f"{proxy.url}/api/v2/nothing-here", timeout=5)
+    assert missing.status_code == 404 and missing.headers["Content-Type"].startswith("text/plain")
+    assert "<" not in missing.text and "/api/v2/nothing-here" in missing.text
+    wrong = requests.post(f"{proxy.url}/api/v2/services", timeout=5)
+    assert wrong.status_code == 405 and wrong.headers["Content-Type"].startswith("text/plain")
+    assert "GET" in wrong.headers["Allow"]
 
 
 def test_services_and_span_names_list_what_was_received(proxy):

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 
 from flask import Flask, Response, abort, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from trace_proxy import ingest, spans as spans_mod
 from trace_proxy.metrics import Metrics
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     def reject(status: int, reason: str) -> Response:
         metrics.incr("rejected", reason=str(status))
         log.info("rejected %s %s: %s", request.path, status, reason)
-        return Response(reason + "\n", status=status, mimetype="text/plain")
+        return _text(status, reason)
 
     def ingest_spans(version: int) -> Response:
         metrics.incr("received", reason="requests")
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         try:
             query = TraceQuery.from_args(request.args)
         except QueryError as exc:
-            return Response(str(exc) + "\n", status=400, mimetype="text/plain")
+            return _text(400, str(exc))
         return jsonify(store.traces(query))
 
     @app.get("/api/v2/trace/<trace_id>")
@@ -120,11 +121,19 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         try:
             tid = spans_mod.normalize_trace_id(trace_id)
         except spans_mod.SpanError:
-            abort(404)
+            return _text(404, f"no trace {trace_id[:64]!r}: a trace id is 1 to 32 hex characters")
         found = store.trace(tid)
         if found is None:
-            return Response(f"trace {tid} not found\n", status=404, mimetype="text/plain")
+            return _text(404, f"trace {tid} not found")
         return jsonify(found)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Flask's default error pages are HTML, which Zipkin clients (ours included) take
+        # for another web server on the wrong port; every error here is one line of text.
+        reply = _text(exc.code or 500, f"{exc.name}: {request.method} {request.path[:200]}")
+        reply.headers.extend((k, v) for k, v in exc.get_headers() if k == "Allow")
+        return reply
 
     @app.get("/healthz")
     def healthz():
@@ -141,8 +150,12 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     return app
 
 
+def _text(status: int, reason: str) -> Response:
+    return Response(reason + "\n", status=status, mimetype="text/plain")
+
+
 def _required(name: str) -> str:
     value = request.args.get(name, "").strip()
     if not value:
-        abort(Response(f"{name} is required\n", status=400, mimetype="text/plain"))
+        abort(_text(400, f"{name} is required"))
     return value

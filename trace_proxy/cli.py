@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_positive, metavar="N",
                    help=f"largest accepted request body, before and after gzip (default {defaults.max_body_bytes})")
     p.add_argument("--max-spans", type=_positive, metavar="N",
-                   help=f"spans kept in the local store; oldest traces go first (default {defaults.max_spans})")
+                   help=f"spans kept in the local store; the least recently active traces go first (default {defaults.max_spans})")
     p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
                    help="events waiting to be sent to Honeycomb before new ones are dropped and "
                         f"counted (default {defaults.honeycomb_backlog})")

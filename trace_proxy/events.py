@@ -5,6 +5,9 @@ Upstream fields: traceId, name, id, parentId, serviceName, hostIPv4, port, debug
 annotation values typed, v2 `kind`). The `honeycomb.dataset` and `honeycomb.samplerate` tags
 steer the event instead of becoming fields. On top come the field names Honeycomb's trace
 view looks for by default, so a new environment draws the waterfall without setup.
+
+All of this is derived here, from the span as received, so that ingest without a Honeycomb
+key never pays for it.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from trace_proxy.spans import Span, guess_type
+from trace_proxy.spans import ADDRESS_KEYS, Span, guess_type, micros, parse_endpoint
 
 DATASET_TAG = "honeycomb.dataset"
 SAMPLE_RATE_TAG = "honeycomb.samplerate"
@@ -56,28 +59,72 @@ def event_time(timestamp_us: int | None) -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def _v1_upstream(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A v1 span's endpoint and typed tags as the upstream proxy read them: the last endpoint
+    of an annotation, else of a binary annotation; address annotations are not tags."""
+    endpoint: dict[str, Any] = {}
+    tags: dict[str, Any] = {}
+    for ba in raw.get("binaryAnnotations") or ():
+        if ba is None or ba["key"] in ADDRESS_KEYS:
+            continue
+        if ba.get("endpoint") is not None:
+            endpoint = parse_endpoint(ba["endpoint"], "binaryAnnotation.endpoint")
+        tags[ba["key"]] = guess_type(ba.get("value"))
+    for ann in raw.get("annotations") or ():
+        if ann.get("endpoint") is not None:
+            endpoint = parse_endpoint(ann["endpoint"], "annotation.endpoint")
+    return endpoint, tags
+
+
+def upstream_fields(span: Span) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """The upstream proxy's CoreSpanMetadata (empty values left out, as Go's `omitempty`
+    did), its tag fields, and the span's own timestamp (v1: never one derived from annotations)."""
+    v2 = span.v2
+    if span.version == 1:
+        endpoint, tags = _v1_upstream(span.raw)
+        # Upstream reported only the span's own duration, not one derived from annotations.
+        duration, timestamp = micros(span.raw, "duration"), micros(span.raw, "timestamp")
+    else:
+        endpoint, tags = v2.get("localEndpoint", {}), dict(v2.get("tags", {}))
+        if v2.get("kind"):
+            tags["kind"] = v2["kind"]
+        duration, timestamp = v2.get("duration"), v2.get("timestamp")
+    core: dict[str, Any] = {"traceId": v2["traceId"], "name": v2.get("name") or "", "id": v2["id"]}
+    if v2.get("parentId"):
+        core["parentId"] = v2["parentId"]
+    for key, field in (("serviceName", "serviceName"), ("ipv4", "hostIPv4"), ("port", "port")):
+        if endpoint.get(key):
+            core[field] = endpoint[key]
+    if v2.get("debug"):
+        core["debug"] = True
+    if duration:
+        core["durationMs"] = duration / 1000.0
+    return core, tags, timestamp
+
+
 def to_event(span: Span, drop_fields: Iterable[str] = (), sample_rate: int = 1) -> Event:
     """Raises BadDatasetTag for a non-string dataset tag (the upstream proxy dropped those)."""
     drop = set(drop_fields)
-    fields = dict(span.core)
+    core, tags, timestamp_us = upstream_fields(span)
+    fields = dict(core)
     dataset, tag_rate = None, 1
-    for key, value in span.tags.items():
+    for key, value in tags.items():
         if key in drop:
             continue
         if key == DATASET_TAG:
             if not isinstance(value, str) or not value.strip():
-                raise BadDatasetTag(f"span {span.core['id']}: {DATASET_TAG} must be a non-empty string")
+                raise BadDatasetTag(f"span {core['id']}: {DATASET_TAG} must be a non-empty string")
             dataset = value.strip()
         elif key == SAMPLE_RATE_TAG:
             tag_rate = sample_rate_from_tag(value)
         else:
             fields[key] = value
-    fields["trace.trace_id"] = span.core["traceId"]
-    fields["trace.span_id"] = span.core["id"]
-    if span.core.get("parentId"):
-        fields["trace.parent_id"] = span.core["parentId"]
-    if span.core.get("serviceName"):
-        fields["service.name"] = span.core["serviceName"]
-    fields["duration_ms"] = span.core.get("durationMs", 0.0)
+    fields["trace.trace_id"] = core["traceId"]
+    fields["trace.span_id"] = core["id"]
+    if core.get("parentId"):
+        fields["trace.parent_id"] = core["parentId"]
+    if core.get("serviceName"):
+        fields["service.name"] = core["serviceName"]
+    fields["duration_ms"] = core.get("durationMs", 0.0)
     # A span the client sampled 1-in-M, then kept by us 1-in-N, stands for M×N spans.
-    return Event(fields, event_time(span.timestamp_us), dataset, tag_rate * max(sample_rate, 1))
+    return Event(fields, event_time(timestamp_us), dataset, tag_rate * max(sample_rate, 1))

@@ -17,10 +17,6 @@ class Metrics:
             with self._lock:
                 self._counts[(what, sink, reason)] += n
 
-    def total(self, what: str, sink: str | None = None) -> int:
-        with self._lock:
-            return sum(v for (w, s, _), v in self._counts.items() if w == what and (sink is None or s == sink))
-
     def snapshot(self) -> dict:
         with self._lock:
             items = list(self._counts.items())

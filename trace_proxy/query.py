@@ -19,6 +19,11 @@ class QueryError(ValueError):
     """A query parameter with a bad value; the message goes back with a 400."""
 
 
+def service_name(span: dict[str, Any], endpoint: str = "localEndpoint") -> str:
+    """The span's service (or, with "remoteEndpoint", its peer's) as sent; "" if none."""
+    return (span.get(endpoint) or {}).get("serviceName") or ""
+
+
 def parse_annotation_query(text: str) -> dict[str, str]:
     """`error and http.method=GET` -> {"error": "", "http.method": "GET"} (Zipkin's syntax)."""
     terms: dict[str, str] = {}
@@ -91,12 +96,10 @@ class TraceQuery:
         want_duration = self.min_duration is not None
         remaining = dict(self.annotations)
         for span in spans:
-            local = (span.get("localEndpoint", {}).get("serviceName") or "").lower()
-            if self.service_name is not None and local != self.service_name:
+            if self.service_name is not None and service_name(span).lower() != self.service_name:
                 continue
             want_service = False
-            remote = (span.get("remoteEndpoint", {}).get("serviceName") or "").lower()
-            if want_remote and remote == self.remote_service_name:
+            if want_remote and service_name(span, "remoteEndpoint").lower() == self.remote_service_name:
                 want_remote = False
             if want_name and (span.get("name") or "").lower() == self.span_name:
                 want_name = False

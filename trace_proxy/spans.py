@@ -1,13 +1,13 @@
 """Turn Zipkin v1 and v2 JSON spans into one internal shape.
 
 Each accepted span becomes a `Span`: its Zipkin v2 form (what the local store keeps and the
-query API returns) plus the fields the upstream honeycomb-opentracing-proxy derived from it
-(core metadata and tags), so the Honeycomb sink can reproduce that proxy's events exactly.
+query API returns) plus the span as received, from which `trace_proxy.events` derives the
+upstream honeycomb-opentracing-proxy's fields only when a Honeycomb key is set.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _HEX = re.compile(r"[0-9a-f]{1,32}")
@@ -15,7 +15,7 @@ _MAX_MICROS = 2**63 - 1
 # Annotations that v1 used to mark the RPC boundaries; v2 folds them into `kind`.
 _CORE_ANNOTATIONS = {"cs", "cr", "sr", "ss", "ms", "mr", "ws", "wr"}
 # v1 binary annotations naming the *remote* address; never the span's own endpoint.
-_ADDRESS_KEYS = {"ca", "sa", "ma"}
+ADDRESS_KEYS = {"ca", "sa", "ma"}
 
 
 class SpanError(ValueError):
@@ -25,9 +25,8 @@ class SpanError(ValueError):
 @dataclass
 class Span:
     v2: dict[str, Any]
-    core: dict[str, Any]  # upstream CoreSpanMetadata, empty values already left out
-    tags: dict[str, Any] = field(default_factory=dict)
-    timestamp_us: int | None = None
+    raw: dict[str, Any]  # as received, already validated; events.py reads upstream's fields from it
+    version: int  # the Zipkin API version it came in as (1 or 2)
 
     @property
     def trace_id(self) -> str:
@@ -63,7 +62,7 @@ def _optional_id(span: dict, key: str) -> str | None:
     return _span_id(value, key)
 
 
-def _micros(span: dict, key: str) -> int | None:
+def micros(span: dict, key: str) -> int | None:
     value = span.get(key)
     if value is None:
         return None
@@ -99,7 +98,7 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
-def _endpoint(value: Any, where: str) -> dict[str, Any]:
+def parse_endpoint(value: Any, where: str) -> dict[str, Any]:
     raw = _object(value, where)
     out: dict[str, Any] = {}
     for key in ("serviceName", "ipv4", "ipv6"):
@@ -114,23 +113,6 @@ def _endpoint(value: Any, where: str) -> dict[str, Any]:
         out["port"] = port
     return out
 
-
-def _core(trace_id, span_id, parent_id, name, endpoint, debug, duration) -> dict[str, Any]:
-    """The upstream proxy's CoreSpanMetadata, with its `omitempty` rules."""
-    core: dict[str, Any] = {"traceId": trace_id, "name": name or "", "id": span_id}
-    if parent_id:
-        core["parentId"] = parent_id
-    if endpoint.get("serviceName"):
-        core["serviceName"] = endpoint["serviceName"]
-    if endpoint.get("ipv4"):
-        core["hostIPv4"] = endpoint["ipv4"]
-    if endpoint.get("port"):
-        core["port"] = endpoint["port"]
-    if debug:
-        core["debug"] = True
-    if duration:
-        core["durationMs"] = duration / 1000.0
-    return core
 
 
 def _require_object(raw: Any) -> dict:
@@ -159,16 +141,16 @@ def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
 def from_v2(raw: Any) -> Span:
     raw, trace_id, span_id, parent_id, name = _identity(raw)
     kind = _string(raw, "kind")
-    timestamp, duration = _micros(raw, "timestamp"), _micros(raw, "duration")
-    local = _endpoint(raw.get("localEndpoint"), "localEndpoint")
-    remote = _endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
+    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
+    local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
+    remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
     tags = _object(raw.get("tags"), "tags")
     if not all(isinstance(k, str) for k in tags):
         raise SpanError("tags must map strings to values")
     annotations = []
     for ann in _list(raw.get("annotations"), "annotations"):
         ann = _object(ann, "annotation")
-        annotations.append({"timestamp": _micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
+        annotations.append({"timestamp": micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
     debug = _debug(raw)
 
     v2: dict[str, Any] = {"traceId": trace_id, "id": span_id}
@@ -179,11 +161,7 @@ def from_v2(raw: Any) -> Span:
         "shared": raw.get("shared") if isinstance(raw.get("shared"), bool) and raw.get("shared") else None,
     }
     v2.update({k: v for k, v in optional.items() if v})
-    fields = dict(tags)
-    if kind:
-        fields["kind"] = kind
-    core = _core(trace_id, span_id, parent_id, name, local, debug, duration)
-    return Span(v2=v2, core=core, tags=fields, timestamp_us=timestamp)
+    return Span(v2=v2, raw=raw, version=2)
 
 
 def guess_type(value: Any) -> Any:
@@ -220,11 +198,9 @@ def _v1_kind(values: set[str]) -> str | None:
 
 def from_v1(raw: Any) -> Span:
     raw, trace_id, span_id, parent_id, name = _identity(raw)
-    timestamp, duration = _micros(raw, "timestamp"), _micros(raw, "duration")
+    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
     debug = _debug(raw)
 
-    upstream_endpoint: dict[str, Any] | None = None
-    tags: dict[str, Any] = {}
     v2_tags: dict[str, str] = {}
     remote: dict[str, Any] = {}
     first_binary_endpoint: dict[str, Any] | None = None
@@ -235,14 +211,12 @@ def from_v1(raw: Any) -> Span:
         key = _string(ba, "key")
         if key is None:
             raise SpanError("binaryAnnotation has no key")
-        endpoint = _endpoint(ba.get("endpoint"), "binaryAnnotation.endpoint")
-        if key in _ADDRESS_KEYS:
+        endpoint = parse_endpoint(ba.get("endpoint"), "binaryAnnotation.endpoint")
+        if key in ADDRESS_KEYS:
             remote = endpoint
             continue
         if ba.get("endpoint") is not None:
-            upstream_endpoint = endpoint
             first_binary_endpoint = first_binary_endpoint or endpoint
-        tags[key] = guess_type(ba.get("value"))
         v2_tags[key] = _tag_string(ba.get("value"))
 
     marks: dict[str, int] = {}
@@ -251,10 +225,8 @@ def from_v1(raw: Any) -> Span:
     for ann in _list(raw.get("annotations"), "annotations"):
         ann = _object(ann, "annotation")
         value = _string(ann, "value") or ""
-        ts = _micros(ann, "timestamp") or 0
-        endpoint = _endpoint(ann.get("endpoint"), "annotation.endpoint")
-        if ann.get("endpoint") is not None:
-            upstream_endpoint = endpoint
+        ts = micros(ann, "timestamp") or 0
+        endpoint = parse_endpoint(ann.get("endpoint"), "annotation.endpoint")
         if value in _CORE_ANNOTATIONS:
             marks[value] = ts
             local = local or endpoint
@@ -276,13 +248,7 @@ def from_v1(raw: Any) -> Span:
         "debug": debug or None,
     }
     v2.update({k: v for k, v in optional.items() if v})
-    core = _core(trace_id, span_id, parent_id, name, upstream_endpoint or {}, debug, raw_duration(raw))
-    return Span(v2=v2, core=core, tags=tags, timestamp_us=_micros(raw, "timestamp"))
-
-
-def raw_duration(raw: dict) -> int | None:
-    # The upstream proxy reported only the span's own duration, not one derived from annotations.
-    return _micros(raw, "duration")
+    return Span(v2=v2, raw=raw, version=1)
 
 
 def parse(payload: Any, version: int) -> list[Span]:

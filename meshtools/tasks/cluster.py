@@ -4,6 +4,9 @@
 `forward` are top-level tasks (tasks.py adds them). The cluster name resolves as
 --name flag → invoke config `cluster.name` → envoy-tracing. Every kubectl call carries
 `--context kind-<name>`.
+
+Each task checks the tools, Docker's daemon and the cluster, then calls a plain step function
+that assumes them; `inv up` (meshtools.tasks.stack) checks once and calls the steps in a row.
 """
 from __future__ import annotations
 
@@ -55,11 +58,15 @@ def cluster_name(c, name: str | None = None) -> str:
     return name or configured or kind.DEFAULT_CLUSTER_NAME
 
 
-@task(help={"name": NAME_HELP})
-def up(c, name=None):
-    """Create the kind cluster from kind-config.yaml (unless it exists) and wait for its node."""
-    cluster = cluster_name(c, name)
-    kind.preflight()
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+
+
+# Steps: each assumes the tools, the daemon and (but for create_cluster) the cluster are there.
+
+def create_cluster(cluster: str) -> Kubectl:
+    """Create the cluster unless it exists, keep the developer's kubectl context, wait for the node."""
     kubectl = Kubectl(cluster)
     previous = current_context()
     if kind.create(cluster):
@@ -69,6 +76,93 @@ def up(c, name=None):
     else:
         console.print(f"Cluster {cluster!r} already exists.")
     kubectl.wait_nodes_ready()
+    return kubectl
+
+
+def build_image(cluster: str, rebuild: bool = False) -> str:
+    """Build the image unless one with this content tag exists, load it into the cluster; its ref."""
+    ref, built = image.ensure_built(rebuild=rebuild)
+    if not built:
+        console.print(f"{ref} is up to date with the sources; reusing it.")
+    kind.load_image(ref, cluster)
+    image.record(ref)
+    console.print(ref)
+    return ref
+
+
+def put_secret(kubectl: Kubectl, keep_existing: bool = False) -> bool:
+    """Store the key from the environment or a hidden prompt; whether the Secret holds a key after.
+
+    With `keep_existing`, an existing Secret is left as it is and nobody is asked. The trace
+    proxy is restarted only when the Secret changed: a restart empties its span store.
+    """
+    if keep_existing and secrets.secret_exists(kubectl):
+        return True
+    key = secrets.key_from_env() or secrets.prompt_for_key()
+    if not key:
+        console.print(secrets.NO_KEY_MESSAGE)
+        return False
+    if not secrets.apply_secret(kubectl, key):
+        console.print(f"Secret {secrets.SECRET_NAME} already holds this Honeycomb key; nothing to restart.")
+        return True
+    console.print(f"Stored the Honeycomb key in Secret {secrets.SECRET_NAME}.")
+    if secrets.restart_trace_proxy(kubectl):
+        console.print(f"Restarted deployment/{TRACE_PROXY} so it reads the new key.")
+    return True
+
+
+def render_kustomization(directory: Path, variant_dir: Path, ref: str) -> Path:
+    """A throwaway kustomization over the committed one that only sets the image tag."""
+    name, tag = ref.rsplit(":", 1)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        # kustomize only accepts relative paths to other kustomizations.
+        "resources": [os.path.relpath(variant_dir, directory)],
+        "images": [{"name": image.IMAGE_NAME, "newName": name, "newTag": tag}],
+    }, sort_keys=False))
+    return directory
+
+
+def roll_out(kubectl: Kubectl, variant: str, ref: str) -> None:
+    """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods."""
+    with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
+        kubectl.apply_kustomization(render_kustomization(Path(tmp), VARIANTS[variant], ref))
+    for deployment in DEPLOYMENTS:
+        kubectl.rollout_status(deployment)
+    kubectl.run("get", "pods")
+
+
+def start_forwards(
+    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None
+) -> list[port_forward.Forward]:
+    # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
+    with sigterm_as_interrupt():
+        forwards = port_forward.start(
+            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
+        )
+    for f in forwards:
+        console.print(f"Forwarding {LOOPBACK}:{f.local_port} → svc/{f.service}:{f.remote_port}")
+    if not front_port and not trace_proxy_port:
+        console.print(f"Try: inv echo --name friend   (or curl {FRONT_URL}/echo/friend; spans: {TRACE_PROXY_URL})")
+    return forwards
+
+
+def stop_forwards() -> list[port_forward.Forward]:
+    stopped = port_forward.stop(state_dir())
+    for f in stopped:
+        console.print(f"Stopped port-forward {LOOPBACK}:{f.local_port} → svc/{f.service}.")
+    return stopped
+
+
+# Tasks: check what the step needs, then run it.
+
+@task(help={"name": NAME_HELP})
+def up(c, name=None):
+    """Create the kind cluster from kind-config.yaml (unless it exists) and wait for its node."""
+    cluster = cluster_name(c, name)
+    kind.preflight()
+    kubectl = create_cluster(cluster)
     console.print(f"Cluster {cluster!r} is ready (context {kubectl.context}). Next: inv build deploy")
 
 
@@ -81,8 +175,7 @@ def down(c, name=None):
     with Docker, so start Docker and run it again.
     """
     cluster = cluster_name(c, name)
-    for stopped in port_forward.stop(state_dir()):
-        console.print(f"Stopped port-forward 127.0.0.1:{stopped.local_port} → svc/{stopped.service}.")
+    stop_forwards()
     missing = kind.missing_runtime()
     if missing:
         console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r}; nothing to delete.")
@@ -127,7 +220,7 @@ def status(c, name=None):
     console.print("[bold]Forwarded[/]" if forwards else "Nothing forwarded (`inv forward`).")
     for forward, up_ in forwards:
         state = "answering" if up_ else "[red]not running[/] (`inv forward` restarts it)"
-        console.print(f"  127.0.0.1:{forward.local_port} → svc/{forward.service}:{forward.remote_port}  {state}")
+        console.print(f"  {LOOPBACK}:{forward.local_port} → svc/{forward.service}:{forward.remote_port}  {state}")
 
 
 @task(help={"name": NAME_HELP, "rebuild": "build even if an image with this content tag exists"})
@@ -136,35 +229,7 @@ def build(c, name=None, rebuild=False):
     cluster = cluster_name(c, name)
     kind.preflight()
     kind.require_cluster(cluster)
-    ref, built = image.ensure_built(rebuild=rebuild)
-    if not built:
-        console.print(f"{ref} is up to date with the sources; reusing it.")
-    kind.load_image(ref, cluster)
-    image.record(ref)
-    console.print(ref)
-
-
-def render_kustomization(directory: Path, variant_dir: Path, ref: str) -> Path:
-    """A throwaway kustomization over the committed one that only sets the image tag."""
-    name, tag = ref.rsplit(":", 1)
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        # kustomize only accepts relative paths to other kustomizations.
-        "resources": [os.path.relpath(variant_dir, directory)],
-        "images": [{"name": image.IMAGE_NAME, "newName": name, "newTag": tag}],
-    }, sort_keys=False))
-    return directory
-
-
-def ensure_secret(kubectl: Kubectl) -> None:
-    if secrets.secret_exists(kubectl):
-        return
-    key = secrets.key_from_env() or secrets.prompt_for_key()
-    if secrets.store_key(kubectl, key):
-        console.print(f"Stored the Honeycomb key in Secret {secrets.SECRET_NAME}.")
-    else:
-        console.print(secrets.NO_KEY_MESSAGE)
+    build_image(cluster, rebuild)
 
 
 @task(help={
@@ -175,50 +240,29 @@ def ensure_secret(kubectl: Kubectl) -> None:
 def deploy(c, name=None, variant="default", forward=True):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
     cluster = cluster_name(c, name)
-    if variant not in VARIANTS:
-        raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+    check_variant(variant)
     kind.require_tools("kind", "kubectl")
     kind.require_cluster(cluster)
     ref = image.last_built()
     if not ref:
         raise Exit("No image built yet: run `inv build` first (or `inv build deploy`).")
     kubectl = Kubectl(cluster)
-    ensure_secret(kubectl)
-    with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
-        kubectl.apply_kustomization(render_kustomization(Path(tmp), VARIANTS[variant], ref))
-    for deployment in DEPLOYMENTS:
-        kubectl.rollout_status(deployment)
-    kubectl.run("get", "pods")
+    put_secret(kubectl, keep_existing=True)
+    roll_out(kubectl, variant, ref)
     if forward:
-        _start_forwards(kubectl)
-
-
-def _start_forwards(kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
-    # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
-    with sigterm_as_interrupt():
-        forwards = port_forward.start(
-            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
-        )
-    for f in forwards:
-        console.print(f"Forwarding 127.0.0.1:{f.local_port} → svc/{f.service}:{f.remote_port}")
-    if not front_port and not trace_proxy_port:
-        console.print(f"Try: inv echo --name friend   (or curl {FRONT_URL}/echo/friend; spans: {TRACE_PROXY_URL})")
+        start_forwards(kubectl)
 
 
 @task(help={"name": NAME_HELP})
 def secret(c, name=None):
-    """Create or update the honeycomb-writekey Secret from HONEYCOMB_API_KEY or a hidden prompt."""
+    """Create or update the honeycomb-writekey Secret from HONEYCOMB_API_KEY or a hidden prompt.
+
+    Restarts the trace proxy (which empties its span store) only when the key changed.
+    """
     cluster = cluster_name(c, name)
     kind.require_tools("kind", "kubectl")
     kind.require_cluster(cluster)
-    kubectl = Kubectl(cluster)
-    key = secrets.key_from_env() or secrets.prompt_for_key()
-    if not secrets.store_key(kubectl, key):
-        console.print(secrets.NO_KEY_MESSAGE)
-        return
-    console.print(f"Stored the Honeycomb key in Secret {secrets.SECRET_NAME}.")
-    if secrets.restart_trace_proxy(kubectl):
-        console.print(f"Restarted deployment/{TRACE_PROXY} so it reads the new key.")
+    put_secret(Kubectl(cluster))
 
 
 @task(help={
@@ -232,16 +276,13 @@ def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None):
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     if stop:
-        stopped = port_forward.stop(state_dir())
-        for f in stopped:
-            console.print(f"Stopped port-forward 127.0.0.1:{f.local_port} → svc/{f.service}.")
-        if not stopped:
+        if not stop_forwards():
             console.print("No port-forwards were running.")
         return
     cluster = cluster_name(c, name)
     kind.require_tools("kind", "kubectl")
     kind.require_cluster(cluster)
-    _start_forwards(Kubectl(cluster), front_port, trace_proxy_port)
+    start_forwards(Kubectl(cluster), front_port, trace_proxy_port)
 
 
 ns = Collection("cluster")

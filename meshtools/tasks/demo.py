@@ -10,17 +10,14 @@ from meshtools.tasks.local import layout_from, mesh_from, start
 from meshtools.topology import DEFAULT_REPLICAS, FRONT_URL
 from meshtools.trace_lookup import find_trace
 from meshtools.trace_view import render_trace, terminal_console
-from meshtools.urls import check_base_url, shorten
+from meshtools.urls import shorten, url_flag
 from meshtools.zipkin_client import TraceProxyError, ZipkinClient
 
 DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
 
 
 def _echo_or_exit(front_url: str, name: str) -> EchoReply:
-    try:
-        check_base_url(front_url)
-    except ValueError as exc:
-        raise Exit(str(exc), code=1)
+    url_flag(front_url)
     try:
         return send_echo(front_url, name)
     except requests.RequestException as exc:

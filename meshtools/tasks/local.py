@@ -50,8 +50,10 @@ def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
 def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
     """Bring the local mesh up (shared with `inv demo`); expected failures become Exit."""
     mesh = mesh_from(c, layout)
-    if mesh.is_running():
-        raise Exit("The local mesh is already up: `inv local.status` shows it, `inv local.down` stops it.")
+    try:
+        mesh.check_can_start()
+    except MeshError as exc:
+        raise Exit(str(exc), code=1)
     console.print(
         f"Starting the local mesh: trace proxy, service2, {layout.replicas} × service1, their Envoy sidecars "
         f"and front-envoy (logs in {mesh.logs_dir}) …"

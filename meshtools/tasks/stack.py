@@ -1,21 +1,21 @@
 """The whole cluster stack in one step each: `inv up` and `inv down`.
 
-`inv up` runs the cluster tasks in order (cluster.up, build, secret, deploy, forward) by
-calling them, so it does exactly what those five commands do; `inv down` is cluster.down,
-which stops the port-forwards and then deletes the cluster.
+`inv up` runs the steps behind the cluster tasks in order (cluster.up, build, secret, deploy,
+forward), so it does what those five commands do, but checks the tools, Docker's daemon and
+the cluster once instead of in every step; `inv down` is cluster.down, which stops the
+port-forwards and then deletes the cluster.
 """
 from __future__ import annotations
 
 from invoke import task
-from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools import forward as port_forward
+from meshtools import kind
 from meshtools import secret as secrets
-from meshtools.cluster_state import state_dir
 from meshtools.kubectl import Kubectl
 from meshtools.tasks import cluster, options
-from meshtools.topology import FRONT, FRONT_URL, TRACE_PROXY, TRACE_PROXY_URL
+from meshtools.topology import FRONT, FRONT_URL, LOOPBACK, TRACE_PROXY, TRACE_PROXY_URL
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -23,8 +23,8 @@ console = Console(highlight=False, soft_wrap=True)
 def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bool) -> list[str]:
     """What `inv up` leaves running and where, as lines for the terminal."""
     ports = {f.service: f.local_port for f in forwards}
-    front_url = f"http://{port_forward.HOST}:{ports[FRONT]}" if FRONT in ports else FRONT_URL
-    proxy_url = f"http://{port_forward.HOST}:{ports[TRACE_PROXY]}" if TRACE_PROXY in ports else TRACE_PROXY_URL
+    front_url = f"http://{LOOPBACK}:{ports[FRONT]}" if FRONT in ports else FRONT_URL
+    proxy_url = f"http://{LOOPBACK}:{ports[TRACE_PROXY]}" if TRACE_PROXY in ports else TRACE_PROXY_URL
     # --url only when a port differs from the default the view tasks assume.
     echo_url = "" if front_url == FRONT_URL else f" --url {front_url}"
     traces_url = "" if proxy_url == TRACE_PROXY_URL else f" --url {proxy_url}"
@@ -51,22 +51,20 @@ def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bo
 def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None):
     """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs."""
     # Checked before anything is created, not when `deploy` or `forward` finally runs.
-    if variant not in cluster.VARIANTS:
-        raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(cluster.VARIANTS)}.")
+    cluster.check_variant(variant)
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    cluster.up(c, name=name)
-    cluster.build(c, name=name, rebuild=rebuild)
-    if secrets.key_from_env():
-        cluster.secret(c, name=name)
-    # Without a key in the environment, deploy asks for one (once, at a terminal) only when no
-    # Secret exists yet; running `secret` here too would ask twice.
-    cluster.deploy(c, name=name, variant=variant, forward=False)
-    cluster.forward(c, name=name, front_port=front_port, trace_proxy_port=trace_proxy_port)
     name = cluster.cluster_name(c, name)
-    has_key = secrets.secret_exists(Kubectl(name))
+    kind.preflight()
+    kubectl = cluster.create_cluster(name)  # from here on the cluster exists
+    ref = cluster.build_image(name, rebuild)
+    # A key in the environment replaces the stored one (as `inv secret`); without one, an
+    # existing Secret is kept and the prompt comes only when there is none.
+    has_key = cluster.put_secret(kubectl, keep_existing=not secrets.key_from_env())
+    cluster.roll_out(kubectl, variant, ref)
+    forwards = cluster.start_forwards(kubectl, front_port, trace_proxy_port)
     console.print()
-    for line in summary(name, port_forward.recorded(state_dir()), has_key):
+    for line in summary(name, forwards, has_key):
         console.print(line)
 
 

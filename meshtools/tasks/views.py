@@ -6,8 +6,6 @@ meshtools.trace_view, meshtools.zipkin_client and bench/mesh.py.
 from __future__ import annotations
 
 import json as jsonlib
-import math
-import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit
@@ -17,10 +15,12 @@ from rich.console import Console
 
 from meshtools import load as loadgen
 from meshtools import trace_view
+from meshtools.net import accepts_connections
 from meshtools.signals import sigterm_as_interrupt
-from meshtools.topology import FRONT_URL, PROJECT_ROOT, TRACE_PROXY_URL
-from meshtools.trace_lookup import REQUEST_ID_TAG
-from meshtools.urls import check_base_url
+from meshtools.tasks import options
+from meshtools.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
+from meshtools.trace_lookup import trace_by_id_or_request_id
+from meshtools.urls import url_flag
 from meshtools.zipkin_client import TraceProxyError, ZipkinClient
 
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
@@ -35,40 +35,11 @@ class HelpSafeTask(Task):
         return super().arg_opts(name, default, taken_names | {"h"})
 
 
-def _float(value, flag: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise Exit(f"{flag} must be a number, got {value!r}.")
-
-
-def _int(value, flag: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise Exit(f"{flag} must be a whole number, got {value!r}.")
-
-
-def _url(value: str) -> str:
-    try:
-        return check_base_url(value)
-    except ValueError as exc:
-        raise Exit(str(exc))
-
-
-def listening(url: str, timeout: float = 2.0) -> bool:
-    """A TCP connect to the URL's host and port: probes without adding a request to the traces."""
+def listening(url: str) -> bool:
+    """Whether something accepts connections at the URL's host and port (no request: no trace)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return accepts_connections(parts.hostname or LOOPBACK, port, timeout=2.0)
 
 
 @task(
@@ -93,11 +64,12 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         config = loadgen.LoadConfig(
             url=url or FRONT_URL,
             names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
-            duration=_float(duration, "--duration"),
-            requests=_int(requests, "--requests"),
-            concurrency=_int(concurrency, "--concurrency"),
-            rate=_float(rate, "--rate"),
-            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else _float(timeout, "--timeout"),
+            # Parsed here, their limits checked by LoadConfig, which tests and the benchmark share.
+            duration=options.number(duration, "--duration"),
+            requests=options.whole_number(requests, "--requests"),
+            concurrency=options.whole_number(concurrency, "--concurrency"),
+            rate=options.number(rate, "--rate"),
+            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else options.number(timeout, "--timeout"),
         )
     except ValueError as exc:
         raise Exit(str(exc))
@@ -134,13 +106,9 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
 
     The traces come from the trace proxy's Zipkin API.
     """
-    client = ZipkinClient(_url(url or TRACE_PROXY_URL))
-    limit = _int(limit, "--limit")
-    if limit is not None and limit < 1:
-        raise Exit("--limit must be at least 1.")
-    lookback_s = _float(lookback, "--lookback")
-    if lookback_s is not None and not (math.isfinite(lookback_s) and lookback_s > 0):
-        raise Exit(f"--lookback must be a positive number of seconds, got {lookback!r}.")
+    client = ZipkinClient(url_flag(url or TRACE_PROXY_URL))
+    limit = options.whole_number(limit, "--limit", minimum=1)
+    lookback_s = options.positive_number(lookback, "--lookback", of="seconds")
     if id is not None and not id.strip():
         raise Exit("--id needs a trace id or an x-request-id; `inv traces --limit 10` lists recent traces.")
     if service is not None and not service.strip():
@@ -152,7 +120,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     console = trace_view.terminal_console()
     try:
         if id is not None:
-            trace_view.render_trace(client.trace_by_id_or_tag(id.strip(), REQUEST_ID_TAG), console)
+            trace_view.render_trace(trace_by_id_or_request_id(client, id.strip()), console)
             return
         if fields or heatmap:
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
