@@ -38,7 +38,7 @@ from meshtools.background import serving  # noqa: E402
 from meshtools.local_mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
 from meshtools.net import free_layout, free_port  # noqa: E402
 from meshtools.stats import nearest_rank  # noqa: E402
-from meshtools.topology import PROJECT_ROOT  # noqa: E402
+from meshtools.topology import LOOPBACK, PROJECT_ROOT  # noqa: E402
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
 from meshtools.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
@@ -284,7 +284,7 @@ def span_batch(n: int = 100) -> bytes:
     spans = [{
         "traceId": trace, "id": f"{i + 1:016x}", "name": "stage-0", "kind": "SERVER",
         "timestamp": now + i, "duration": 1000, **({"parentId": f"{i:016x}"} if i else {}),
-        "localEndpoint": {"serviceName": "bench", "ipv4": "127.0.0.1"},
+        "localEndpoint": {"serviceName": "bench", "ipv4": LOOPBACK},
         "tags": {"http.method": "GET", "http.url": "http://localhost:9000/stage/0", "http.status_code": "200",
                  "guid:x-request-id": trace, "upstream_cluster": "service2", "response_flags": "-"},
     } for i in range(n)]
@@ -301,8 +301,8 @@ def ingest(plan: Plan, tmp: Path, failures: Failures) -> tuple[float, float | No
         proxy_cores, client_cores = ({cores[0]} if cores else None), None
         note = " (the load client shared the core: this machine has only one)"
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with serving(trace_proxy_command("127.0.0.1", port), f"{url}/healthz", log=tmp / "ingest-trace-proxy.log", cores=proxy_cores):
+    url = f"http://{LOOPBACK}:{port}"
+    with serving(trace_proxy_command(LOOPBACK, port), f"{url}/healthz", log=tmp / "ingest-trace-proxy.log", cores=proxy_cores):
         saved = os.sched_getaffinity(0) if client_cores else None
         if client_cores:
             os.sched_setaffinity(0, client_cores)

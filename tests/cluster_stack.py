@@ -26,7 +26,7 @@ from meshtools.cluster_state import STATE_DIR_ENV
 from meshtools.front import echo_url
 from meshtools.kubectl import Kubectl
 from meshtools.net import free_port
-from meshtools.topology import FRONT, PROJECT_ROOT, SERVICE1, SERVICE2
+from meshtools.topology import FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1, SERVICE2
 from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.zipkin_client import ZipkinClient
 from tests.e2e_targets import Target, serving_pod
@@ -60,11 +60,11 @@ class ClusterStack:
 
     @property
     def front_url(self) -> str:
-        return f"http://127.0.0.1:{self.front_port}"
+        return f"http://{LOOPBACK}:{self.front_port}"
 
     @property
     def trace_proxy_url(self) -> str:
-        return f"http://127.0.0.1:{self.trace_proxy_port}"
+        return f"http://{LOOPBACK}:{self.trace_proxy_port}"
 
     @property
     def kubectl(self) -> Kubectl:
