@@ -32,15 +32,15 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from meshtools.front import echo_url  # noqa: E402
-from meshtools.load import LoadConfig, LoadSummary, classify, run_load  # noqa: E402
-from meshtools.background import serving  # noqa: E402
-from meshtools.local_mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
-from meshtools.net import free_layout, free_port  # noqa: E402
-from meshtools.stats import nearest_rank  # noqa: E402
-from meshtools.topology import LOOPBACK, PROJECT_ROOT  # noqa: E402
-from meshtools.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
-from meshtools.zipkin_client import ZipkinClient  # noqa: E402
+from meshtools.views.front import echo_url  # noqa: E402
+from meshtools.views.load import LoadConfig, LoadSummary, classify, run_load  # noqa: E402
+from meshtools.shared.background import serving  # noqa: E402
+from meshtools.local.mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
+from meshtools.shared.net import free_layout, free_port  # noqa: E402
+from meshtools.views.stats import nearest_rank  # noqa: E402
+from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT  # noqa: E402
+from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
+from meshtools.views.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
 
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
@@ -75,7 +75,7 @@ def cpu_model() -> str:
 
 
 def envoy_version() -> str:
-    from meshtools.envoy_config import envoy_binary
+    from meshtools.local.envoy_config import envoy_binary
 
     try:
         out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout

@@ -7,10 +7,10 @@ from typing import Iterator
 
 import pytest
 
-from meshtools.local_mesh import LocalMesh
-from meshtools.net import free_layout
-from meshtools.topology import DEFAULT_REPLICAS
-from tests.cluster_stack import cluster_stack_session
+from meshtools.local.mesh import LocalMesh
+from meshtools.shared.net import free_layout
+from meshtools.shared.topology import DEFAULT_REPLICAS
+from tests.support.cluster_stack import cluster_stack_session
 
 # A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
 FAST_SLOW_STAGE = {"SLOW_STAGE_MIN_SECONDS": "0.05", "SLOW_STAGE_JITTER_SECONDS": "0.1"}

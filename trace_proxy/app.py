@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy import ingest, spans as spans_mod
+from trace_proxy.ingest import zipkin_json
+from trace_proxy.ingest.body import IngestError, decode
 from trace_proxy.metrics import Metrics
-from trace_proxy.query import QueryError, TraceQuery
+from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, Sink
-from trace_proxy.store import SpanStore
+from trace_proxy.store.span_store import SpanStore
 
 log = logging.getLogger("trace_proxy")
 
@@ -67,16 +68,16 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     def ingest_spans(version: int) -> Response:
         metrics.incr("received", reason="requests")
         try:
-            body = ingest.decode(
+            body = decode(
                 request.stream,
                 content_type=request.headers.get("Content-Type"),
                 content_encoding=request.headers.get("Content-Encoding"),
                 limit=settings.max_body_bytes,
             )
-            parsed = spans_mod.parse(body.payload, version)
-        except ingest.IngestError as exc:
+            parsed = zipkin_json.parse(body.payload, version)
+        except IngestError as exc:
             return reject(exc.status, exc.reason)
-        except spans_mod.SpanError as exc:
+        except zipkin_json.SpanError as exc:
             return reject(400, str(exc))
         metrics.incr("received", len(parsed), reason="spans")
         batch = Batch(parsed, version, body.raw, body.content_type, body.content_encoding)
@@ -119,8 +120,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     @app.get("/api/v2/trace/<trace_id>")
     def trace(trace_id: str):
         try:
-            tid = spans_mod.normalize_trace_id(trace_id)
-        except spans_mod.SpanError:
+            tid = zipkin_json.normalize_trace_id(trace_id)
+        except zipkin_json.SpanError:
             return _text(404, f"no trace {trace_id[:64]!r}: a trace id is 1 to 32 hex characters")
         found = store.trace(tid)
         if found is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 # The image runs this package without the dev tooling: nothing here may import meshtools.
-ZIPKIN_PORT = 9411  # Zipkin's well-known port; meshtools.topology takes it from here
+ZIPKIN_PORT = 9411  # Zipkin's well-known port; meshtools.shared.topology takes it from here
 DEFAULT_DATASET = "examples.kubernetes.envoy-traces"  # the seed's dataset
 DEFAULT_API_HOST = "https://api.honeycomb.io/"
 KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")

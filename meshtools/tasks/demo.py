@@ -5,13 +5,14 @@ import requests
 from invoke import Exit, task
 from rich.markup import escape
 
-from meshtools.front import EchoReply, echo as send_echo
-from meshtools.tasks.local import layout_from, mesh_from, start
-from meshtools.topology import DEFAULT_REPLICAS, FRONT_URL
-from meshtools.trace_lookup import find_trace
-from meshtools.trace_view import render_trace, terminal_console
-from meshtools.urls import shorten, url_flag
-from meshtools.zipkin_client import TraceProxyError, ZipkinClient
+from meshtools.views.front import EchoReply, echo as send_echo
+from meshtools.local import launch
+from meshtools.tasks.options import layout_from, local_timeout, mesh_from
+from meshtools.shared.topology import DEFAULT_REPLICAS, FRONT_URL
+from meshtools.views.trace_lookup import find_trace
+from meshtools.views.trace_view import render_trace, terminal_console
+from meshtools.views.urls import shorten, url_flag
+from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
 DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
 
@@ -52,7 +53,7 @@ def demo(c, replicas=None):
         console.print("The local mesh is already up; reusing it.")
     else:
         layout = layout_from(c, replicas=replicas)
-        start(c, layout, console)
+        launch.start(mesh_from(c, layout), console, local_timeout(c))
     console.print(f"[green]The mesh is up:[/] front {layout.front_url}, trace proxy {layout.trace_proxy_url}\n")
     replies = []
     for name in DEMO_NAMES:

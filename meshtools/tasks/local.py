@@ -1,71 +1,19 @@
 """local.*: the mesh on loopback with real Envoy binaries, no Docker needed (the default)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from invoke import Collection, Exit, task
 from rich.console import Console
 from rich.table import Table
 
-from meshtools.envoy_config import EnvoyMissing
-from meshtools.local_mesh import LocalMesh, MeshError
-from meshtools.signals import sigterm_as_interrupt
-from meshtools.tasks import options
-from meshtools.topology import (
+from meshtools.local import launch
+from meshtools.tasks.options import layout_from, local_timeout, mesh_from
+from meshtools.shared.topology import (
     DEFAULT_REPLICAS,
     FRONT_LOCAL_PORT,
     LOCAL_BASE_PORT,
     LOOPBACK,
     TRACE_PROXY_PORT,
-    LocalLayout,
 )
-
-
-def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
-    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
-    cfg = c.config.get("local", {})
-
-    def chosen(flag_value, key):
-        return flag_value if flag_value is not None else cfg.get(key)
-
-    numbers = {
-        "replicas": options.whole_number(chosen(replicas, "replicas"), "--replicas", minimum=1),
-        "front_port": options.port(chosen(front_port, "front_port"), "--front-port"),
-        "trace_proxy_port": options.port(chosen(trace_proxy_port, "trace_proxy_port"), "--trace-proxy-port"),
-        "base_port": options.port(chosen(base_port, "base_port"), "--base-port"),
-    }
-    numbers = {key: value for key, value in numbers.items() if value is not None}
-    try:
-        return LocalLayout(**numbers)
-    except ValueError as exc:
-        raise Exit(f"{exc}.")
-
-
-def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
-    """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
-    state_dir = c.config.get("local", {}).get("state_dir")
-    return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None)
-
-
-def start(c, layout: LocalLayout, console: Console) -> LocalMesh:
-    """Bring the local mesh up (shared with `inv demo`); expected failures become Exit."""
-    mesh = mesh_from(c, layout)
-    try:
-        mesh.check_can_start()
-    except MeshError as exc:
-        raise Exit(str(exc), code=1)
-    console.print(
-        f"Starting the local mesh: trace proxy, service2, {layout.replicas} × service1, their Envoy sidecars "
-        f"and front-envoy (logs in {mesh.logs_dir}) …"
-    )
-    try:
-        with sigterm_as_interrupt(), console.status("waiting until a request passes end to end"):
-            mesh.up(timeout=float(c.config.get("local", {}).get("timeout", 90)))
-    except (MeshError, EnvoyMissing) as exc:
-        raise Exit(str(exc), code=1)
-    except KeyboardInterrupt:
-        raise Exit("Interrupted; everything that had started was stopped.", code=130)
-    return mesh
 
 
 @task(
@@ -80,7 +28,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None)
     """Start the mesh locally (real Envoy, Flask, trace proxy) and wait until it serves."""
     console = Console()
     layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port)
-    mesh = start(c, layout, console)
+    mesh = launch.start(mesh_from(c, layout), console, local_timeout(c))
     console.print(f"[green]The local mesh is up.[/] Front: {layout.front_url}   Trace proxy: {layout.trace_proxy_url}")
     console.print("Try `inv echo --name friend`, then `inv traces`; `inv local.status` shows the processes, "
                   "`inv local.down` stops them.")

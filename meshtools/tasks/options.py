@@ -1,16 +1,27 @@
-"""Numeric task flags, checked in one place.
+"""The flags several task modules share: their help, their checks, how each setting resolves.
 
-Tasks declare numeric flags with a `None` default, so invoke hands them over as strings
+Settings resolve flag → invoke config (`local.*`, `cluster.*`) → the built-in default, here
+once for every task module. Tasks declare numeric flags with a `None` default, so invoke hands them over as strings
 (typed `int` flags would make invoke raise a ValueError traceback on `--port abc`); the task
 then parses each through these functions, which end it with one sentence on bad input.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
+from meshtools.local.mesh import LocalMesh
+from meshtools.shared.topology import FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_PORT, LocalLayout
+
 MAX_PORT = 65535
+
+NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {DEFAULT_CLUSTER_NAME})"
+FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
+TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
+VARIANT_HELP = "manifests to apply: default (our trace proxy) or upstream-proxy (the seed's)"
 
 
 def whole_number(value, flag: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
@@ -65,3 +76,39 @@ def positive_number(value, flag: str, *, maximum: float | None = None, of: str =
 def port(value, flag: str) -> int | None:
     """A TCP port flag: a whole number from 1 to 65535, or None when not given."""
     return whole_number(value, flag, minimum=1, maximum=MAX_PORT)
+
+
+def cluster_name(c, name: str | None = None) -> str:
+    configured = (c.config.get("cluster") or {}).get("name")
+    return name or configured or DEFAULT_CLUSTER_NAME
+
+
+def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
+    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
+    cfg = c.config.get("local", {})
+
+    def chosen(flag_value, key):
+        return flag_value if flag_value is not None else cfg.get(key)
+
+    numbers = {
+        "replicas": whole_number(chosen(replicas, "replicas"), "--replicas", minimum=1),
+        "front_port": port(chosen(front_port, "front_port"), "--front-port"),
+        "trace_proxy_port": port(chosen(trace_proxy_port, "trace_proxy_port"), "--trace-proxy-port"),
+        "base_port": port(chosen(base_port, "base_port"), "--base-port"),
+    }
+    numbers = {key: value for key, value in numbers.items() if value is not None}
+    try:
+        return LocalLayout(**numbers)
+    except ValueError as exc:
+        raise Exit(f"{exc}.")
+
+
+def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
+    """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
+    state_dir = c.config.get("local", {}).get("state_dir")
+    return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None)
+
+
+def local_timeout(c) -> float:
+    """Seconds `local.up` and `demo` wait for the mesh (`local.timeout`, default 90)."""
+    return float(c.config.get("local", {}).get("timeout", 90))

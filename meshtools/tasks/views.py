@@ -1,7 +1,7 @@
 """load, traces, bench: drive the mesh, look at its traces in the terminal, measure it.
 
-Top-level tasks (tasks.py adds them with `ns.add_task`); the work is in meshtools.load,
-meshtools.trace_view, meshtools.zipkin_client and bench/mesh.py.
+Top-level tasks (tasks.py adds them with `ns.add_task`); the work is in meshtools.views.load,
+meshtools.views.trace_view, meshtools.views.zipkin_client and bench/mesh.py.
 """
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 from invoke import Exit, Task, task
 from rich.console import Console
 
-from meshtools import load as loadgen
-from meshtools import trace_view
-from meshtools.net import accepts_connections
-from meshtools.signals import sigterm_as_interrupt
+from meshtools.views import load as loadgen
+from meshtools.views import trace_view
+from meshtools.shared.net import accepts_connections
+from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
-from meshtools.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
-from meshtools.trace_lookup import trace_by_id_or_request_id
-from meshtools.urls import url_flag
-from meshtools.zipkin_client import TraceProxyError, ZipkinClient
+from meshtools.shared.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
+from meshtools.views.trace_lookup import trace_by_id_or_request_id
+from meshtools.views.urls import url_flag
+from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise

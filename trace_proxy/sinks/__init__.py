@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from trace_proxy.spans import Span
+from trace_proxy.ingest.zipkin_json import Span
 
 
 @dataclass

@@ -12,7 +12,7 @@ import threading
 import libhoney
 from libhoney.transmission import Transmission
 
-from trace_proxy.events import BadDatasetTag, keep_trace, to_event
+from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, to_event
 from trace_proxy.metrics import Metrics
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, ThrottledWarning

@@ -1,0 +1,141 @@
+"""Background `kubectl port-forward`s that make the cluster answer where the local target
+does (front-envoy on its usual loopback port, the trace proxy on Zipkin's), so `inv echo`, `inv load`
+and `inv traces` work unchanged.
+
+Each forward runs in its own session (it outlives the task and a Ctrl-C in the terminal),
+is checked with a socket connect before it counts, and is recorded in forward.json so
+`inv forward --stop` and `inv cluster.down` can end it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from invoke.exceptions import Exit
+
+from meshtools.cluster.kubectl import Kubectl
+from meshtools.shared.net import accepts_connections, port_in_use
+from meshtools.shared.pids import cmdline_contains
+from meshtools.shared.proc import last_line
+from meshtools.shared.topology import FRONT, FRONT_LOCAL_PORT, INGRESS_PORT, LOOPBACK, TRACE_PROXY, TRACE_PROXY_PORT
+
+RECORD = "forward.json"
+
+
+@dataclass(frozen=True)
+class Forward:
+    service: str  # the Kubernetes Service
+    local_port: int
+    remote_port: int
+    pid: int = 0
+    context: str = ""
+
+
+def default_forwards(front_port: int | None = None, trace_proxy_port: int | None = None) -> list[Forward]:
+    return [
+        Forward(FRONT, front_port or FRONT_LOCAL_PORT, INGRESS_PORT),
+        Forward(TRACE_PROXY, trace_proxy_port or TRACE_PROXY_PORT, TRACE_PROXY_PORT),
+    ]
+
+
+def alive(pid: int) -> bool:
+    try:
+        # Reap it first if it is our own child that already exited.
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS): os.kill said it exists
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def recorded(directory: Path) -> list[Forward]:
+    try:
+        return [Forward(**item) for item in json.loads((directory / RECORD).read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def _write(directory: Path, forwards: list[Forward]) -> None:
+    (directory / RECORD).write_text(json.dumps([asdict(f) for f in forwards], indent=2) + "\n")
+
+
+def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: float = 20.0) -> list[Forward]:
+    """(Re)start the forwards and wait until each local port answers."""
+    stop(directory)  # old forwards may point at pods a rollout replaced
+    busy = [f.local_port for f in forwards if port_in_use(LOOPBACK, f.local_port)]
+    if busy:
+        ports = ", ".join(f"{LOOPBACK}:{p}" for p in busy)
+        raise Exit(f"{ports} already in use (is the local target running? `inv local.down` stops it).")
+    started: list[Forward] = []
+    try:
+        for forward in forwards:
+            log = directory / f"forward-{forward.service}.log"
+            with open(log, "wb") as out:
+                process = subprocess.Popen(
+                    kubectl.argv("port-forward", "--address", LOOPBACK, f"svc/{forward.service}",
+                                 f"{forward.local_port}:{forward.remote_port}"),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started.append(Forward(forward.service, forward.local_port, forward.remote_port, process.pid, kubectl.context))
+            _write(directory, started)
+            _wait_until_answering(process, forward, log, timeout)
+    except BaseException:
+        stop(directory)
+        raise
+    return started
+
+
+def _wait_until_answering(process: subprocess.Popen, forward: Forward, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            reason = last_line(log.read_text(errors="replace")) or f"exit {process.returncode}"
+            raise Exit(f"port-forward to svc/{forward.service} stopped: {reason}")
+        if accepts_connections(LOOPBACK, forward.local_port):
+            return
+        time.sleep(0.1)
+    raise Exit(f"port-forward to svc/{forward.service} did not answer on {LOOPBACK}:{forward.local_port} within {timeout:g}s; see {log}.")
+
+
+def stop(directory: Path, grace: float = 5.0) -> list[Forward]:
+    """End every recorded forward that is still running; forget the record."""
+    stopped = []
+    for forward in recorded(directory):
+        if forward.pid and alive(forward.pid) and cmdline_contains(forward.pid, "port-forward"):
+            try:
+                os.killpg(forward.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                continue
+            deadline = time.monotonic() + grace
+            while alive(forward.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive(forward.pid):
+                os.killpg(forward.pid, signal.SIGKILL)
+            stopped.append(forward)
+    (directory / RECORD).unlink(missing_ok=True)
+    return stopped
+
+
+def status(directory: Path) -> list[tuple[Forward, bool]]:
+    """Each recorded forward and whether it is running and answering."""
+    return [(f, alive(f.pid) and accepts_connections(LOOPBACK, f.local_port)) for f in recorded(directory)]

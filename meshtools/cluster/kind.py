@@ -1,0 +1,124 @@
+"""The kind cluster: tool checks, create (idempotent), delete (safe when absent), image load.
+
+The kubectl context of a cluster NAME is `kind-NAME`; every kubectl call names it
+(see meshtools.cluster.kubectl), so a developer's current context is never used.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from invoke.exceptions import Exit
+
+from meshtools.shared.proc import describe, last_line, ok, run
+from meshtools.shared.topology import PROJECT_ROOT
+
+DEFAULT_CLUSTER_NAME = "envoy-tracing"
+KIND_CONFIG = PROJECT_ROOT / "kind-config.yaml"
+CREATE_WAIT = "120s"  # kind waits this long for the control plane to be Ready
+
+INSTALL_HINTS = {
+    "docker": "Docker (Docker Desktop on macOS, Docker Engine on Linux: https://docs.docker.com/get-docker/)",
+    "kind": "kind (`brew install kind`, or https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+    "kubectl": "kubectl (`brew install kubectl`, or https://kubernetes.io/docs/tasks/tools/)",
+}
+
+
+def context_name(cluster: str) -> str:
+    return f"kind-{cluster}"
+
+
+def require_tools(*tools: str) -> None:
+    """End the task with one line naming every missing tool and how to install it."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        names = " and ".join(missing)
+        verb = "is" if len(missing) == 1 else "are"
+        hints = "; ".join(INSTALL_HINTS[tool] for tool in missing)
+        raise Exit(f"{names} {verb} not on PATH: install {hints}.")
+
+
+START_DOCKER = "start Docker Desktop, or `sudo systemctl start docker` on Linux"
+
+
+def docker_daemon_answers() -> bool:
+    return ok(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=30)
+
+
+def require_docker_daemon() -> None:
+    """The client alone is not enough: kind needs a daemon that answers."""
+    if not docker_daemon_answers():
+        raise Exit(
+            "Docker is installed but its daemon is not answering (`docker info` failed): "
+            f"{START_DOCKER}, then try again."
+        )
+
+
+def missing_runtime() -> str | None:
+    """The tool (kind or docker) whose absence means no kind cluster can exist here, if any.
+
+    kind keeps a cluster's nodes as Docker containers, so without either tool there is none.
+    """
+    for tool in ("kind", "docker"):
+        if shutil.which(tool) is None:
+            return tool
+    return None
+
+
+def preflight() -> None:
+    require_tools("docker", "kind", "kubectl")
+    require_docker_daemon()
+
+
+def clusters() -> list[str]:
+    # With no clusters kind prints a notice on stderr and nothing on stdout.
+    result = run(["kind", "get", "clusters"], capture=True)
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def exists(cluster: str) -> bool:
+    return cluster in clusters()
+
+
+def create(cluster: str, config=KIND_CONFIG) -> bool:
+    """Create the cluster unless it exists. True when it was created now."""
+    if exists(cluster):
+        return False
+    run(["kind", "create", "cluster", "--config", str(config), "--name", cluster, "--wait", CREATE_WAIT])
+    return True
+
+
+def delete(cluster: str) -> bool:
+    """Delete the cluster if it exists. True when it was deleted now."""
+    if not exists(cluster):
+        return False
+    run(["kind", "delete", "cluster", "--name", cluster])
+    return True
+
+
+def require_cluster(cluster: str) -> None:
+    if not exists(cluster):
+        raise Exit(f"There is no kind cluster named {cluster!r}: run `inv cluster.up` first.")
+
+
+def load_image(image: str, cluster: str) -> None:
+    """Copy a locally built image into the cluster's node (no registry involved)."""
+    argv = ["kind", "load", "docker-image", image, "--name", cluster]
+    result = run(argv, capture=True, check=False)
+    sys.stdout.write(result.stdout)
+    if result.returncode == 0:
+        return
+    if "content digest" not in result.stderr:
+        raise Exit(f"`{describe(argv)}` failed (exit {result.returncode}): {last_line(result.stderr)}")
+    # Docker's containerd image store (the default since Docker 29) can save an image whose
+    # index names content it does not hold, which the node's `ctr import` rejects. kind's
+    # documented workaround: save only this platform and load the archive.
+    platform = run(["docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image],
+                   capture=True).stdout.strip()
+    print(f"kind load docker-image hit the containerd image store issue; loading a {platform} archive instead.")
+    with tempfile.TemporaryDirectory(prefix="envoy-tracing-image-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        run(["docker", "image", "save", "--platform", platform, "--output", str(archive), image])
+        run(["kind", "load", "image-archive", str(archive), "--name", cluster])

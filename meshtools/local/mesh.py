@@ -1,0 +1,354 @@
+"""The local target: the whole mesh as supervised processes on loopback.
+
+supervisord (from PyPI) runs every process in the background, restarts one that dies, as
+Kubernetes would, and stops them all as process groups. This module writes its config,
+starts it, waits until a request passes end to end, and reads its state back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+from supervisor.xmlrpc import SupervisorTransport
+
+from meshtools.local import envoy_config
+from meshtools.shared.net import port_in_use
+from meshtools.shared.readiness import NotReady, wait_until_ok
+from meshtools.shared.pids import cmdline_contains
+from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
+
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
+TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
+SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
+# The Flask service under gunicorn; BIND in its environment says where it listens.
+APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+
+
+def trace_proxy_command(host: str, port: int, *options: str) -> list[str]:
+    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port), *options]
+
+
+class MeshError(RuntimeError):
+    """An expected failure, worded as one sentence that says what to do."""
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str]
+
+
+def _app_program(instance: Instance, layout: LocalLayout, service_env: dict[str, str]) -> Program:
+    env = {
+        "SERVICE_NAME": SERVICE_NUMBER[instance.service],
+        "HOSTNAME": instance.name,
+        "BIND": f"{layout.host}:{instance.app_port}",
+        **service_env,
+    }
+    if instance.egress_port:
+        env["EGRESS_URL"] = f"http://{layout.host}:{instance.egress_port}"
+    return Program(
+        name=f"{instance.name}-app",
+        command=APP_COMMAND,
+        health_url=f"http://{layout.host}:{instance.app_port}/healthz",
+        env=env,
+    )
+
+
+def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy: str) -> Program:
+    return Program(
+        name=f"{instance.name}-envoy" if instance.app_port else instance.name,
+        command=[
+            envoy,
+            "-c", str(config),
+            # Several Envoys share this machine: no shared-memory hot restart between them.
+            "--disable-hot-restart",
+            # The span's localEndpoint.serviceName, like the pod name in the cluster.
+            "--service-cluster", instance.name,
+            "--service-node", instance.name,
+            "--log-level", "warn",
+        ],
+        health_url=f"http://{layout.host}:{instance.admin_port}/ready",
+        env={},
+    )
+
+
+def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
+             envoy: str | None = None) -> list[Program]:
+    """Every process of the local mesh, in start order (upstreams first).
+
+    `envoy`: the binary to run (default: the one on PATH, which must exist).
+    """
+    envoy = envoy or envoy_config.envoy_binary()
+    result = [
+        Program(
+            name=TRACE_PROXY_PROGRAM,
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port),
+            health_url=f"{layout.trace_proxy_url}/healthz",
+            env={},
+        )
+    ]
+    for instance in layout.envoys:
+        if instance.app_port:
+            result.append(_app_program(instance, layout, service_env or {}))
+        config = envoy_config.local_path(instance, config_dir)
+        result.append(_envoy_program(instance, layout, config, envoy))
+    return result
+
+
+def _quote(value: str) -> str:
+    # supervisord expands %(name)s and splits environment= on commas outside quotes.
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
+@dataclass
+class ProcessState:
+    name: str
+    state: str  # supervisord's: RUNNING, STARTING, BACKOFF, EXITED, FATAL, ...
+    pid: int
+    healthy: bool
+    health_url: str
+    log: Path
+
+
+class LocalMesh:
+    """One local mesh, identified by its state directory (config, socket, logs)."""
+
+    def __init__(self, layout: LocalLayout | None = None, state_dir: Path | None = None,
+                 service_env: dict[str, str] | None = None):
+        self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
+        self.layout = layout or self._saved_layout() or LocalLayout()
+        self.service_env = dict(service_env or {})
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def conf_path(self) -> Path:
+        return self.state_dir / "supervisord.conf"
+
+    @property
+    def envoy_dir(self) -> Path:
+        return self.state_dir / "envoy"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.state_dir / "supervisor.sock"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.state_dir / "supervisord.pid"
+
+    @property
+    def layout_path(self) -> Path:
+        return self.state_dir / "layout.json"
+
+    def _saved_layout(self) -> LocalLayout | None:
+        try:
+            return LocalLayout(**json.loads(self.layout_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @property
+    def supervisord_log(self) -> Path:
+        return self.logs_dir / "supervisord.log"
+
+    # -- supervisord ---------------------------------------------------------------------
+    def supervisord_conf(self, progs: list[Program]) -> str:
+        logs = self.logs_dir
+        lines = [
+            "; Written by meshtools.local.mesh for `inv local.up`; rewritten at every start.",
+            "[unix_http_server]",
+            f"file={self.socket_path}",
+            "chmod=0700",
+            "",
+            "[supervisord]",
+            f"logfile={self.supervisord_log}",
+            f"pidfile={self.pid_path}",
+            f"directory={PROJECT_ROOT}",
+            "logfile_maxbytes=5MB",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl=unix://{self.socket_path}",
+        ]
+        for prog in progs:
+            lines += [
+                "",
+                f"[program:{prog.name}]",
+                "command=" + " ".join(_quote(arg) for arg in prog.command),
+                # Restart what dies, like a pod's restartPolicy: Always.
+                "autorestart=true",
+                "startsecs=1",
+                "startretries=10",
+                # gunicorn has workers: signal the whole group so nothing outlives a stop.
+                "stopasgroup=true",
+                "killasgroup=true",
+                "stopwaitsecs=5",
+                f"stdout_logfile={logs / (prog.name + '.log')}",
+                "stdout_logfile_maxbytes=5MB",
+                "stdout_logfile_backups=1",
+                "redirect_stderr=true",
+            ]
+            if prog.env:
+                lines.append("environment=" + ",".join(f"{k}={_quote(v)}" for k, v in prog.env.items()))
+        return "\n".join(lines) + "\n"
+
+    def _rpc(self):
+        transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def supervisord_pid(self) -> int | None:
+        """The pid of this mesh's supervisord if it is alive; stale pid files are ignored."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        # After a crash the pid file may name a dead (zombie) or reused pid: never ours to signal.
+        return pid if cmdline_contains(pid, "supervisord") else None
+
+    def _supervisord_answers(self) -> bool:
+        try:
+            return self._rpc().getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def is_running(self) -> bool:
+        return self.supervisord_pid() is not None and self._supervisord_answers()
+
+    def _clear_stale_state(self) -> None:
+        # After a crash or a killed supervisord, its files stay behind; they mean nothing now.
+        for path in (self.pid_path, self.socket_path):
+            path.unlink(missing_ok=True)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def check_can_start(self) -> None:
+        """Raise MeshError when `up` would fail before starting anything."""
+        pid = self.supervisord_pid()
+        if pid is not None:
+            if self._supervisord_answers():
+                raise MeshError("The local mesh is already up: `inv local.status` shows it, `inv local.down` stops it.")
+            raise MeshError(f"A supervisord for this mesh (pid {pid}) is not answering; "
+                            "stop it with `inv local.down` and try again.")
+        taken = [port for port in self.layout.ports() if port_in_use(self.layout.host, port)]
+        if taken:
+            raise MeshError(
+                f"Port {', '.join(map(str, taken))} on {self.layout.host} is already in use; stop what listens there "
+                "(`ss -ltnp` shows it) or choose other ports (`inv local.up --help`)."
+            )
+
+    def up(self, timeout: float = 90.0) -> None:
+        """Start every process and return once a request passes end to end."""
+        self.check_can_start()
+        self._clear_stale_state()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        progs = programs(self.layout, self.envoy_dir, self.service_env)
+        for instance in self.layout.envoys:
+            envoy_config.write_local(instance, self.layout, self.envoy_dir)
+        self.conf_path.write_text(self.supervisord_conf(progs))
+        self.layout_path.write_text(json.dumps(asdict(self.layout)))
+        # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy
+        # without appearing in any config file or argument list.
+        result = subprocess.run(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_path)],
+            capture_output=True, text=True, cwd=PROJECT_ROOT,
+        )
+        if result.returncode != 0:
+            raise MeshError(f"supervisord did not start: {(result.stderr or result.stdout).strip()}")
+        try:
+            self.wait_until_serving(timeout)
+        except BaseException:
+            # Never leave half a mesh behind: not on a timeout, not on Ctrl-C.
+            self.down()
+            raise
+
+    def wait_until_serving(self, timeout: float) -> None:
+        url = f"{self.layout.front_url}/echo/local-up"
+        try:
+            wait_until_ok(url, timeout, accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.2)
+            return
+        except NotReady as exc:
+            last = exc.last
+        not_ready = [p.name for p in self.status() if not p.healthy]
+        raise MeshError(
+            f"The mesh did not serve {url} within {timeout:.0f} s (last: {last}; not ready: "
+            f"{', '.join(not_ready) or 'none'}); see the logs in {self.logs_dir}."
+        )
+
+    def down(self, timeout: float = 30.0) -> bool:
+        """Stop every process and supervisord. Returns False when nothing was running."""
+        pid = self.supervisord_pid()
+        if pid is None:
+            self._clear_stale_state()
+            return False
+        deadline = time.monotonic() + timeout
+        # On SIGTERM supervisord stops its programs one after the other; signalling them all
+        # at once first makes stopping the mesh take one process's time, not the sum.
+        try:
+            self._rpc().stopAllProcesses(False)
+            while time.monotonic() < deadline and any(
+                info["statename"] in ("RUNNING", "STARTING", "STOPPING", "BACKOFF")
+                for info in self._rpc().getAllProcessInfo()
+            ):
+                time.sleep(0.05)
+        except (OSError, xmlrpc.client.Error):
+            pass  # supervisord is not answering: its SIGTERM below still stops what it runs
+        # SIGTERM makes supervisord stop whatever still runs (as process groups) and exit.
+        os.kill(pid, signal.SIGTERM)
+        while time.monotonic() < deadline and self.supervisord_pid() == pid:
+            time.sleep(0.05)
+        if self.supervisord_pid() == pid:
+            os.kill(pid, signal.SIGKILL)
+        self._clear_stale_state()
+        return True
+
+    def stop_process(self, name: str) -> None:
+        """Stop one process (it stays stopped until `start_process`): a fault to watch."""
+        self._rpc().stopProcess(name)
+
+    def start_process(self, name: str) -> None:
+        self._rpc().startProcess(name)
+
+    def status(self) -> list[ProcessState]:
+        # Only names and health URLs are read here: any binary name does, found or not.
+        health = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        try:
+            infos = self._rpc().getAllProcessInfo()
+        except (OSError, xmlrpc.client.Error):
+            return []
+        result = []
+        for info in infos:
+            url = health.get(info["name"], "")
+            result.append(
+                ProcessState(
+                    name=info["name"],
+                    state=info["statename"],
+                    pid=info["pid"],
+                    healthy=info["statename"] == "RUNNING" and _answers(url),
+                    health_url=url,
+                    log=Path(info["stdout_logfile"]),
+                )
+            )
+        return result
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

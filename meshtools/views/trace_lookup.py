@@ -1,0 +1,48 @@
+"""Find the trace of one request: front-envoy returns its x-request-id, every span carries it."""
+from __future__ import annotations
+
+import re
+import time
+
+from meshtools.views.urls import shorten
+from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
+
+REQUEST_ID_TAG = "guid:x-request-id"
+TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
+SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
+
+
+def request_id_query(request_id: str) -> str:
+    return f"{REQUEST_ID_TAG}={request_id}"
+
+
+def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 10.0) -> list[dict]:
+    """The request's trace once it has `spans` spans, or what arrived by the deadline.
+
+    Envoy flushes spans in small batches, so a trace fills up over a second or so.
+    """
+    deadline = time.monotonic() + timeout
+    found: list[dict] = []
+    while True:
+        traces = client.traces(annotation_query=request_id_query(request_id), limit=1)
+        found = traces[0] if traces else []
+        if len(found) >= spans or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
+
+
+def trace_by_id_or_request_id(client: ZipkinClient, ident: str) -> list[dict]:
+    """The trace whose id is `ident`, else the newest whose spans carry x-request-id `ident`.
+
+    So `inv traces --id` takes a trace id or the x-request-id `inv echo` printed.
+    """
+    if TRACE_ID.fullmatch(ident):
+        try:
+            return client.trace(ident)
+        except TraceNotFound:
+            pass
+    found = client.traces(annotation_query=request_id_query(ident), limit=1)
+    if found and found[0]:
+        return found[0]
+    raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
+                        f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")

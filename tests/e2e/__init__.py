@@ -1,0 +1,1 @@
+"""Across the whole stack: the trace on every target, hostile input at every door, secrets."""

@@ -1,0 +1,28 @@
+"""`inv demo`, the newcomer's first command (README's quick start), on a real local mesh."""
+from __future__ import annotations
+
+from meshtools.shared.net import free_layout
+from tests.support.inv_process import run_inv
+
+
+def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
+    layout = free_layout(replicas=1)
+    # The demo has no port flags: invoke's config (here from the environment) moves the ports.
+    ports = {"INVOKE_LOCAL_REPLICAS": "1", "INVOKE_LOCAL_FRONT_PORT": str(layout.front_port),
+             "INVOKE_LOCAL_TRACE_PROXY_PORT": str(layout.trace_proxy_port),
+             "INVOKE_LOCAL_BASE_PORT": str(layout.base_port), "COLUMNS": "120"}
+    try:
+        first = run_inv("demo", state_dir=tmp_path, env=ports, timeout=180)
+        again = run_inv("demo", state_dir=tmp_path, env=ports, timeout=180)
+    finally:
+        down = run_inv("local.down", state_dir=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = first.stdout
+    assert "GET /echo/friend → HTTP 200" in out and "GET /echo/chris → HTTP 500" in out
+    assert "ERROR" in out  # the failure is said in words, not only in colour
+    # The tree of the first request: 12 spans, service1-0 calling service2-0 five times.
+    assert "12 spans" in out
+    assert out.count("/stage/") == 10 and "◀ slowest" in out
+    assert "inv local.down" in out
+    assert again.returncode == 0 and "already up; reusing it" in again.stdout and "12 spans" in again.stdout
+    assert down.returncode == 0 and "stopped" in down.stdout

@@ -1,0 +1,86 @@
+"""The Envoy configs under manifests/: valid for the real binary in both forms, one source."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from meshtools.local import envoy_config
+from meshtools.shared.topology import ENVOY_CONFIG_FILES, LocalLayout
+
+LAYOUT = LocalLayout(replicas=3)
+
+
+@pytest.mark.parametrize("service", sorted(ENVOY_CONFIG_FILES))
+def test_cluster_form_passes_envoy_validate(service):
+    ok, said = envoy_config.validate(envoy_config.source_path(service))
+    assert ok, said
+
+
+@pytest.mark.parametrize("instance", LAYOUT.envoys, ids=lambda i: i.name)
+def test_every_local_form_passes_envoy_validate(instance, tmp_path):
+    ok, said = envoy_config.validate(envoy_config.write_local(instance, LAYOUT, tmp_path))
+    assert ok, said
+
+
+def _without_addresses(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    for listener in config["static_resources"]["listeners"]:
+        del listener["address"]
+    for cluster in config["static_resources"]["clusters"]:
+        del cluster["type"], cluster["load_assignment"]["endpoints"]
+    del config["admin"]["address"]
+    return config
+
+
+@pytest.mark.parametrize("instance", LAYOUT.envoys, ids=lambda i: i.name)
+def test_local_form_changes_only_addresses(instance):
+    source = envoy_config.load(instance.service)
+    local = envoy_config.render_local(instance, LAYOUT)
+    assert _without_addresses(local) == _without_addresses(source)
+
+
+def test_local_forms_listen_only_on_loopback_and_never_share_a_port():
+    bound = []
+    for instance in LAYOUT.envoys:
+        config = envoy_config.render_local(instance, LAYOUT)
+        addresses = [l["address"]["socket_address"] for l in config["static_resources"]["listeners"]]
+        addresses.append(config["admin"]["address"]["socket_address"])
+        assert {a["address"] for a in addresses} == {"127.0.0.1"}
+        bound += [a["port_value"] for a in addresses]
+    assert len(bound) == len(set(bound))
+
+
+def test_front_envoy_balances_over_every_local_service1_replica():
+    config = envoy_config.render_local(LAYOUT.front, LAYOUT)
+    (service1,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "service1"]
+    ports = [e["endpoint"]["address"]["socket_address"]["port_value"]
+             for e in service1["load_assignment"]["endpoints"][0]["lb_endpoints"]]
+    assert ports == [i.ingress_port for i in LAYOUT.service1]
+
+
+@pytest.mark.parametrize("service", sorted(ENVOY_CONFIG_FILES))
+def test_configs_follow_the_tracing_contract(service):
+    """DESIGN.md: Zipkin v2 JSON to /api/v2/spans, separate client/server spans, admin on loopback."""
+    config = envoy_config.load(service)
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    for listener in config["static_resources"]["listeners"]:
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        zipkin = hcm["tracing"]["provider"]
+        assert zipkin["name"] == "envoy.tracers.zipkin"
+        assert zipkin["typed_config"]["collector_endpoint"] == "/api/v2/spans"
+        assert zipkin["typed_config"]["collector_endpoint_version"] == "HTTP_JSON"
+        assert zipkin["typed_config"]["shared_span_context"] is False
+        for host in hcm["route_config"]["virtual_hosts"]:
+            for route in host["routes"]:
+                assert route["decorator"]["operation"], "every route names its span"
+                assert route["route"]["timeout"], "every route has a timeout"
+    runtime = config["layered_runtime"]["layers"][0]["static_layer"]
+    assert runtime["tracing.zipkin.flush_interval_ms"] <= 1000
+
+
+def test_missing_envoy_binary_is_one_clear_sentence(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(envoy_config.EnvoyMissing, match="envoy is not on PATH"):
+        envoy_config.envoy_binary()

@@ -1,0 +1,90 @@
+"""`inv local.*` as a user runs it: exit codes, messages, and nothing left behind."""
+from __future__ import annotations
+
+import socket
+
+import psutil
+import pytest
+
+from meshtools.shared.net import free_layout, free_port, port_in_use
+from tests.support.inv_process import layout_flags, run_inv
+
+
+def inv(*args, state_dir, env=None):
+    return run_inv(*args, state_dir=state_dir, env=env, timeout=180)
+
+
+def test_local_up_then_down_leaves_no_process_and_no_listening_port(tmp_path):
+    layout = free_layout(replicas=1)
+    up = inv("local.up", *layout_flags(layout), state_dir=tmp_path)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"http://127.0.0.1:{layout.front_port}" in up.stdout
+        status = inv("local.status", state_dir=tmp_path)
+        assert status.returncode == 0 and "front-envoy" in status.stdout and "NOT HEALTHY" not in status.stdout
+        assert "already up" in inv("local.up", *layout_flags(layout), state_dir=tmp_path).stderr
+        supervisord = int((tmp_path / "supervisord.pid").read_text())
+        children = psutil.Process(supervisord).children(recursive=True)
+        assert len(children) >= 5
+    finally:
+        down = inv("local.down", state_dir=tmp_path)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not [p for p in layout.ports() if port_in_use("127.0.0.1", p)]
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    again = inv("local.down", state_dir=tmp_path)
+    assert again.returncode == 0 and "was not running" in again.stdout
+
+
+def test_local_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
+    layout = free_layout(replicas=1)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", layout.front_port))
+        squatter.listen()
+        result = inv("local.up", *layout_flags(layout), state_dir=tmp_path)
+    assert result.returncode == 1
+    assert f"Port {layout.front_port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "supervisord.pid").exists()
+
+
+def test_local_up_without_envoy_says_how_to_get_it(tmp_path):
+    layout = free_layout(replicas=1)
+    # A PATH with python's own directory but no envoy.
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    result = inv("local.up", *layout_flags(layout), state_dir=tmp_path / "state",
+                 env={"PATH": str(bare)})
+    assert result.returncode == 1
+    assert "envoy is not on PATH" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_local_status_when_nothing_runs_says_how_to_start(tmp_path):
+    result = inv("local.status", state_dir=tmp_path)
+    assert result.returncode != 0 and "inv local.up" in result.stdout
+
+
+def test_unknown_task_option_is_a_clear_error(tmp_path):
+    result = inv("local.up", "--replica", "2", state_dir=tmp_path)
+    assert result.returncode != 0 and "--replica" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_echo_against_nothing_says_what_to_do(tmp_path):
+    result = inv("echo", "--name", "friend", "--url", f"http://127.0.0.1:{free_port()}", state_dir=tmp_path)
+    assert result.returncode == 1
+    assert "inv local.up" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--front-port", "9411"], "port 9411 would be used twice"),
+    (["--base-port", "7990"], "port 8000 would be used twice"),
+    (["--base-port", "65530"], "ports must lie between 1 and 65535, not 65536"),
+    (["--base-port", "0"], "--base-port must be between 1 and 65535, got 0"),
+    (["--front-port", "70000"], "--front-port must be between 1 and 65535, got 70000"),
+    (["--replicas", "0"], "--replicas must be at least 1"),
+    (["--replicas", "three"], "--replicas must be a whole number, got 'three'"),
+])
+def test_local_up_refuses_a_layout_that_cannot_work_before_starting_anything(tmp_path, flags, message):
+    result = inv("local.up", *flags, state_dir=tmp_path)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "Starting" not in result.stdout
+    assert not (tmp_path / "supervisord.pid").exists()

@@ -1,0 +1,1 @@
+"""The project as a whole: the benchmark and the layering of its packages."""

@@ -1,0 +1,127 @@
+"""The benchmark's measurements, each run briefly (the full `python bench/mesh.py` takes about a minute).
+
+The scaling and sidecar figures need meshes with their own slow-stage settings, so only the
+pieces that work on the session mesh or on their own run here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from meshtools.shared.net import free_port
+from meshtools.shared.topology import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_mesh", PROJECT_ROOT / "bench" / "mesh.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def plan(bench):
+    plan = bench.Plan(quick=True)
+    plan.hop_samples = 30
+    plan.ingest_seconds = 1.0
+    return plan
+
+
+def test_header_names_the_machine(bench):
+    line = bench.machine_line()
+    assert line.startswith(f"{os.cpu_count()} cores · {bench.cpu_model()}")
+    assert "envoy 1." in line
+
+
+def test_completeness_finds_each_request_trace_whole_by_its_request_id(bench, local_mesh):
+    ids = [requests.get(f"{local_mesh.layout.front_url}/echo/bench{i}", timeout=30).headers["x-request-id"]
+           for i in range(3)]
+    assert bench.completeness(local_mesh.layout.trace_proxy_url, ids) == (3, 3)
+    assert bench.completeness(local_mesh.layout.trace_proxy_url, ["no-such-request"], timeout=0.5) == (0, 1)
+
+
+def test_per_hop_overhead_measures_the_sidecar_and_the_app_alike(bench, local_mesh, plan):
+    via, direct = bench.per_hop(local_mesh, plan)
+    assert len(via) == len(direct) == plan.hop_samples
+    assert all(0 < t < 1 for t in via + direct)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
+def test_trace_proxy_ingest_counts_accepted_spans_on_one_core(bench, plan, tmp_path):
+    before = os.sched_getaffinity(0)
+    failed = bench.Failures()
+    rate, p99, note = bench.ingest(plan, tmp_path, failed)
+    assert rate > 500  # spans/s; a real proxy does thousands
+    assert 0 < p99 < 5
+    assert failed.attempts > 0 and failed.count == 0, failed.describe()
+    assert os.sched_getaffinity(0) == before  # the client's pinning is undone
+
+
+def test_write_keeps_the_figures_and_the_machine(bench, tmp_path, monkeypatch):
+    target = tmp_path / "README.md"
+    target.write_text(f"# Project\n\n## Benchmark\n\n{bench.RESULTS_START}\nold figures\n{bench.RESULTS_END}\n\n## Next\n")
+    monkeypatch.setattr(bench, "RESULTS_FILE", target)
+    report = bench.Report()
+    report.add("cold start", "4.6 s from local.up to the first traced 200")
+    bench.write_markdown("2 cores · Some CPU", report, 64)
+    text = target.read_text()
+    assert "Machine: 2 cores · Some CPU" in text
+    assert "| cold start | 4.6 s from local.up to the first traced 200 |" in text
+    assert "old figures" not in text and text.startswith("# Project") and text.endswith("## Next\n")
+
+
+class EveryThirdFails(BaseHTTPRequestHandler):
+    """A fake front: every third request gets a 503, every fifth connection is cut without an answer."""
+
+    served = 0
+    lock = threading.Lock()
+
+    def do_GET(self):
+        with self.lock:
+            EveryThirdFails.served += 1
+            n = EveryThirdFails.served
+        if n % 5 == 0:
+            self.close_connection = True
+            self.connection.shutdown(2)  # no status line at all: a requests exception
+            return
+        status = 503 if n % 3 == 0 else 200
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.send_header("x-request-id", f"req-{n}")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_failed_requests_are_counted_on_the_figure_not_lost_fake_front(bench, capfd):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EveryThirdFails)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        failed, ids = bench.Failures(), []
+        rate = bench.quota_throughput(f"http://127.0.0.1:{server.server_address[1]}", 3, 10, ids, failed)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed.attempts == 30 and failed.count == 30 - len(ids) > 0
+    assert set(failed.kinds) == {"503", "connection error"}
+    assert rate > 0
+    assert failed.note().startswith(f"; {failed.count} of 30 requests failed (")
+    assert "Traceback" not in capfd.readouterr().err  # no client thread died
+
+
+def test_a_figure_with_no_answer_at_all_says_why_fake_closed_port(bench):
+    failed = bench.Failures()
+    assert bench.quota_throughput(f"http://127.0.0.1:{free_port()}", 2, 2, [], failed) == 0
+    assert failed.describe() == "4 of 4 requests failed (connection error: 4)"
+
+
+def test_bench_p99_is_the_nearest_rank_one_breakdown_uses(bench):
+    values = [float(v) for v in range(1, 301)]
+    assert bench.nearest_rank(values[::-1], 99) == 297.0  # ceil(0.99 × 300) = 297th smallest

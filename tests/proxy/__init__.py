@@ -1,0 +1,1 @@
+"""The trace proxy: ingest, query API, sinks and command line."""

@@ -1,0 +1,1 @@
+"""The Flask service that runs as service1 and service2."""

@@ -1,0 +1,166 @@
+"""A real kind cluster for the tests marked `cluster`, driven through our own tasks.
+
+`inv up` brings the stack up with the port-forwards on free local ports and a private state
+directory, so a developer's own forwards (8000, 9411) and image record stay untouched.
+`inv build deploy` from a tree (a temporary copy holding a change, or the repository)
+redeploys it. An existing cluster is reused and left running; one the tests created is
+deleted at the end unless pytest runs with --keep-cluster.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from invoke.exceptions import Exit
+
+from meshtools.cluster import kind
+from meshtools.cluster import secret as secrets
+from meshtools.cluster.state import STATE_DIR_ENV
+from meshtools.views.front import echo_url
+from meshtools.cluster.kubectl import Kubectl
+from meshtools.shared.net import free_port
+from meshtools.shared.topology import FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1, SERVICE2
+from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
+from meshtools.views.zipkin_client import ZipkinClient
+from tests.support.e2e_targets import Target, serving_pod
+from tests.support.inv_process import run_inv
+
+OPT_IN = ("cluster end-to-end tests are opt-in: `pytest -m cluster` runs them on a kind cluster "
+          "(needs Docker, kind and kubectl)")
+INV_TIMEOUT = 1200  # a first `inv up` builds the image and pulls Envoy's
+SETTLE_TIMEOUT = 180
+# Everything but what git ignores and git itself: the copy builds and deploys like the repo.
+COPY_IGNORE = shutil.ignore_patterns(".git", ".mesh", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
+                                     ".hypothesis", "*.egg-info", ".benchmarks")
+
+
+def opted_in(config: pytest.Config) -> bool:
+    return re.search(r"\bcluster\b", config.getoption("markexpr") or "") is not None
+
+
+def copy_tree(destination: Path) -> Path:
+    """A copy of the repository to change and deploy from: the repository itself never changes."""
+    shutil.copytree(PROJECT_ROOT, destination, ignore=COPY_IGNORE)
+    return destination
+
+
+@dataclass
+class ClusterStack:
+    name: str
+    state: Path  # ENVOY_TRACING_STATE_DIR of every `inv` the tests run
+    front_port: int
+    trace_proxy_port: int
+
+    @property
+    def front_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.front_port}"
+
+    @property
+    def trace_proxy_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.trace_proxy_port}"
+
+    @property
+    def kubectl(self) -> Kubectl:
+        return Kubectl(self.name)
+
+    def inv(self, *argv: str, tree: Path = PROJECT_ROOT) -> None:
+        """Run our `inv` in `tree` (its tasks.py and meshtools); its output lands in the test report."""
+        # Test spans stay out of a developer's Honeycomb.
+        environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
+        env = {STATE_DIR_ENV: str(self.state),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+        result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=False)
+        if result.returncode:
+            pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}); its output is above.")
+
+    def forward_ports(self) -> list[str]:
+        return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port)]
+
+    def up(self) -> None:
+        self.inv("up", "--name", self.name, *self.forward_ports())
+        self.settle()
+
+    def deploy(self, tree: Path = PROJECT_ROOT) -> None:
+        """`inv build deploy` from `tree`, then the forwards again: a rollout replaces their pods."""
+        self.inv("build", "--name", self.name, "deploy", "--name", self.name, "--no-forward", tree=tree)
+        self.inv("forward", "--name", self.name, *self.forward_ports(), tree=tree)
+        self.settle()
+
+    def stop_forwards(self) -> None:
+        self.inv("forward", "--stop")
+
+    def down(self) -> None:
+        self.inv("down", "--name", self.name)
+
+    def pods(self, app: str) -> set[str]:
+        """The pods of a Deployment that are running and not on their way out."""
+        listed = json.loads(self.kubectl.run("get", "pods", "--selector", f"app={app}", "--output", "json",
+                                             capture=True).stdout)
+        return {p["metadata"]["name"] for p in listed["items"]
+                if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")}
+
+    def instances(self) -> dict[str, set[str]]:
+        return {app: self.pods(app) for app in (FRONT, SERVICE1, SERVICE2)}
+
+    def target(self) -> Target:
+        return Target("cluster", self.front_url, self.trace_proxy_url, self.instances)
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait until every service1 pod answers on the first try and a trace comes out whole.
+
+        After a rollout the Envoys still know the old pods' addresses until their next DNS
+        refresh; a request sent to one is retried, which adds spans to its trace.
+        """
+        deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+        streak, last = 0, "no reply"
+        while time.monotonic() < deadline:
+            current = self.pods(SERVICE1)
+            try:
+                reply = requests.get(echo_url(self.front_url, "settle"), timeout=30)
+                pod = serving_pod(reply.text) if reply.ok else ""
+                last = f"HTTP {reply.status_code} from {pod or '?'}, try {reply.headers.get('x-envoy-attempt-count')}"
+                clean = reply.ok and pod in current and reply.headers.get("x-envoy-attempt-count", "1") == "1"
+            except requests.RequestException as exc:
+                clean, last = False, type(exc).__name__
+            if not clean:
+                seen, streak = set(), 0
+                time.sleep(0.2)
+                continue
+            seen.add(pod)
+            streak += 1
+            if seen == current and streak >= 2 * len(current):
+                spans = find_trace(ZipkinClient(self.trace_proxy_url), reply.headers["x-request-id"])
+                if len(spans) == SPANS_PER_ECHO:
+                    return
+                last = f"a trace of {len(spans)} spans"
+                seen, streak = set(), 0
+        raise AssertionError(f"the cluster did not settle within {timeout:g}s (last: {last})")
+
+
+def cluster_stack_session(config: pytest.Config, state: Path):
+    """The session's stack, for conftest's `cluster_stack` fixture: skips unless opted in and able."""
+    if not opted_in(config):
+        pytest.skip(OPT_IN)
+    try:
+        kind.preflight()
+    except Exit as exc:
+        pytest.skip(f"cluster end-to-end tests need Docker, kind and kubectl: {exc.message}")
+    name = kind.DEFAULT_CLUSTER_NAME  # the name CI's diagnostics steps use
+    created = not kind.exists(name)
+    stack = ClusterStack(name, state, free_port(), free_port())
+    try:
+        stack.up()
+        yield stack
+    finally:
+        if created and not config.getoption("keep_cluster"):
+            stack.down()
+        else:
+            stack.stop_forwards()

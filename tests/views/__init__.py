@@ -1,0 +1,1 @@
+"""The views: `inv echo`, `inv load` and `inv traces`."""

@@ -1,0 +1,265 @@
+"""Turn Zipkin v1 and v2 JSON spans into one internal shape.
+
+Each accepted span becomes a `Span`: its Zipkin v2 form (what the local store keeps and the
+query API returns) plus the span as received, from which `trace_proxy.sinks.honeycomb_events` derives the
+upstream honeycomb-opentracing-proxy's fields only when a Honeycomb key is set.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_HEX = re.compile(r"[0-9a-f]{1,32}")
+_MAX_MICROS = 2**63 - 1
+# Annotations that v1 used to mark the RPC boundaries; v2 folds them into `kind`.
+_CORE_ANNOTATIONS = {"cs", "cr", "sr", "ss", "ms", "mr", "ws", "wr"}
+# v1 binary annotations naming the *remote* address; never the span's own endpoint.
+ADDRESS_KEYS = {"ca", "sa", "ma"}
+
+
+class SpanError(ValueError):
+    """A span the proxy refuses; the message is the reason given to the client."""
+
+
+@dataclass
+class Span:
+    v2: dict[str, Any]
+    raw: dict[str, Any]  # as received, already validated; events.py reads upstream's fields from it
+    version: int  # the Zipkin API version it came in as (1 or 2)
+
+    @property
+    def trace_id(self) -> str:
+        return self.v2["traceId"]
+
+
+def normalize_trace_id(value: Any, *, where: str = "traceId") -> str:
+    """Lowercase hex, 16 or 32 characters; a 128-bit id with zero high bits becomes 64-bit."""
+    tid = _hex_id(value, where)
+    tid = tid.zfill(32 if len(tid) > 16 else 16)
+    if len(tid) == 32 and tid.startswith("0" * 16):
+        tid = tid[16:]
+    return tid
+
+
+def _hex_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _HEX.fullmatch(value.lower()):
+        raise SpanError(f"{where} must be a string of 1 to 32 hex characters")
+    return value.lower()
+
+
+def _span_id(value: Any, where: str) -> str:
+    sid = _hex_id(value, where)
+    if len(sid) > 16:
+        raise SpanError(f"{where} must be at most 16 hex characters")
+    return sid.zfill(16)
+
+
+def _optional_id(span: dict, key: str) -> str | None:
+    value = span.get(key)
+    if value in (None, ""):
+        return None
+    return _span_id(value, key)
+
+
+def micros(span: dict, key: str) -> int | None:
+    value = span.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpanError(f"{key} must be a number of microseconds")
+    if value != value or not 0 <= value <= _MAX_MICROS:  # NaN or out of range
+        raise SpanError(f"{key} must be between 0 and 2^63-1 microseconds")
+    return int(value) or None  # Zipkin treats 0 as absent
+
+
+def _string(span: dict, key: str) -> str | None:
+    value = span.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpanError(f"{key} must be a string")
+    return value
+
+
+def _object(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpanError(f"{where} must be an object")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpanError(f"{where} must be a list")
+    return value
+
+
+def parse_endpoint(value: Any, where: str) -> dict[str, Any]:
+    raw = _object(value, where)
+    out: dict[str, Any] = {}
+    for key in ("serviceName", "ipv4", "ipv6"):
+        if raw.get(key) not in (None, ""):
+            if not isinstance(raw[key], str):
+                raise SpanError(f"{where}.{key} must be a string")
+            out[key] = raw[key]
+    port = raw.get("port")
+    if port not in (None, 0):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise SpanError(f"{where}.port must be an integer between 1 and 65535")
+        out["port"] = port
+    return out
+
+
+
+def _require_object(raw: Any) -> dict:
+    if not isinstance(raw, dict):
+        raise SpanError("each span must be a JSON object")
+    for key in ("traceId", "id"):
+        if key not in raw:
+            raise SpanError(f"span has no {key}")
+    return raw
+
+
+def _debug(raw: dict) -> bool:
+    value = raw.get("debug")
+    if value is not None and not isinstance(value, bool):
+        raise SpanError("debug must be true or false")
+    return bool(value)
+
+
+def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
+    """What v1 and v2 spans share, checked alike: the object, its traceId, id, parentId and name."""
+    raw = _require_object(raw)
+    return (raw, normalize_trace_id(raw["traceId"]), _span_id(raw["id"], "id"),
+            _optional_id(raw, "parentId"), _string(raw, "name"))
+
+
+def from_v2(raw: Any) -> Span:
+    raw, trace_id, span_id, parent_id, name = _identity(raw)
+    kind = _string(raw, "kind")
+    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
+    local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
+    remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
+    tags = _object(raw.get("tags"), "tags")
+    if not all(isinstance(k, str) for k in tags):
+        raise SpanError("tags must map strings to values")
+    annotations = []
+    for ann in _list(raw.get("annotations"), "annotations"):
+        ann = _object(ann, "annotation")
+        annotations.append({"timestamp": micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
+    debug = _debug(raw)
+
+    v2: dict[str, Any] = {"traceId": trace_id, "id": span_id}
+    optional = {
+        "parentId": parent_id, "name": name, "kind": kind, "timestamp": timestamp,
+        "duration": duration, "localEndpoint": local, "remoteEndpoint": remote,
+        "annotations": annotations, "tags": dict(tags), "debug": debug or None,
+        "shared": raw.get("shared") if isinstance(raw.get("shared"), bool) and raw.get("shared") else None,
+    }
+    v2.update({k: v for k, v in optional.items() if v})
+    return Span(v2=v2, raw=raw, version=2)
+
+
+def guess_type(value: Any) -> Any:
+    """v1 binary annotation values travel as strings; type them as the upstream proxy did."""
+    if not isinstance(value, str):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    if re.fullmatch(r"[+-]?\d+", value):
+        number = int(value)
+        if -(2**63) <= number < 2**63:
+            return number
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    # Go's ParseFloat refuses what Python also calls a float but Zipkin never sends (e.g. "nan").
+    return number if value.strip().lower() not in ("nan", "+nan", "-nan") else value
+
+
+def _tag_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _v1_kind(values: set[str]) -> str | None:
+    for kind, marks in (("CLIENT", ("cs", "cr")), ("SERVER", ("sr", "ss")),
+                        ("PRODUCER", ("ms",)), ("CONSUMER", ("mr",))):
+        if values.intersection(marks):
+            return kind
+    return None
+
+
+def from_v1(raw: Any) -> Span:
+    raw, trace_id, span_id, parent_id, name = _identity(raw)
+    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
+    debug = _debug(raw)
+
+    v2_tags: dict[str, str] = {}
+    remote: dict[str, Any] = {}
+    first_binary_endpoint: dict[str, Any] | None = None
+    for ba in _list(raw.get("binaryAnnotations"), "binaryAnnotations"):
+        if ba is None:
+            continue
+        ba = _object(ba, "binaryAnnotation")
+        key = _string(ba, "key")
+        if key is None:
+            raise SpanError("binaryAnnotation has no key")
+        endpoint = parse_endpoint(ba.get("endpoint"), "binaryAnnotation.endpoint")
+        if key in ADDRESS_KEYS:
+            remote = endpoint
+            continue
+        if ba.get("endpoint") is not None:
+            first_binary_endpoint = first_binary_endpoint or endpoint
+        v2_tags[key] = _tag_string(ba.get("value"))
+
+    marks: dict[str, int] = {}
+    annotations = []
+    local: dict[str, Any] | None = None
+    for ann in _list(raw.get("annotations"), "annotations"):
+        ann = _object(ann, "annotation")
+        value = _string(ann, "value") or ""
+        ts = micros(ann, "timestamp") or 0
+        endpoint = parse_endpoint(ann.get("endpoint"), "annotation.endpoint")
+        if value in _CORE_ANNOTATIONS:
+            marks[value] = ts
+            local = local or endpoint
+        else:
+            annotations.append({"timestamp": ts, "value": value})
+
+    kind = _v1_kind(set(marks))
+    start = marks.get("cs") or marks.get("sr") or marks.get("ms") or marks.get("mr")
+    end = marks.get("cr") or marks.get("ss")
+    timestamp = timestamp or start
+    if not duration and start and end and end > start:
+        duration = end - start
+
+    v2: dict[str, Any] = {"traceId": trace_id, "id": span_id}
+    optional = {
+        "parentId": parent_id, "name": name, "kind": kind, "timestamp": timestamp,
+        "duration": duration, "localEndpoint": local or first_binary_endpoint or {},
+        "remoteEndpoint": remote, "annotations": annotations, "tags": v2_tags,
+        "debug": debug or None,
+    }
+    v2.update({k: v for k, v in optional.items() if v})
+    return Span(v2=v2, raw=raw, version=1)
+
+
+def parse(payload: Any, version: int) -> list[Span]:
+    """Validate a decoded request body; raises SpanError naming the first bad span."""
+    if not isinstance(payload, list):
+        raise SpanError("the body must be a JSON list of spans")
+    convert = from_v2 if version == 2 else from_v1
+    spans = []
+    for index, raw in enumerate(payload):
+        try:
+            spans.append(convert(raw))
+        except SpanError as exc:
+            raise SpanError(f"span {index}: {exc}") from None
+    return spans
