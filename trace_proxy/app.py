@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from trace_proxy.ingest import zipkin_json
 from trace_proxy.ingest.body import IngestError, decode
-from trace_proxy.metrics import Metrics
+from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, Sink
@@ -59,9 +61,23 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     store = SpanStore(settings.max_spans)
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
+    metrics.add_gauges(lambda: _state_gauges(state))
 
-    def reject(status: int, reason: str) -> Response:
-        metrics.incr("rejected", reason=str(status))
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe_latency(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule else "unmatched"
+            metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+    def reject(status: int, reason: str, code: str = "") -> Response:
+        metrics.reject(status, code)
         log.info("rejected %s %s: %s", request.path, status, reason)
         return _text(status, reason)
 
@@ -76,9 +92,9 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             )
             parsed = zipkin_json.parse(body.payload, version)
         except IngestError as exc:
-            return reject(exc.status, exc.reason)
+            return reject(exc.status, exc.reason, exc.code)
         except zipkin_json.SpanError as exc:
-            return reject(400, str(exc))
+            return reject(400, str(exc), "invalid_span")
         metrics.incr("received", len(parsed), reason="spans")
         batch = Batch(parsed, version, body.raw, body.content_type, body.content_encoding)
         for sink in state.sinks:
@@ -141,7 +157,12 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         return jsonify({"status": "ok"})
 
     @app.get("/metrics")
-    def metrics_view():
+    def prometheus_metrics():
+        return Response(generate_latest(metrics.registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/metrics.json")
+    def metrics_json():
+        # The same counts as one JSON document, for a quick look with curl and for the tests.
         snapshot = metrics.snapshot()
         snapshot["store"] = store.stats()
         # How much each forwarding sink holds right now: the numbers that must stay bounded.
@@ -149,6 +170,18 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         return jsonify(snapshot)
 
     return app
+
+
+def _state_gauges(state: ProxyState):
+    stats = state.store.stats()
+    yield gauge("trace_proxy_store_spans", "Spans in the local store.", stats["spans"])
+    yield gauge("trace_proxy_store_traces", "Traces in the local store.", stats["traces"])
+    yield counter("trace_proxy_store_evicted_spans", "Spans evicted from the full store, whole traces at a time.",
+                  stats["evicted_spans"])
+    yield counter("trace_proxy_store_late_spans_dropped", "Spans of already evicted traces, not stored.",
+                  stats["late_spans_dropped"])
+    yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
+                {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}, "sink")
 
 
 def _text(status: int, reason: str) -> Response:

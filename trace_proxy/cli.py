@@ -11,7 +11,7 @@ DESCRIPTION = """\
 Zipkin-compatible trace proxy: accepts Zipkin v1/v2 JSON spans on /api/v1/spans and
 /api/v2/spans, keeps them in a bounded local store served by Zipkin's query API
 (/api/v2/services, /api/v2/spans, /api/v2/traces, /api/v2/trace/ID) and forwards them to
-Honeycomb when a write key is configured. Also serves /healthz and /metrics (JSON counts).
+Honeycomb when a write key is configured. Also serves /healthz, /metrics (Prometheus text) and /metrics.json (the same counts as JSON).
 """
 
 EPILOG = """\

@@ -33,8 +33,8 @@ class ProxyServer(BaseApplication):
         from trace_proxy.app import create_app
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        # libhoney's one retry per failed batch would otherwise log a line per batch during an
-        # outage; the sink's own (throttled) warning already says what failed.
+        # urllib3 would otherwise log a line per failed batch during an outage; the sink's
+        # own (throttled) warning already says what failed.
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         self.app = create_app(self.settings)
         return self.app

@@ -143,7 +143,7 @@ def test_sample_rate_keeps_whole_traces_and_records_the_rate(standin):
         events = standin.events("sampled")
         assert sorted({e["data"]["traceId"] for e in events}) == [f"{t:016x}" for t in (0, 10, 20)]
         assert len(events) == 30 and {e["samplerate"] for e in events} == {10}
-        dropped = client.get("/metrics").get_json()["dropped"]["honeycomb"]
+        dropped = client.get("/metrics.json").get_json()["dropped"]["honeycomb"]
         assert dropped == {"sampled": 270}
     finally:
         app.extensions["trace_proxy"].close()
@@ -176,7 +176,7 @@ def test_unresponsive_honeycomb_never_slows_ingest_and_memory_stays_bounded():
         sink = next(s for s in app.extensions["trace_proxy"].sinks if s.name == "honeycomb")
         client = app.test_client()
         slowest = _flood(client, rounds=40, per_round=100)
-        metrics = client.get("/metrics").get_json()
+        metrics = client.get("/metrics.json").get_json()
         assert slowest < 1.0
         assert sink.pending() <= 200 and metrics["queues"]["honeycomb"] <= 200
         assert metrics["dropped"]["honeycomb"]["backlog_full"] >= 4000 - 200
@@ -197,7 +197,7 @@ def test_unreachable_honeycomb_live_process_answers_202_and_counts_failures():
             assert post(running.url, 2, v2_payload(secrets.token_hex(8)) * 20, gzipped=False).status_code == 202
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            metrics = requests.get(f"{running.url}/metrics", timeout=5).json()
+            metrics = requests.get(f"{running.url}/metrics.json", timeout=5).json()
             dropped = sum(metrics["dropped"].get("honeycomb", {}).values())
             if dropped == 200:
                 break

@@ -70,9 +70,9 @@ def test_bad_bodies_get_4xx_with_a_reason(client, path, body, headers, status, r
 
 def test_rejections_are_counted(app):
     client = app.test_client()
-    before = client.get("/metrics").get_json()["rejected"]["requests"]
+    before = client.get("/metrics.json").get_json()["rejected"]["requests"]
     client.post("/api/v2/spans", data=b"nope", headers={"Content-Type": "application/json"})
-    assert client.get("/metrics").get_json()["rejected"]["requests"] == before + 1
+    assert client.get("/metrics.json").get_json()["rejected"]["requests"] == before + 1
 
 
 def test_gzip_and_plain_v2_bodies_are_stored_alike(client):

@@ -6,6 +6,7 @@ upstream honeycomb-opentracing-proxy's fields only when a Honeycomb key is set.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -178,8 +179,9 @@ def guess_type(value: Any) -> Any:
         number = float(value)
     except ValueError:
         return value
-    # Go's ParseFloat refuses what Python also calls a float but Zipkin never sends (e.g. "nan").
-    return number if value.strip().lower() not in ("nan", "+nan", "-nan") else value
+    # A value that is no finite number ("NaN", "Infinity", "1e999") stays the string it came
+    # as: Honeycomb would refuse a non-finite number, and the string is what the client sent.
+    return number if math.isfinite(number) else value
 
 
 def _tag_string(value: Any) -> str:
