@@ -9,8 +9,8 @@ from flask import Flask, Response, abort, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy.ingest import zipkin_json
-from trace_proxy.ingest.body import IngestError, decode
+from trace_proxy.ingest import zipkin, zipkin_json
+from trace_proxy.ingest.body import IngestError
 from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
@@ -84,13 +84,13 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     def ingest_spans(version: int) -> Response:
         metrics.incr("received", reason="requests")
         try:
-            body = decode(
+            body, parsed = zipkin.parse_request(
                 request.stream,
                 content_type=request.headers.get("Content-Type"),
                 content_encoding=request.headers.get("Content-Encoding"),
                 limit=settings.max_body_bytes,
+                version=version,
             )
-            parsed = zipkin_json.parse(body.payload, version)
         except IngestError as exc:
             return reject(exc.status, exc.reason, exc.code)
         except zipkin_json.SpanError as exc:

@@ -34,8 +34,8 @@ def gz(data: bytes) -> bytes:
 
 BAD_REQUESTS = [
     # (description, path, body, headers, status, reason fragment)
-    ("protobuf", "/api/v2/spans", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}, 415, "Content-Type"),
-    ("thrift", "/api/v1/spans", b"\x0c\x00", {"Content-Type": "application/x-thrift"}, 415, "Content-Type"),
+    ("xml", "/api/v2/spans", b"<spans/>", {"Content-Type": "application/xml"}, 415, "Content-Type"),
+    ("protobuf on v1", "/api/v1/spans", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}, 415, "Content-Type"),
     ("brotli", "/api/v2/spans", b"[]", {"Content-Type": "application/json", "Content-Encoding": "br"}, 415, "Content-Encoding"),
     ("not json", "/api/v2/spans", b"[{", {"Content-Type": "application/json"}, 400, "not valid JSON"),
     ("NaN", "/api/v2/spans", b'[{"traceId": "1", "id": "1", "tags": {"x": NaN}}]', {"Content-Type": "application/json"},
