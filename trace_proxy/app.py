@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             return reject(exc.status, exc.reason, exc.code)
         except zipkin_json.SpanError as exc:
             return reject(400, str(exc), "invalid_span")
-        metrics.incr("received", len(parsed), reason="spans")
+        metrics.incr("received", len(parsed), sink=zipkin.encoding_name(body.content_type, version), reason="spans")
         batch = Batch(parsed, version, body.raw, body.content_type, body.content_encoding)
         for sink in state.sinks:
             try:

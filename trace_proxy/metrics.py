@@ -57,6 +57,9 @@ class Metrics:
         for (what, sink, reason), value in self.counts():
             if what == "received":
                 out["received"][reason or "spans"] = out["received"].get(reason or "spans", 0) + value
+                if sink:  # the encoding the spans came in
+                    by_encoding = out["received"].setdefault("by_encoding", {})
+                    by_encoding[sink] = by_encoding.get(sink, 0) + value
             elif what == "rejected":
                 status = sink or reason  # reason alone: a caller that passed the status as reason
                 out["rejected"]["requests"] += value
@@ -82,12 +85,17 @@ class _Collector:
         rejected = CounterMetricFamily("trace_proxy_requests_rejected", "Requests answered 4xx, by status and reason.",
                                        labels=["status", "reason"])
         forwarded = CounterMetricFamily("trace_proxy_spans_forwarded", "Spans a sink delivered.", labels=["sink"])
+        encodings = CounterMetricFamily("trace_proxy_spans_received_by_encoding",
+                                        "Spans accepted, by the encoding they came in.", labels=["encoding"])
         dropped = CounterMetricFamily("trace_proxy_spans_dropped", "Spans a sink did not deliver, by reason.",
                                       labels=["sink", "reason"])
         sums: Counter = Counter()
         for (what, sink, reason), value in self.metrics.counts():
             if what == "rejected" and not sink:  # the status given as the reason
                 sink, reason = reason, STATUS_REASONS.get(reason, "other")
+            if what == "received" and sink:
+                encodings.add_metric([sink], value)
+                sink = ""
             sums[(what, sink, reason or ("spans" if what == "received" else ""))] += value
         received.add_metric(["requests"], sums.pop(("received", "", "requests"), 0))
         received.add_metric(["spans"], sums.pop(("received", "", "spans"), 0))
@@ -100,7 +108,7 @@ class _Collector:
                 forwarded.add_metric([sink], value)
             elif what == "dropped":
                 dropped.add_metric([sink, reason], value)
-        yield from (received, rejected, forwarded, dropped)
+        yield from (received, encodings, rejected, forwarded, dropped)
         for source in self.metrics._gauges:
             yield from source()
 

@@ -125,10 +125,12 @@ class LocalMesh:
     """One local mesh, identified by its state directory (config, socket, logs)."""
 
     def __init__(self, layout: LocalLayout | None = None, state_dir: Path | None = None,
-                 service_env: dict[str, str] | None = None):
+                 service_env: dict[str, str] | None = None, zipkin_encoding: str | None = None):
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
         self.layout = layout or self._saved_layout() or LocalLayout()
         self.service_env = dict(service_env or {})
+        # None: the manifests' own (HTTP_JSON); "HTTP_PROTO" has every Envoy send protobuf.
+        self.zipkin_encoding = zipkin_encoding
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -259,7 +261,7 @@ class LocalMesh:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         progs = programs(self.layout, self.envoy_dir, self.service_env)
         for instance in self.layout.envoys:
-            envoy_config.write_local(instance, self.layout, self.envoy_dir)
+            envoy_config.write_local(instance, self.layout, self.envoy_dir, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))
         self.layout_path.write_text(json.dumps(asdict(self.layout)))
         # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy

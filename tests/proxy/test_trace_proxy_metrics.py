@@ -43,7 +43,8 @@ def test_counters_gauges_and_latency_in_prometheus_text():
     assert metrics[("trace_proxy_request_duration_seconds_count", posted)] == 3
     assert metrics[("trace_proxy_request_duration_seconds_bucket", (("le", "+Inf"),) + posted)] == 3
     json_view = client.get("/metrics.json").get_json()
-    assert json_view["received"] == {"requests": 6, "spans": 60}
+    assert json_view["received"] == {"requests": 6, "spans": 60, "by_encoding": {"json_v2": 60}}
+    assert metrics[("trace_proxy_spans_received_by_encoding_total", (("encoding", "json_v2"),))] == 60
     assert json_view["rejected"] == {"requests": 3, "by_status": {"400": 2, "415": 1}}
 
 

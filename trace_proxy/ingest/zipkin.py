@@ -18,6 +18,12 @@ THRIFT = "application/x-thrift"
 BINARY = {2: PROTOBUF, 1: THRIFT}  # the binary encoding each API version has
 
 
+def encoding_name(content_type: str, version: int) -> str:
+    """A short name of the encoding a body came in, for /metrics: json_v2, proto_v2, json_v1, thrift_v1."""
+    mime = media_type(content_type)
+    return f"{'proto' if mime == PROTOBUF else 'thrift' if mime == THRIFT else 'json'}_v{version}"
+
+
 def _binary_parser(mime: str):
     # Imported on first use: a proxy that only ever sees JSON never loads protobuf.
     if mime == PROTOBUF:
@@ -44,4 +50,4 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     return Body(raw, payload, content_type or "application/json", encoding), zipkin_json.parse(payload, version)
 
 
-__all__ = ["parse_request", "IngestError", "SpanError", "PROTOBUF", "THRIFT"]
+__all__ = ["parse_request", "encoding_name", "IngestError", "SpanError", "PROTOBUF", "THRIFT"]
