@@ -4,7 +4,7 @@ It answers `POST /1/batch/<dataset>` the way Honeycomb does: a body that is not 
 (Python's `NaN`/`Infinity` included) or not a list is refused whole with 400; otherwise
 every event gets its own status, 400 for an event Honeycomb would refuse (its `data` not an
 object, more columns than `max_columns`, larger than `max_event_bytes`), 202 for the rest.
-It records every request's path, headers and (gunzipped) JSON body for the tests to
+It records every request's path, headers and (decompressed) JSON body for the tests to
 inspect, or with `keep_events=False` only counts them (the benchmark's long runs).
 
 `python -m tests.support.honeycomb_standin PORT` serves one on its own (the benchmark runs
@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
+
+import zstandard
 
 MALFORMED = "Request body is malformed and cannot be read"
 TOO_MANY_COLUMNS = "Event has too many columns"
@@ -120,6 +122,15 @@ class HoneycombStandin:
         return self.wait_for(done, f"{count} events of trace {trace_id}", timeout)
 
 
+def _decompress(raw: bytes, encoding: str) -> bytes:
+    """The encodings Honeycomb's API takes: gzip, zstd or none."""
+    if encoding == "gzip":
+        return gzip.decompress(raw)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=64 * 1024 * 1024)
+    return raw
+
+
 def _handler(standin_ref: list[HoneycombStandin]):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Honeycomb's API
@@ -147,11 +158,11 @@ def _handler(standin_ref: list[HoneycombStandin]):
                 self._reply(202)
                 return
             try:
-                body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                body = _decompress(raw, self.headers.get("Content-Encoding", ""))
                 events = json.loads(body, parse_constant=_refuse_constant)
                 if not isinstance(events, list):
                     raise ValueError("not a list")
-            except (ValueError, OSError, EOFError):
+            except (ValueError, OSError, EOFError, zstandard.ZstdError):
                 standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], None))
                 self._reply(400, json.dumps({"error": MALFORMED}).encode())
                 return

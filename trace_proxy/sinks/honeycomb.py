@@ -1,14 +1,17 @@
 """Forward spans to Honeycomb's batch API: batched, asynchronous, bounded, per-event accounting.
 
-The request thread only queues the batch's spans (O(1)); one builder thread turns them into
-events, serialises each (orjson) and gzips them into request bodies; a few sender threads
-POST those to `/1/batch/<dataset>` and read Honeycomb's answer, which has one status per
-event: each refused event is counted and logged on its own and the others are kept.
+The request thread turns its batch's spans into events and serialises each (orjson): the
+CPU-heavy part runs where the spans arrive, so a proxy at full load slows its clients down
+a little instead of piling up work a background thread could never catch up with (and
+dropping it). A few sender threads then gather what waits (up to `send_frequency` seconds
+or a full body), compress it into one body per dataset, POST it to `/1/batch/<dataset>` and read
+Honeycomb's answer, which has one status per event: each refused event is counted and logged
+on its own and the others are kept.
 
 Why not libhoney: it builds, queues, serialises and accounts for every event separately
 (and sends two statsd UDP packets per event); the profile of the forwarding path spent
-over half its time there, which capped the proxy near 6,500 spans/s on one core. Working
-a batch at a time, the same path delivers several times that (bench/proxy_forwarding.py).
+over half its time there, which capped the proxy near 6,500 spans/s on one core
+(bench/proxy_forwarding.py measures both).
 
 Memory is bounded by `honeycomb_backlog`: spans accepted but not yet answered. Beyond it,
 new spans are dropped and counted (reason backlog_full), so an unreachable Honeycomb
@@ -20,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import quote, urljoin
 
 import requests
@@ -27,13 +31,20 @@ import requests
 from trace_proxy.metrics import Metrics
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, ThrottledWarning
-from trace_proxy.sinks.honeycomb_batch import MAX_EVENTS_PER_BODY, Body, bodies, encode_event, event_results
+from trace_proxy.sinks.honeycomb_batch import CONTENT_ENCODING, MAX_EVENTS_PER_BODY, Body, bodies, encode_event, event_results
 from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, to_event
 
 log = logging.getLogger("trace_proxy.honeycomb")
 USER_AGENT = "envoy-tracing-trace-proxy"
 SENDERS = 4  # concurrent batch requests: Honeycomb is ~100 ms away, bodies keep coming
-_STOP = None
+
+
+@dataclass
+class _Pending:
+    """One accepted batch's events, serialised, waiting for a sender."""
+    arrived: float
+    docs: dict[str, list[tuple[str, bytes]]]  # dataset → (span id, event JSON)
+    count: int
 
 
 class HoneycombSink:
@@ -50,13 +61,12 @@ class HoneycombSink:
         self._batch_url = urljoin(settings.api_host, "/1/batch/")
         self._outstanding = 0
         self._lock = threading.Lock()
+        self._gather = threading.Lock()  # one sender gathers at a time: full bodies, not fragments
         self._warn = ThrottledWarning(log)
-        self._inbox: queue.Queue = queue.Queue()
-        self._outbox: queue.Queue = queue.Queue(maxsize=SENDERS * 2)
-        self._builder = threading.Thread(target=self._build_loop, name="honeycomb-builder", daemon=True)
+        self._waiting: queue.Queue = queue.Queue()  # bounded by the backlog through _outstanding
+        self._closing = threading.Event()
         self._senders = [threading.Thread(target=self._send_loop, name=f"honeycomb-sender-{n}", daemon=True)
                          for n in range(SENDERS)]
-        self._builder.start()
         for sender in self._senders:
             sender.start()
 
@@ -79,43 +89,13 @@ class HoneycombSink:
             self.metrics.incr("dropped", len(spans) - taken, sink=self.name, reason="backlog_full")
             self._warn.warn("Honeycomb is not keeping up; dropping events beyond %d waiting", self.backlog)
         if taken:
-            self._inbox.put(spans if taken == len(spans) else spans[:taken])
+            pending = self._serialise(spans[:taken])
+            if pending.count:
+                self._waiting.put(pending)
 
-    def pending(self) -> int:
-        with self._lock:
-            return self._outstanding
-
-    def _settle(self, count: int) -> None:
-        with self._lock:
-            self._outstanding = max(0, self._outstanding - count)
-
-    # -- builder thread -------------------------------------------------------------------
-    def _build_loop(self) -> None:
-        pending: list = []
-        deadline = 0.0
-        while True:
-            try:
-                item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()) if pending else None)
-            except queue.Empty:
-                item = ()
-            if item is _STOP:
-                self._build(pending)
-                for _ in self._senders:
-                    self._outbox.put(_STOP)
-                return
-            if item and not pending:
-                deadline = time.monotonic() + self.send_frequency
-            pending.extend(item)
-            # Send when the oldest span has waited send_frequency, or a body is full.
-            if pending and (not item or len(pending) >= MAX_EVENTS_PER_BODY):
-                self._build(pending)
-                pending = []
-
-    def _build(self, spans: list) -> None:
-        if not spans:
-            return
+    def _serialise(self, spans: list) -> _Pending:
         drop, rate = self.settings.drop_fields, self.settings.sample_rate
-        by_dataset: dict[str, list[tuple[str, bytes]]] = {}
+        docs: dict[str, list[tuple[str, bytes]]] = {}
         unusable = 0
         for span in spans:
             try:
@@ -131,28 +111,63 @@ class HoneycombSink:
                 self.metrics.incr("dropped", sink=self.name, reason="unserializable")
                 self._warn.warn("not sent to Honeycomb: span %s cannot be written as JSON", span.v2.get("id"))
                 continue
-            by_dataset.setdefault(event.dataset or self.settings.dataset, []).append((event.fields["id"], doc))
+            docs.setdefault(event.dataset or self.settings.dataset, []).append((event.fields["id"], doc))
         self._settle(unusable)
-        for dataset, docs in by_dataset.items():
-            for body in bodies(dataset, docs):
-                self._outbox.put(body)
+        return _Pending(time.monotonic(), docs, len(spans) - unusable)
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._outstanding
+
+    def _settle(self, count: int) -> None:
+        with self._lock:
+            self._outstanding = max(0, self._outstanding - count)
 
     # -- sender threads -------------------------------------------------------------------
+    def _gather_pending(self) -> list[_Pending] | None:
+        """What waits, once the oldest has waited send_frequency or a body is full; None: closing."""
+        with self._gather:
+            first = None
+            while first is None:
+                if self._closing.is_set() and self._waiting.empty():
+                    return None
+                try:
+                    first = self._waiting.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            gathered, count = [first], first.count
+            deadline = first.arrived + self.send_frequency
+            while count < MAX_EVENTS_PER_BODY:
+                left = deadline - time.monotonic()
+                try:
+                    item = self._waiting.get(timeout=left) if left > 0 and not self._closing.is_set() \
+                        else self._waiting.get_nowait()
+                except queue.Empty:
+                    break
+                gathered.append(item)
+                count += item.count
+            return gathered
+
     def _send_loop(self) -> None:
         with requests.Session() as session:
-            while (body := self._outbox.get()) is not _STOP:
-                try:
-                    self._send(session, body)
-                except Exception:  # never lose the thread (nor the backlog accounting) to a surprise
-                    log.exception("sending a batch to Honeycomb failed unexpectedly")
-                    self.metrics.incr("dropped", body.events, sink=self.name, reason="send_failed")
-                finally:
-                    self._settle(body.events)
-
+            while (gathered := self._gather_pending()) is not None:
+                by_dataset: dict[str, list[tuple[str, bytes]]] = {}
+                for item in gathered:
+                    for dataset, docs in item.docs.items():
+                        by_dataset.setdefault(dataset, []).extend(docs)
+                for dataset, docs in by_dataset.items():
+                    for body in bodies(dataset, docs):
+                        try:
+                            self._send(session, body)
+                        except Exception:  # never lose the thread (nor the backlog accounting) to a surprise
+                            log.exception("sending a batch to Honeycomb failed unexpectedly")
+                            self.metrics.incr("dropped", body.events, sink=self.name, reason="send_failed")
+                        finally:
+                            self._settle(body.events)
     def _send(self, session: requests.Session, body: Body) -> None:
         url = self._batch_url + quote(body.dataset, safe="")
         headers = {"X-Honeycomb-Team": self.settings.writekey, "Content-Type": "application/json",
-                   "Content-Encoding": "gzip", "User-Agent": USER_AGENT}
+                   "Content-Encoding": CONTENT_ENCODING, "User-Agent": USER_AGENT}
         error = ""
         for attempt in (1, 2):
             try:
@@ -186,7 +201,7 @@ class HoneycombSink:
                 self._warn.warn("Honeycomb refused the event of span %s (status %s): %s", span_id, status, error)
 
     def close(self) -> None:
-        self._inbox.put(_STOP)
-        self._builder.join(timeout=self.timeout * 2)
+        """Send what waits (without waiting for more), then stop the senders."""
+        self._closing.set()
         for sender in self._senders:
             sender.join(timeout=self.timeout * 2)
