@@ -32,8 +32,10 @@ SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
 APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
 
 
-def trace_proxy_command(host: str, port: int, *options: str) -> list[str]:
-    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port), *options]
+def trace_proxy_command(host: str, port: int, *options: str, otlp_port: int = 0) -> list[str]:
+    """`otlp_port`: the proxy's second port for OTLP clients (0: none, OTLP still arrives on `port`)."""
+    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port),
+            "--otlp-port", str(otlp_port), *options]
 
 
 class MeshError(RuntimeError):
