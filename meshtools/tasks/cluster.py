@@ -11,7 +11,9 @@ from invoke import Collection, task
 
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
-from meshtools.tasks.options import FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, VARIANT_HELP, cluster_name
+from meshtools.tasks.options import (
+    FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, TRACER_HELP, VARIANT_HELP, cluster_name, tracer_from,
+)
 
 
 @task(help={"name": NAME_HELP})
@@ -51,9 +53,11 @@ def build(c, name=None, rebuild=False):
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "forward": "port-forward front-envoy and the trace proxy afterwards (default: yes)",
+    "tracer": TRACER_HELP,
 })
-def deploy(c, name=None, variant="default", forward=True):
+def deploy(c, name=None, variant="default", forward=True, tracer=None):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
+    variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     stack.deploy(cluster_name(c, name), variant, forward)
 
 
@@ -83,7 +87,7 @@ ns = Collection("cluster")
 ns.add_task(up)
 ns.add_task(down)
 ns.add_task(status)
-ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME}})
+ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward)
