@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster.image import BuildOptions, default_base_image
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.topology import FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT, LocalLayout
@@ -28,6 +29,11 @@ OTLP_PORT_HELP = f"the trace proxy's OTLP/HTTP port on {LOOPBACK}, beside its Zi
 TRACER_HELP = (f"the tracer every Envoy runs: zipkin (the seed's, Zipkin v2 JSON) or opentelemetry (OTLP/HTTP, "
                f"W3C traceparent); default: invoke setting local.tracer (local mesh) or cluster.tracer, "
                f"else {DEFAULT_TRACER}")
+REBUILD_HELP = ("build without Docker's cache even if an image with this content tag exists, pulling the base "
+                "image afresh when it came from a registry")
+BASE_IMAGE_HELP = (f"image to build from (default: invoke config cluster.base_image, else {default_base_image()}, "
+                   "the Dockerfile's pin); e.g. a mirror of it")
+BUILD_NETWORK_HELP = "network for the build's steps, passed to `docker build --network` (e.g. host; default: invoke config cluster.build_network, else Docker's)"
 
 
 def whole_number(value, flag: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
@@ -90,6 +96,16 @@ def tracer_from(c, flag: str | None, section: str) -> str:
     if value not in TRACERS:
         raise Exit(f"--tracer must be {' or '.join(TRACERS)}, got {value!r}.")
     return value
+
+
+def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptions:
+    """Flags first, then invoke config (`cluster.base_image`, `cluster.build_network`), then the defaults."""
+    cfg = c.config.get("cluster") or {}
+    values = {"--base-image": base_image or cfg.get("base_image"), "--network": network or cfg.get("build_network")}
+    for flag, value in values.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise Exit(f"{flag} needs a value, got {value!r}.")
+    return BuildOptions(base_image=values["--base-image"], network=values["--network"], rebuild=bool(rebuild))
 
 
 def cluster_name(c, name: str | None = None) -> str:
