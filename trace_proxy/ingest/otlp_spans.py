@@ -76,7 +76,12 @@ def tag_value(value: AnyValue) -> str:
 
 
 def _tags(attributes: Iterable[KeyValue]) -> dict[str, str]:
-    return {kv.key: tag_value(kv.value) for kv in attributes}
+    tags = {}
+    for kv in attributes:
+        value = kv.value
+        # Nearly every attribute is a non-empty string (all of Envoy's are): one lookup for those.
+        tags[kv.key] = value.string_value or tag_value(value)
+    return tags
 
 
 def _span_id(raw: bytes, field_name: str) -> str:
@@ -87,12 +92,17 @@ def _span_id(raw: bytes, field_name: str) -> str:
     return raw.hex()
 
 
-def _trace_id(raw: bytes) -> str:
+def _trace_id(raw: bytes, known: dict[bytes, str]) -> str:
+    """Lowercase hex as Zipkin writes it; `known` remembers the ids a request already had."""
+    found = known.get(raw)
+    if found is not None:
+        return found
     if len(raw) != 16:
         raise _Refused("traceId", f"traceId must be 16 bytes (32 hex characters), got {len(raw)}")
     if raw == _ZERO_TRACE:
         raise _Refused("traceId", "traceId must not be all zeros")
-    return normalize_trace_id(raw.hex())
+    known[raw] = normalize_trace_id(raw.hex())
+    return known[raw]
 
 
 def _annotation(event) -> dict[str, Any]:
@@ -103,9 +113,11 @@ def _annotation(event) -> dict[str, Any]:
     return {"timestamp": event.time_unix_nano // 1000, "value": value}
 
 
-def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str]) -> dict[str, Any]:
+def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
+              trace_ids: dict[bytes, str] | None = None) -> dict[str, Any]:
     """One OTLP span as a Zipkin v2 span; raises _Refused for an invalid id."""
-    v2: dict[str, Any] = {"traceId": _trace_id(span.trace_id), "id": _span_id(span.span_id, "spanId")}
+    trace_id = _trace_id(span.trace_id, {} if trace_ids is None else trace_ids)
+    v2: dict[str, Any] = {"traceId": trace_id, "id": _span_id(span.span_id, "spanId")}
     if span.parent_span_id and span.parent_span_id != _ZERO_SPAN:
         v2["parentId"] = _span_id(span.parent_span_id, "parentSpanId")
     if span.name:
@@ -122,7 +134,7 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str]) -> dict[s
     v2["localEndpoint"] = {"serviceName": service}
     tags = dict(base_tags)
     tags.update(_tags(span.attributes))
-    if span.attributes and "peer.service" in tags:
+    if "peer.service" in tags:
         v2["remoteEndpoint"] = {"serviceName": tags["peer.service"]}
     status = _STATUS.get(span.status.code)
     if status:
@@ -140,6 +152,7 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str]) -> dict[s
 def convert(request: ExportTraceServiceRequest) -> Conversion:
     """Every span of the request, each either converted or refused with its reason."""
     result = Conversion()
+    trace_ids: dict[bytes, str] = {}  # a request's spans mostly share a few traces
     for r, resource_spans in enumerate(request.resource_spans):
         resource_tags = _tags(resource_spans.resource.attributes)
         service = resource_tags.pop(SERVICE_NAME, "") or UNKNOWN_SERVICE
@@ -151,7 +164,7 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
                 base["otel.scope.version"] = scope_spans.scope.version
             for i, span in enumerate(scope_spans.spans):
                 try:
-                    v2 = to_zipkin(span, service, base)
+                    v2 = to_zipkin(span, service, base, trace_ids)
                 except _Refused as exc:
                     result.rejected.append((f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{exc.field_name}", str(exc)))
                     continue
