@@ -275,3 +275,13 @@ def test_arbitrary_bytes_never_break_the_proxy(app, body, content_type):
     if reply.status_code == 400:
         assert status_pb2.Status.FromString(reply.data).message if content_type.endswith("protobuf") \
             else json.loads(reply.data)["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "-1"])
+def test_a_bad_otlp_port_flag_is_one_line_of_usage(value):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "trace_proxy", "--otlp-port", value], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2 and "--otlp-port" in result.stderr and "Traceback" not in result.stderr
