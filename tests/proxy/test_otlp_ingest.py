@@ -285,3 +285,17 @@ def test_a_bad_otlp_port_flag_is_one_line_of_usage(value):
     result = subprocess.run([sys.executable, "-m", "trace_proxy", "--otlp-port", value], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 2 and "--otlp-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downstream_zipkin_collectors_get_otlp_spans_as_zipkin_v2_json():
+    from tests.support.waiting import wait_for
+
+    with running_proxy() as collector, running_proxy("--downstream", collector.url) as proxy:
+        sent = otel_client.send_protobuf(f"{proxy.url}/v1/traces")
+        def arrived():  # the SDK exported each span in a request of its own: wait for all three
+            reply = requests.get(f"{collector.url}/api/v2/trace/{sent.trace_id}", timeout=5)
+            return reply.ok and len(reply.json()) == 3 and zipkin_trace(collector.url, sent.trace_id)
+
+        mirrored = wait_for(arrived, 10, "the spans at the downstream collector")
+        assert mirrored == zipkin_trace(proxy.url, sent.trace_id)
+        assert_sdk_trace(mirrored, sent)
