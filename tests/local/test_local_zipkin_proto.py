@@ -17,7 +17,7 @@ from tests.support.trace_assertions import assert_echo_trace
 def test_the_encoding_switch_changes_only_the_tracer():
     layout = free_layout(replicas=1)
     for instance in layout.envoys:
-        plain, proto = render_local(instance, layout), render_local(instance, layout, "HTTP_PROTO")
+        plain, proto = render_local(instance, layout), render_local(instance, layout, zipkin_encoding="HTTP_PROTO")
         text = yaml.safe_dump(proto)
         assert "HTTP_PROTO" in text and "HTTP_JSON" not in text
         assert yaml.safe_dump(plain).replace("HTTP_JSON", "HTTP_PROTO") == text
