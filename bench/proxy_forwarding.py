@@ -94,7 +94,7 @@ def encode(spans: list[dict], encoding: str) -> tuple[bytes, str]:
 
 def worker_pid(master: int) -> int:
     """gunicorn's one worker (the proxy's serving process), or the process itself (Go)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 3  # gunicorn has forked its worker by the time it answers
     while time.monotonic() < deadline:
         try:
             children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
@@ -245,14 +245,14 @@ def split_cores() -> tuple[set[int] | None, set[int] | None]:
 
 
 def measure(command: list[str], env: dict[str, str], health_path: str, *, seconds: float, encoding: str,
-            forwarding: bool, standin_url: str, port: int, tmp: Path, label: str) -> Figures:
+            forwarding: bool, standin_url: str, port: int, tmp: Path, label: str, any_answer: bool = False) -> Figures:
     proxy_cores, client_cores = split_cores()
     spans = [span_batch() for _ in range(BODIES)]
     encoded = [encode(s, encoding) for s in spans]
     bodies, ctype = [b for b, _ in encoded], encoded[0][1]
     figures = Figures()
     with serving(command, f"http://{LOOPBACK}:{port}{health_path}", log=tmp / f"{label}.log",
-                 env=env, cores=proxy_cores) as proc:
+                 env=env, cores=proxy_cores, accept=(lambda reply: True) if any_answer else None) as proc:
         pid = worker_pid(proc.pid)
         saved = os.sched_getaffinity(0) if client_cores else None
         if client_cores:
@@ -283,8 +283,9 @@ def go_proxy(binary: str, seconds: float, standin_url: str, tmp: Path) -> Figure
     """The archived upstream proxy: its key only on the command line (a dummy key here)."""
     port = free_port()
     command = [binary, "-k", KEY, "-d", "bench", "--api_host", standin_url, "-p", f"{LOOPBACK}:{port}"]
+    # It has no health endpoint: any HTTP answer means it listens.
     return measure(command, dict(os.environ), "/", seconds=seconds, encoding="json", forwarding=True,
-                   standin_url=standin_url, port=port, tmp=tmp, label="go-proxy")
+                   standin_url=standin_url, port=port, tmp=tmp, label="go-proxy", any_answer=True)
 
 
 def describe(f: Figures) -> tuple[str, str]:

@@ -138,12 +138,16 @@ class HoneycombSink:
             gathered, count = [first], first.count
             deadline = first.arrived + self.send_frequency
             while count < MAX_EVENTS_PER_BODY:
-                left = deadline - time.monotonic()
                 try:
-                    item = self._waiting.get(timeout=left) if left > 0 and not self._closing.is_set() \
-                        else self._waiting.get_nowait()
+                    item = self._waiting.get_nowait()
                 except queue.Empty:
-                    break
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closing.is_set():
+                        break
+                    # Sleep rather than wait on the queue: a waiting getter would be woken
+                    # (and take the GIL) by every request's put.
+                    time.sleep(min(left, 0.02))
+                    continue
                 gathered.append(item)
                 count += item.count
             return gathered
