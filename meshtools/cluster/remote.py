@@ -16,8 +16,9 @@ from meshtools.cluster.target import STACK_SELECTOR, Target
 console = Console(highlight=False, soft_wrap=True)
 
 # Every kind of object the stack creates (the manifests' Deployments, Services and
-# ConfigMaps, and the Honeycomb Secret); their ReplicaSets and Pods go with the Deployments.
-STACK_KINDS = ("deployment", "service", "configmap", "secret")
+# ConfigMaps, the shared-cluster NetworkPolicy and the Honeycomb Secret); their ReplicaSets
+# and Pods go with the Deployments.
+STACK_KINDS = ("deployment", "service", "configmap", "networkpolicy", "secret")
 
 
 def require_registry(target: Target) -> str:

@@ -42,6 +42,8 @@ VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
 }
+# Added to the overlay on a shared cluster only (kind runs the stack alone).
+SHARED_CLUSTER_COMPONENT = MANIFESTS_DIR / "shared-cluster"
 # Rolled out in dependency order, so a slow one is named in the error.
 DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
 
@@ -122,8 +124,10 @@ def put_secret(kubectl: Kubectl, keep_existing: bool = False) -> bool:
     return True
 
 
-def render_kustomization(directory: Path, variant_dir: Path, ref: str, namespace: str | None = None) -> Path:
-    """A throwaway kustomization over the committed one: the image, the stack's labels, the namespace.
+def render_kustomization(directory: Path, variant_dir: Path, ref: str, namespace: str | None = None,
+                         shared: bool = False) -> Path:
+    """A throwaway kustomization over the committed one: the image, the stack's labels, the namespace,
+    and on a `shared` cluster the manifests/shared-cluster component (a NetworkPolicy).
 
     The labels go on every object and pod (not on selectors, which a Deployment cannot change),
     so `inv down` on a shared cluster finds exactly what the tasks created.
@@ -139,14 +143,17 @@ def render_kustomization(directory: Path, variant_dir: Path, ref: str, namespace
     }
     if namespace:
         overlay["namespace"] = namespace
+    if shared:
+        overlay["components"] = [os.path.relpath(SHARED_CLUSTER_COMPONENT, directory)]
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     return directory
 
 
-def roll_out(kubectl: Kubectl, variant: str, ref: str) -> None:
+def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False) -> None:
     """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods."""
     with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
-        kubectl.apply_kustomization(render_kustomization(Path(tmp), VARIANTS[variant], ref, kubectl.namespace))
+        overlay = render_kustomization(Path(tmp), VARIANTS[variant], ref, kubectl.namespace, shared)
+        kubectl.apply_kustomization(overlay)
     for deployment in DEPLOYMENTS:
         kubectl.rollout_status(deployment)
     kubectl.run("get", "pods")
@@ -247,7 +254,7 @@ def up(target: Target, variant: str = "default", rebuild: bool = False,
     # A key in the environment replaces the stored one (as `inv secret`); without one, an
     # existing Secret is kept and the prompt comes only when there is none.
     has_key = put_secret(kubectl, keep_existing=not secrets.key_from_env())
-    roll_out(kubectl, variant, ref)
+    roll_out(kubectl, variant, ref, shared=not target.is_kind)
     forwards = start_forwards(kubectl, front_port, trace_proxy_port)
     console.print()
     for line in summary(target.cluster, forwards, has_key, target):
@@ -363,7 +370,7 @@ def deploy(target: Target, variant: str = "default", forward: bool = True) -> No
         kubectl = open_target(target)
     ensure_namespace(kubectl)
     put_secret(kubectl, keep_existing=True)
-    roll_out(kubectl, variant, ref)
+    roll_out(kubectl, variant, ref, shared=not target.is_kind)
     if forward:
         start_forwards(kubectl)
 
