@@ -9,6 +9,7 @@ carries `--context kind-<name>`.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,12 +18,12 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools.cluster import forward as port_forward
-from meshtools.cluster import image, kind, registry
+from meshtools.cluster import image, kind, lock, registry
 from meshtools.cluster import secret as secrets
-from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster import remote
-from meshtools.cluster.target import STACK_LABELS, Target
+from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster.state import state_dir
+from meshtools.cluster.target import STACK_LABELS, Target
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.shared.topology import (
     FRONT,
@@ -69,21 +70,23 @@ def create_cluster(cluster: str) -> Kubectl:
     return kubectl
 
 
-def build_image(cluster: str | None, rebuild: bool = False, to_registry: str | None = None) -> str:
+def build_image(cluster: str | None, options: image.BuildOptions = image.BuildOptions(), load: bool = True,
+                to_registry: str | None = None) -> str:
     """Build the image unless one with this content tag exists; its ref where the cluster gets it.
 
-    With `to_registry` it is pushed there (the cluster pulls it; no kind load), else loaded
-    into the kind cluster.
+    With `to_registry` it is pushed there (the cluster pulls it; no kind load), else, with
+    `load`, loaded into the kind cluster.
     """
-    ref, built = image.ensure_built(rebuild=rebuild)
+    ref, built = image.ensure_built(options=options)
     if not built:
-        console.print(f"{ref} is up to date with the sources; reusing it.")
+        console.print(f"{ref} is up to date with the sources and base image; reusing it.")
     image.record(ref)
     if to_registry:
         pushed = registry.push(ref, to_registry, say=console.print)
         registry.record(to_registry, pushed)
         return pushed.ref
-    kind.load_image(ref, cluster)
+    if load:
+        kind.load_image(ref, cluster)
     console.print(ref)
     return ref
 
@@ -236,7 +239,7 @@ def image_for(target: Target) -> str:
     return ref
 
 
-def up(target: Target, variant: str = "default", rebuild: bool = False,
+def up(target: Target, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
        front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
@@ -249,7 +252,7 @@ def up(target: Target, variant: str = "default", rebuild: bool = False,
         kind.require_tools("docker", "kubectl")
         kind.require_docker_daemon()
         kubectl = remote.connect(target)  # says where, before anything changes
-    ref = build_image(target.cluster, rebuild, target.registry)
+    ref = build_image(target.cluster, build_options, to_registry=target.registry)
     ensure_namespace(kubectl)
     # A key in the environment replaces the stored one (as `inv secret`); without one, an
     # existing Secret is kept and the prompt comes only when there is none.
@@ -347,17 +350,27 @@ def kind_status(target: Target) -> Kubectl:
     return kubectl
 
 
-def build(target: Target, rebuild: bool = False) -> str:
-    """Build the image; push it to the target's registry, or load it into the kind cluster."""
-    if target.registry:  # the cluster pulls it: no cluster needed to build and push
-        kind.require_tools("docker")
+def build(target: Target, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
+    """Build (needs only Docker); push it to the target's registry, or with `load` load it into the
+    kind cluster (needs kind and the cluster too)."""
+    kind.require_tools("docker")
+    if target.registry:  # the cluster pulls it: no kind and no cluster needed to build and push
         kind.require_docker_daemon()
-        return build_image(None, rebuild, target.registry)
+        return build_image(None, options, load=False, to_registry=target.registry)
     if not target.is_kind:
         remote.require_registry(target)
-    kind.preflight()
-    kind.require_cluster(target.cluster)
-    return build_image(target.cluster, rebuild)
+    if load and shutil.which("kind") is None:
+        raise Exit(f"kind is not on PATH, so the image cannot be loaded into a cluster: install {kind.INSTALL_HINTS['kind']}, "
+                   "or build without loading: inv build --no-load.")
+    kind.require_docker_daemon()
+    if load:
+        kind.require_cluster(target.cluster)
+    return build_image(target.cluster, options, load)
+
+
+def relock() -> None:
+    pins = lock.write()
+    console.print(f"Pinned {len(pins)} packages in {lock.LOCK_FILE}; the next `inv build` makes an image with them.")
 
 
 def deploy(target: Target, variant: str = "default", forward: bool = True) -> None:

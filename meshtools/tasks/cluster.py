@@ -14,8 +14,11 @@ from invoke import Collection, task
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
 from meshtools.tasks.options import (
+    BASE_IMAGE_HELP,
+    BUILD_NETWORK_HELP,
     FRONT_PORT_HELP,
     NAME_HELP,
+    REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
@@ -53,11 +56,26 @@ def status(c, name=None, context=None, namespace=None, allow_context=False):
     stack.status(target_from(c, name, context, namespace, None, allow_context))
 
 
-@task(help={"name": NAME_HELP, "rebuild": "build even if an image with this content tag exists",
-            "registry": REGISTRY_HELP, **TARGET_HELP})
-def build(c, name=None, rebuild=False, context=None, namespace=None, registry=None, allow_context=False):
-    """Build the service image, tagged by its content; load it into kind, or push it with --registry."""
-    stack.build(target_from(c, name, context, namespace, registry, allow_context), rebuild)
+@task(help={
+    "name": NAME_HELP,
+    "rebuild": REBUILD_HELP,
+    "base_image": BASE_IMAGE_HELP,
+    "network": BUILD_NETWORK_HELP,
+    "load": "load the image into the kind cluster afterwards (default: yes; --no-load only builds, and needs no kind)",
+    "registry": REGISTRY_HELP,
+    **TARGET_HELP,
+})
+def build(c, name=None, rebuild=False, base_image=None, network=None, load=True, context=None, namespace=None,
+          registry=None, allow_context=False):
+    """Build the service image, tagged by its content and base; load it into kind, or push it with --registry."""
+    target = target_from(c, name, context, namespace, registry, allow_context)
+    stack.build(target, options.build_options(c, base_image, network, rebuild), load)
+
+
+@task
+def lock(c):
+    """Pin the image's dependencies: resolve pyproject.toml's core dependencies into service.requirements.txt."""
+    stack.relock()
 
 
 @task(help={
@@ -107,4 +125,4 @@ ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "context": None, "n
                           "registry": None, "allowed_contexts": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
-TOP_LEVEL_TASKS = (build, deploy, secret, forward)
+TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

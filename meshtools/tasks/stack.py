@@ -14,6 +14,7 @@ from meshtools.tasks import options
 from meshtools.tasks.options import (
     FRONT_PORT_HELP,
     NAME_HELP,
+    REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
@@ -25,7 +26,7 @@ from meshtools.tasks.options import (
 @task(help={
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
-    "rebuild": "build the image even if one with this content tag exists",
+    "rebuild": REBUILD_HELP,
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
     "registry": REGISTRY_HELP,
@@ -42,7 +43,7 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     target = target_from(c, name, context, namespace, registry, allow_context)
-    stack.up(target, variant, rebuild, front_port, trace_proxy_port)
+    stack.up(target, variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)
 
 
 @task(help={"name": NAME_HELP, **TARGET_HELP})
