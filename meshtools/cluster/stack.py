@@ -23,7 +23,7 @@ from meshtools.cluster import secret as secrets
 from meshtools.cluster import remote
 from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster.state import state_dir
-from meshtools.cluster.target import STACK_LABELS, Target
+from meshtools.cluster.target import STACK_LABELS, STACK_SELECTOR, Target
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.shared.topology import (
     FRONT,
@@ -314,14 +314,16 @@ def status(target: Target) -> None:
     """Where the stack runs, its pods and the port-forwards; Exit(3) when there is nothing."""
     if target.is_kind:
         kubectl = kind_status(target)
+        pods = ()
     else:
         kubectl = remote.connect(target)
         if not remote.deployed(kubectl):
             console.print(f"Nothing of the stack in namespace {target.namespace} (`inv deploy --context "
                           f"{target.context} --namespace {target.namespace}` puts it there).")
             raise Exit(code=NOT_RUNNING)
+        pods = ("--selector", STACK_SELECTOR)  # only the stack's: others may share the namespace
     console.print("[bold]Pods[/]")
-    kubectl.run("get", "pods")
+    kubectl.run("get", "pods", *pods)
     forwards = port_forward.status(state_dir())
     console.print("[bold]Forwarded[/]" if forwards else "Nothing forwarded (`inv forward`).")
     for forward, up_ in forwards:

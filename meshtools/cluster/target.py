@@ -47,10 +47,6 @@ class Target:
     def is_kind(self) -> bool:
         return self.cluster is not None
 
-    @property
-    def shown_namespace(self) -> str:
-        return self.namespace or "the context's default"
-
 
 def check_namespace(namespace: str | None) -> str | None:
     if namespace is None:

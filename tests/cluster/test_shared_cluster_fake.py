@@ -124,6 +124,9 @@ def test_every_call_names_the_context_and_the_namespace_and_kind_is_never_run_fa
     assert not fakes.calls("kind")
     forwarded = fakes.argvs("kubectl", "port-forward")
     assert len(forwarded) == 2
+    # Status lists only the stack's pods: other teams' may share the namespace.
+    (pods,) = [argv for argv in fakes.argvs("kubectl", "get", "pods") if "--selector" in argv]
+    assert pods[pods.index("--selector") + 1] == ",".join(f"{k}={v}" for k, v in STACK_LABELS.items())
 
 
 def test_the_namespace_is_created_labelled_when_missing_and_an_existing_one_is_left_alone_fake(fakes):
