@@ -22,9 +22,11 @@ from meshtools.tasks.options import (
     REGISTRY_HELP,
     TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
+    TRACER_HELP,
     VARIANT_HELP,
     cluster_name,
     target_from,
+    tracer_from,
 )
 
 
@@ -82,12 +84,14 @@ def lock(c):
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "forward": "port-forward front-envoy and the trace proxy afterwards (default: yes)",
+    "tracer": TRACER_HELP,
     "registry": REGISTRY_HELP,
     **TARGET_HELP,
 })
-def deploy(c, name=None, variant="default", forward=True, context=None, namespace=None, registry=None,
+def deploy(c, name=None, variant="default", forward=True, tracer=None, context=None, namespace=None, registry=None,
            allow_context=False):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
+    variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     stack.deploy(target_from(c, name, context, namespace, registry, allow_context), variant, forward)
 
 
@@ -121,7 +125,7 @@ ns.add_task(down)
 ns.add_task(status)
 # None, not [], for allowed_contexts: invoke cannot set a list from INVOKE_CLUSTER_ALLOWED_CONTEXTS,
 # which may then name them separated by commas.
-ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "context": None, "namespace": None,
+ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None, "context": None, "namespace": None,
                           "registry": None, "allowed_contexts": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).

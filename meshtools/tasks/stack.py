@@ -18,8 +18,10 @@ from meshtools.tasks.options import (
     REGISTRY_HELP,
     TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
+    TRACER_HELP,
     VARIANT_HELP,
     target_from,
+    tracer_from,
 )
 
 
@@ -29,17 +31,19 @@ from meshtools.tasks.options import (
     "rebuild": REBUILD_HELP,
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "tracer": TRACER_HELP,
     "registry": REGISTRY_HELP,
     **TARGET_HELP,
 })
-def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None,
+def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None,
        context=None, namespace=None, registry=None, allow_context=False):
     """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs.
 
     With --context and --registry: the same stack in a namespace of a shared cluster (no
     cluster is created; the image is pushed to the registry).
     """
-    stack.check_variant(variant)  # a bad flag fails before anything is created
+    # A bad flag fails before anything is created.
+    variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     target = target_from(c, name, context, namespace, registry, allow_context)

@@ -18,7 +18,8 @@ import yaml
 from meshtools.cluster.stack import render_kustomization
 from meshtools.shared.topology import MANIFESTS_DIR
 
-VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy"}
+VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",
+            "opentelemetry": MANIFESTS_DIR / "opentelemetry"}
 # The same variants as `inv deploy --context … --namespace … --registry …` renders them.
 REMOTE = {f"remote-{name}": directory for name, directory in VARIANTS.items()}
 REMOTE_REF = "127.0.0.1:5000/envoy-tracing/service:0123456789ab"

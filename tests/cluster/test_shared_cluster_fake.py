@@ -280,14 +280,19 @@ def test_up_on_a_shared_cluster_says_how_to_reach_and_remove_it_fake(fakes):
     assert not fakes.calls("kind")
 
 
-def test_the_upstream_proxy_variant_goes_to_the_shared_cluster_too_fake(fakes):
-    code, _, err = shared_up(fakes, "--variant", "upstream-proxy")
+@pytest.mark.parametrize("flags, variant", [
+    (("--variant", "upstream-proxy"), "upstream-proxy"),
+    (("--tracer", "opentelemetry"), "opentelemetry"),
+])
+def test_the_variants_go_to_the_shared_cluster_too_fake(fakes, flags, variant):
+    code, _, err = shared_up(fakes, *flags)
 
     assert code == 0, err
     (apply,) = [c for c in fakes.calls("kubectl") if "-k" in c["argv"]]
     overlay = yaml.safe_load(apply["kustomization"])
-    assert overlay["resources"][0].endswith("manifests/upstream-proxy")
+    assert overlay["resources"][0].endswith(f"manifests/{variant}")
     assert overlay["namespace"] == NAMESPACE
+    assert overlay["components"][0].endswith("manifests/shared-cluster")
 
 
 def test_allow_context_confirms_a_context_once_and_the_setting_may_come_from_the_environment_fake(
