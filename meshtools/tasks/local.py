@@ -30,6 +30,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None)
     layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port)
     mesh = launch.start(mesh_from(c, layout), console, local_timeout(c))
     console.print(f"[green]The local mesh is up.[/] Front: {layout.front_url}   Trace proxy: {layout.trace_proxy_url}")
+    console.print(f"Traces in your browser: {layout.trace_proxy_url}/")
     console.print("Try `inv echo --name friend`, then `inv traces`; `inv local.status` shows the processes, "
                   "`inv local.down` stops them.")
     return mesh
