@@ -143,4 +143,4 @@ def test_the_dependency_graph_shows_both_edges_with_call_and_error_counts(client
     edges = re.findall(r'<g class="edge([^"]*)" data-parent="([^"]+)" data-child="([^"]+)">.*?<text[^>]*>([^<]+)</text>',
                        body, re.S)
     assert [(p, c, label) for _, p, c, label in edges] == [
-        ("front-envoy", "service1-0", "2 calls, 1 errors"), ("service1-0", "service2-0", "10 calls")]
+        ("front-envoy", "service1-0", "2 calls, 1 error"), ("service1-0", "service2-0", "10 calls")]
