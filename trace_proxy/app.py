@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app = Flask("trace_proxy")
     app.json.sort_keys = False
     metrics = Metrics()
-    store = SpanStore(settings.max_spans, settings.settle_seconds)
+    store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds)
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
     app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*

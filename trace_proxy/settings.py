@@ -17,6 +17,9 @@ DEFAULT_API_HOST = "https://api.honeycomb.io/"
 KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")
 # Quiet time after which a trace with its root and every parent counts as whole (store/wholeness.py).
 DEFAULT_SETTLE_SECONDS = 1.0
+# How long a trace may go without its root before its root counts as lost: longer than the
+# front's 15 s route timeout, after which no request is still running (store/wholeness.py).
+DEFAULT_ROOT_WAIT_SECONDS = 20.0
 # Tag keys offered for value autocompletion (Zipkin's AUTOCOMPLETE_KEYS); the mesh's Envoy tags.
 DEFAULT_AUTOCOMPLETE_KEYS = ("http.method", "http.status_code", "upstream_cluster", "response_flags", "error")
 
@@ -44,6 +47,7 @@ class Settings:
     honeycomb_backlog: int = 10_000
     downstream_queue: int = 1_000
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
     autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
 
     @classmethod

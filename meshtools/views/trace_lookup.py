@@ -44,10 +44,10 @@ def why_no_traces(client: ZipkinClient, service: str | None = None, lookback_s: 
             listed = ", ".join(services[:12]) + (", …" if len(services) > 12 else "")
             return f"No service {service!r} at {where}; services: {listed or 'none yet'}."
     census = client.store_census()
-    stored = census["whole"] if census else None
+    stored = census["whole"] + census["partial"] if census else None
     if stored == 0 or (census is None and not service and lookback_s is None):
-        arriving = census["arriving"] + census["partial"] if census else 0
-        still = f" ({arriving} still arriving or incomplete)" if arriving else ""
+        arriving = census["arriving"] if census else 0
+        still = f" ({arriving} still arriving)" if arriving else ""
         return f"No traces at {where} yet{still}; send a request with `inv echo --name friend`."
     filters = [f"in the last {lookback_s:g} s"] if lookback_s is not None else []
     filters += [f"with service {service}"] if service else []

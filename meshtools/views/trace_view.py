@@ -395,6 +395,8 @@ def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> Non
         status = status_label(root)
         if errors and not is_error(root):
             status = f"{status} ERROR in {len(errors)} spans".strip()
+        if not structurally_whole(spans):
+            status = f"{status} PARTIAL".strip()  # done arriving, but spans were lost
         cells = [_clock(t0) if t0 else "", root.get("traceId", ""), str(len(spans)), f"{(t_end - t0) / 1000:.1f}",
                  service_of(root), root.get("name") or "", url_path(root), status]
         rows.append((cells, bool(errors)))

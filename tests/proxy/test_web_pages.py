@@ -52,25 +52,30 @@ def test_search_lists_whole_traces_with_root_operation_spans_services_and_errors
     assert failing[0]["traceId"] in only_errors and ok[0]["traceId"] not in only_errors
 
 
-def test_partial_traces_are_not_listed_as_whole_but_labelled_when_asked_for(client):
-    whole, rootless = envoy_trace(request_id="whole"), envoy_trace(request_id="rootless")
-    post(client, whole + rootless[1:])
-    assert rootless[0]["traceId"] not in page(client, "/")
-    labelled = page(client, "/?partial=1")
-    row = re.search(rf'<tr class="[^"]*partial" data-trace-id="{rootless[0]["traceId"]}">(.*?)</tr>', labelled, re.S)
+def test_partial_traces_are_labelled_and_arriving_ones_listed_only_when_asked_for(client):
+    whole, rootless, holed = envoy_trace(), envoy_trace(), envoy_trace()
+    post(client, whole + rootless[1:] + holed[:4] + holed[5:])  # holed lost stage 1's egress span
+    listing = page(client, "/")
+    assert rootless[0]["traceId"] not in listing  # no root yet: the request may still be running
+    assert re.search(rf'<tr class="[^"]*whole" data-trace-id="{whole[0]["traceId"]}">', listing)
+    row = re.search(rf'<tr class="[^"]*partial" data-trace-id="{holed[0]["traceId"]}">(.*?)</tr>', listing, re.S)
     assert row and 'badge partial">partial<' in row.group(1)
-    trace_page = page(client, f"/trace/{rootless[0]['traceId']}")
-    assert problem(trace_page).startswith("Partial: the root span or a parent never arrived")
+    with_arriving = page(client, "/?arriving=1")
+    row = re.search(rf'<tr class="[^"]*arriving" data-trace-id="{rootless[0]["traceId"]}">(.*?)</tr>', with_arriving, re.S)
+    assert row and 'badge arriving">arriving<' in row.group(1)
+    assert problem(page(client, f"/trace/{rootless[0]['traceId']}")).startswith("Still arriving:")
+    assert problem(page(client, f"/trace/{holed[0]['traceId']}")).startswith("Partial: done arriving")
+    assert problem(page(client, f"/trace/{whole[0]['traceId']}")) == ""
 
 
 def test_empty_results_say_what_the_filter_found(client):
     a_minute_ago = int(time.time() * 1_000_000) - 60_000_000
     post(client, envoy_trace(start_us=a_minute_ago) + envoy_trace(start_us=a_minute_ago))
-    assert problem(page(client, "/?lookback=1000")) == "no traces in the last 1 s (2 whole stored)"
+    assert problem(page(client, "/?lookback=1000")) == "no traces in the last 1 s (2 stored)"
     assert problem(page(client, "/?service=nosuch")) == \
         "no service 'nosuch'; services: front-envoy, service1-0, service2-0"
     assert problem(page(client, "/?service=service2-0&min_ms=60000")) == \
-        "no traces in the last 1 day with service service2-0, a span of at least 60000 ms (2 whole stored)"
+        "no traces in the last 1 day with service service2-0, a span of at least 60000 ms (2 stored)"
     assert problem(page(client, "/?operation=nothing")).startswith("no operation 'nothing'; operations: echo,")
     assert problem(page(client, "/?min_ms=soon", status=400)) == "min_ms must be a number, not 'soon'"
 

@@ -328,3 +328,9 @@ def test_a_trace_still_missing_spans_is_labelled_partial():
     console = Console(record=True, width=140, file=open("/dev/null", "w"))
     render_trace(spans, console)
     assert "PARTIAL" not in console.export_text()
+    from meshtools.views.trace_view import render_trace_list
+
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))
+    render_trace_list([spans, spans[:4] + spans[5:]], console)  # the second lost a span: listed, labelled
+    lines = [line for line in console.export_text().splitlines() if "ab00000000000002" in line]
+    assert len(lines) == 2 and "PARTIAL" not in lines[0] and lines[1].rstrip().endswith("PARTIAL")

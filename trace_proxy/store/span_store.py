@@ -5,8 +5,9 @@ first, so a trace still filling stays. Every kept trace is complete: the ids of 
 traces are remembered (a bounded number of them) and late spans of those traces are
 dropped and counted instead of coming back as a fragment.
 
-Lists hand out whole traces only (wholeness.py says when a trace is whole); a trace asked
-for by id comes back as it is, and `state()` says whether it is still arriving.
+Lists hand out traces that are done arriving (wholeness.py: whole ones, and partial ones
+whose missing spans will never come), never one still arriving; a trace asked for by id
+comes back as it is, and `state()` says which it is.
 Spans are kept in Zipkin's stored form (normalize.py): lower-case names, string tags.
 """
 from __future__ import annotations
@@ -17,13 +18,13 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
 from trace_proxy.ingest.zipkin_json import Span
-from trace_proxy.settings import DEFAULT_SETTLE_SECONDS
+from trace_proxy.settings import DEFAULT_ROOT_WAIT_SECONDS, DEFAULT_SETTLE_SECONDS
 from trace_proxy.store import wholeness
 from trace_proxy.store.dependencies import dependency_links
 from trace_proxy.store.normalize import stored_form
 from trace_proxy.store.query import TraceQuery, service_name, trace_timestamp
 
-WHOLE_ONLY = frozenset({wholeness.WHOLE})
+DONE = frozenset({wholeness.WHOLE, wholeness.PARTIAL})  # what lists show: nothing still arriving
 
 
 class _Trace:
@@ -38,9 +39,10 @@ class SpanStore:
     name = "store"
 
     def __init__(self, max_spans: int, settle_seconds: float = DEFAULT_SETTLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.max_spans = max_spans
         self.settle_seconds = settle_seconds
+        self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
         self._clock = clock
         # Ordered by last activity: the first entry is the trace least recently added to.
         self._traces: OrderedDict[str, _Trace] = OrderedDict()
@@ -106,7 +108,10 @@ class SpanStore:
             if entry is None:
                 return None
             spans, quiet = list(entry.spans), now - entry.last_arrival
-        return wholeness.state(spans, quiet, self.settle_seconds)
+        return self._state(spans, quiet)
+
+    def _state(self, spans: list[dict[str, Any]], quiet: float) -> str:
+        return wholeness.state(spans, quiet, self.settle_seconds, self.root_wait_seconds)
 
     def _snapshot(self) -> list[tuple[list[dict[str, Any]], float]]:
         """(spans, seconds since the last one arrived) per trace."""
@@ -122,7 +127,7 @@ class SpanStore:
         counts = {wholeness.WHOLE: 0, wholeness.ARRIVING: 0, wholeness.PARTIAL: 0}
         spans = 0
         for trace, quiet in self._snapshot():
-            counts[wholeness.state(trace, quiet, self.settle_seconds)] += 1
+            counts[self._state(trace, quiet)] += 1
             spans += len(trace)
         return {"traces": sum(counts.values()), **counts, "spans": spans}
 
@@ -142,18 +147,18 @@ class SpanStore:
         """Every value the tag `key` has in the store (Zipkin's autocompleteValues)."""
         return sorted({v for s in self._all_spans() if (v := (s.get("tags") or {}).get(key)) is not None})
 
-    def search(self, query: TraceQuery, states: frozenset[str] = WHOLE_ONLY) -> list[tuple[list[dict[str, Any]], str]]:
+    def search(self, query: TraceQuery, states: frozenset[str] = DONE) -> list[tuple[list[dict[str, Any]], str]]:
         """(spans, state) of the matching traces in `states`, newest first, at most `query.limit`."""
         matches = []
         for spans, quiet in self._snapshot():
-            trace_state = wholeness.state(spans, quiet, self.settle_seconds)
+            trace_state = self._state(spans, quiet)
             if trace_state in states and (ts := query.matches(spans)):
                 matches.append((ts, spans, trace_state))
         matches.sort(key=lambda item: item[0], reverse=True)
         return [(spans, trace_state) for _, spans, trace_state in matches[: query.limit]]
 
     def traces(self, query: TraceQuery) -> list[list[dict[str, Any]]]:
-        """Matching whole traces, newest first, at most `query.limit` (Zipkin's GET /traces)."""
+        """Matching traces done arriving, newest first, at most `query.limit` (Zipkin's GET /traces)."""
         return [spans for spans, _ in self.search(query)]
 
     def traces_by_id(self, trace_ids: Iterable[str]) -> list[list[dict[str, Any]]]:
@@ -164,6 +169,6 @@ class SpanStore:
         """Links between services from the whole traces that started in [endTs - lookback, endTs]."""
         low, high = (end_ts_ms - lookback_ms) * 1000, end_ts_ms * 1000
         window = [spans for spans, quiet in self._snapshot()
-                  if wholeness.state(spans, quiet, self.settle_seconds) == wholeness.WHOLE
+                  if self._state(spans, quiet) == wholeness.WHOLE
                   and low <= trace_timestamp(spans) <= high]
         return dependency_links(window)

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
 from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
-from trace_proxy.store.span_store import WHOLE_ONLY, SpanStore
+from trace_proxy.store.span_store import DONE, SpanStore
 from trace_proxy.web import model
 
 LOOKBACKS_MS = {60_000: "1 minute", 300_000: "5 minutes", 900_000: "15 minutes", 3_600_000: "1 hour",
@@ -79,7 +79,7 @@ def search_form(args) -> dict:
         "min_ms": _number(args, "min_ms"),
         "max_ms": _number(args, "max_ms"),
         "errors": args.get("errors") in ("1", "on", "true"),
-        "partial": args.get("partial") in ("1", "on", "true"),
+        "arriving": args.get("arriving") in ("1", "on", "true"),
         "lookback": _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS,
         "end": _number(args, "end", integer=True, minimum=1),
         "limit": min(_number(args, "limit", integer=True, minimum=1) or DEFAULT_ROWS, MAX_ROWS),
@@ -114,9 +114,11 @@ def empty_reason(store: SpanStore, form: dict) -> str:
     census = store.census()
     if not census["traces"]:
         return "no traces stored yet: send a request through the front (inv echo --name friend)"
-    stored = f"{census['whole']} whole stored"
-    if census["arriving"] or census["partial"]:
-        stored += f", {census['arriving']} arriving, {census['partial']} partial"
+    stored = f"{census['whole'] + census['partial']} stored"
+    if census["partial"]:
+        stored += f", {census['partial']} of them partial"
+    if census["arriving"]:
+        stored += f"; {census['arriving']} arriving"
     filters = [f"service {form['service']}"] if form["service"] else []
     filters += [f"operation {form['operation']}"] if form["operation"] else []
     if form["min_ms"] is not None or form["max_ms"] is not None:
@@ -168,12 +170,12 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
             form = search_form(request.args)
         except FormError as exc:
             return page("search.html", 400, form=search_form({}), services=services, operations=[],
-                        rows=[], problem=str(exc))
-        states = ALL_STATES if form["partial"] else WHOLE_ONLY
+                        rows=[], settle=store.settle_seconds, problem=str(exc))
+        states = ALL_STATES if form["arriving"] else DONE
         rows = model.trace_rows(store.search(query_of(form), states))
         operations = store.span_names(form["service"]) if form["service"] else []
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
-                    problem="" if rows else empty_reason(store, form))
+                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))
 
     @pages.get("/trace/<path:ident>")
     def trace(ident: str):
