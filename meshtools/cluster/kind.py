@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster import image
 from meshtools.shared.proc import describe, last_line, ok, run
 from meshtools.shared.topology import PROJECT_ROOT
 
@@ -103,9 +104,9 @@ def require_cluster(cluster: str) -> None:
         raise Exit(f"There is no kind cluster named {cluster!r}: run `inv cluster.up` first.")
 
 
-def load_image(image: str, cluster: str) -> None:
+def load_image(ref: str, cluster: str) -> None:
     """Copy a locally built image into the cluster's node (no registry involved)."""
-    argv = ["kind", "load", "docker-image", image, "--name", cluster]
+    argv = ["kind", "load", "docker-image", ref, "--name", cluster]
     result = run(argv, capture=True, check=False)
     sys.stdout.write(result.stdout)
     if result.returncode == 0:
@@ -114,11 +115,9 @@ def load_image(image: str, cluster: str) -> None:
         raise Exit(f"`{describe(argv)}` failed (exit {result.returncode}): {last_line(result.stderr)}")
     # Docker's containerd image store (the default since Docker 29) can save an image whose
     # index names content it does not hold, which the node's `ctr import` rejects. kind's
-    # documented workaround: save only this platform and load the archive.
-    platform = run(["docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image],
-                   capture=True).stdout.strip()
-    print(f"kind load docker-image hit the containerd image store issue; loading a {platform} archive instead.")
+    # documented workaround: save only this platform (image.save_archive) and load the archive.
+    print("kind load docker-image hit the containerd image store issue; loading an image archive instead.")
     with tempfile.TemporaryDirectory(prefix="envoy-tracing-image-") as tmp:
         archive = Path(tmp) / "image.tar"
-        run(["docker", "image", "save", "--platform", platform, "--output", str(archive), image])
+        image.save_archive(ref, archive)
         run(["kind", "load", "image-archive", str(archive), "--name", cluster])
