@@ -16,10 +16,11 @@ def request_id_query(request_id: str) -> str:
     return f"{REQUEST_ID_TAG}={request_id}"
 
 
-def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 10.0) -> list[dict]:
+def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 20.0) -> list[dict]:
     """The request's trace once it has `spans` spans, or what arrived by the deadline.
 
-    Envoy flushes spans in small batches, so a trace fills up over a second or so.
+    Envoy flushes spans in small batches, so a trace fills up over a second or so, and the
+    trace proxy lists it once whole and settled (a second more); a loaded machine takes longer.
     """
     deadline = time.monotonic() + timeout
     found: list[dict] = []
