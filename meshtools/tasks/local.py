@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meshtools.local import launch
-from meshtools.tasks.options import layout_from, local_timeout, mesh_from
+from meshtools.tasks.options import OTLP_PORT_HELP, TRACER_HELP, layout_from, local_timeout, mesh_from, tracer_from
 from meshtools.shared.topology import (
     DEFAULT_REPLICAS,
     FRONT_LOCAL_PORT,
@@ -22,14 +22,17 @@ from meshtools.shared.topology import (
         "front_port": f"front-envoy's port on {LOOPBACK} (default {FRONT_LOCAL_PORT})",
         "trace_proxy_port": f"the trace proxy's port on {LOOPBACK} (default {TRACE_PROXY_PORT})",
         "base_port": f"first of the ports for everything else, four per instance (default {LOCAL_BASE_PORT})",
+        "otlp_port": OTLP_PORT_HELP,
+        "tracer": TRACER_HELP,
     }
 )
-def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None):
+def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None, tracer=None):
     """Start the mesh locally (real Envoy, Flask, trace proxy) and wait until it serves."""
     console = Console()
-    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port)
-    mesh = launch.start(mesh_from(c, layout), console, local_timeout(c))
-    console.print(f"[green]The local mesh is up.[/] Front: {layout.front_url}   Trace proxy: {layout.trace_proxy_url}")
+    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
+    mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
+    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer). Front: {layout.front_url}   "
+                  f"Trace proxy: {layout.trace_proxy_url}")
     console.print("Try `inv echo --name friend`, then `inv traces`; `inv local.status` shows the processes, "
                   "`inv local.down` stops them.")
     return mesh
@@ -54,7 +57,8 @@ def status(c):
     if not states:
         console.print("The local mesh is not running; `inv local.up` starts it.")
         raise Exit(code=3)
-    table = Table(title=f"local mesh: front {mesh.layout.front_url}, trace proxy {mesh.layout.trace_proxy_url}",
+    table = Table(title=f"local mesh ({mesh.tracer} tracer): front {mesh.layout.front_url}, "
+                        f"trace proxy {mesh.layout.trace_proxy_url}",
                   caption=f"logs in {mesh.logs_dir}/")
     for column in ("process", "state", "pid", "health", "log"):
         table.add_column(column)
@@ -68,4 +72,4 @@ def status(c):
 
 ns = Collection("local", up, down, status)
 ns.configure({"local": {"replicas": None, "front_port": None, "trace_proxy_port": None, "base_port": None,
-                        "timeout": 90, "state_dir": None}})
+                        "otlp_port": None, "tracer": None, "timeout": 90, "state_dir": None}})
