@@ -425,7 +425,7 @@ def run(plan: Plan, report: Report) -> None:
             else:
                 report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
                                                  f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
-            report.add("ingest, forwarding: Zipkin vs OTLP", ingest_by_encoding(plan, tmp))
+            report.add("OTLP vs Zipkin ingest", ingest_by_encoding(plan, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from meshtools.cluster import target as cluster_target
-from meshtools.cluster.image import BuildOptions, default_base_image
+from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.topology import FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT, LocalLayout
@@ -32,8 +32,8 @@ TRACER_HELP = (f"the tracer every Envoy runs: zipkin (the seed's, Zipkin v2 JSON
                f"else {DEFAULT_TRACER}")
 REBUILD_HELP = ("build without Docker's cache even if an image with this content tag exists, pulling the base "
                 "image afresh when it came from a registry")
-BASE_IMAGE_HELP = (f"image to build from (default: invoke config cluster.base_image, else {default_base_image()}, "
-                   "the Dockerfile's pin); e.g. a mirror of it")
+BASE_IMAGE_HELP = ("image to build from, e.g. a mirror of the Python image (default: invoke config "
+                   "cluster.base_image, else the Dockerfile's ARG BASE_IMAGE)")
 BUILD_NETWORK_HELP = "network for the build's steps, passed to `docker build --network` (e.g. host; default: invoke config cluster.build_network, else Docker's)"
 CONTEXT_HELP = ("kubectl context of a shared cluster to use instead of the kind cluster (default: cluster.context); "
                 "used only when listed in cluster.allowed_contexts or confirmed with --allow-context")

@@ -66,3 +66,14 @@ def test_opentelemetry_spans_reach_honeycomb_with_the_users_key(otel_mesh):
     # The seed's queries work unchanged: serviceName to break down by, durationMs for the heatmap.
     assert {e["serviceName"] for e in events} >= {"front-envoy", "service2-0"}
     assert all(e["durationMs"] > 0 and e["telemetry.sdk.name"] == "envoy" for e in events)
+
+
+def test_demo_on_the_running_mesh_with_the_other_tracer_says_how_to_switch(otel_mesh):
+    from tests.support.inv_process import run_inv
+
+    mesh, _ = otel_mesh
+    result = run_inv("demo", "--tracer", "zipkin", state_dir=mesh.state_dir)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "uses the opentelemetry tracer: `inv local.down`, then `inv demo --tracer zipkin`." in result.stderr
+    status = run_inv("local.status", state_dir=mesh.state_dir)
+    assert status.returncode == 0 and "opentelemetry tracer" in status.stdout

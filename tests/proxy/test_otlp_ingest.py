@@ -55,7 +55,8 @@ def assert_sdk_trace(spans: dict[str, dict], sent: otel_client.SdkTrace) -> None
     assert {s["traceId"] for s in spans.values()} == {sent.trace_id}
     assert "parentId" not in root and client["parentId"] == internal["parentId"] == sent.root
     assert (root["kind"], client["kind"]) == ("SERVER", "CLIENT") and "kind" not in internal  # INTERNAL: no Zipkin kind
-    assert (root["name"], client["name"], internal["name"]) == ("GET /cart", "GET /price", "compute total")
+    # The store keeps span names lower-cased, as Zipkin does ("GET /cart" was sent).
+    assert (root["name"], client["name"], internal["name"]) == ("get /cart", "get /price", "compute total")
     start_us = otel_client.START_NS // 1000
     assert (root["timestamp"], root["duration"]) == (start_us, 250_000)
     assert (client["timestamp"], client["duration"]) == (start_us + 10_000, 120_000)
@@ -275,3 +276,45 @@ def test_arbitrary_bytes_never_break_the_proxy(app, body, content_type):
     if reply.status_code == 400:
         assert status_pb2.Status.FromString(reply.data).message if content_type.endswith("protobuf") \
             else json.loads(reply.data)["message"]
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "-1"])
+def test_a_bad_otlp_port_flag_is_one_line_of_usage(value):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "trace_proxy", "--otlp-port", value], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2 and "--otlp-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downstream_zipkin_collectors_get_otlp_spans_as_zipkin_v2_json():
+    from tests.support.waiting import wait_for
+
+    with running_proxy() as collector, running_proxy("--downstream", collector.url) as proxy:
+        sent = otel_client.send_protobuf(f"{proxy.url}/v1/traces")
+        def arrived():  # the SDK exported each span in a request of its own: wait for all three
+            reply = requests.get(f"{collector.url}/api/v2/trace/{sent.trace_id}", timeout=5)
+            return reply.ok and len(reply.json()) == 3 and zipkin_trace(collector.url, sent.trace_id)
+
+        mirrored = wait_for(arrived, 10, "the spans at the downstream collector")
+        assert mirrored == zipkin_trace(proxy.url, sent.trace_id)
+        assert_sdk_trace(mirrored, sent)
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12) \
+    | st.from_regex(r"\A[0-9a-fA-F]{0,34}\Z")
+otlp_keys = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value",
+                             "stringValue", "intValue", "arrayValue", "values", "traceId", "spanId", "parentSpanId",
+                             "kind", "startTimeUnixNano", "endTimeUnixNano", "events", "status", "code", "x"])
+otlp_like_json = st.recursive(json_leaves, lambda children: st.lists(children, max_size=3)
+                              | st.dictionaries(otlp_keys, children, max_size=4), max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(otlp_keys, otlp_like_json, max_size=3))
+def test_otlp_shaped_json_of_any_types_gets_200_or_400_never_a_crash(app, body):
+    reply = app.test_client().post("/v1/traces", data=json.dumps(body), headers=JSON)
+    assert reply.status_code in (200, 400), reply.data
+    assert reply.headers["Content-Type"] == "application/json"
+    json.loads(reply.data)
