@@ -1,4 +1,4 @@
-"""The WSGI app: Zipkin and OTLP ingest, the Zipkin query API over the local store, health, metrics."""
+"""The WSGI app: Zipkin and OTLP ingest, the Zipkin query API over the local store, the web UI, health, metrics."""
 from __future__ import annotations
 
 import logging
@@ -16,6 +16,8 @@ from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, Sink
 from trace_proxy.store.span_store import SpanStore
+from trace_proxy.web.api import api_blueprint
+from trace_proxy.web.pages import pages_blueprint
 
 log = logging.getLogger("trace_proxy")
 
@@ -58,10 +60,12 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app = Flask("trace_proxy")
     app.json.sort_keys = False
     metrics = Metrics()
-    store = SpanStore(settings.max_spans)
+    store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds)
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
     metrics.add_gauges(lambda: _state_gauges(state))
+    app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*
+    app.register_blueprint(pages_blueprint(store))  # the web UI at /
 
     @app.before_request
     def start_timer():

@@ -19,7 +19,7 @@ from meshtools.shared.net import accepts_connections
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
 from meshtools.shared.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
-from meshtools.views.trace_lookup import trace_by_id_or_request_id
+from meshtools.views.trace_lookup import trace_by_id_or_request_id, why_no_traces
 from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
@@ -126,7 +126,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
             spans = [s for t in found for s in t if not service or trace_view.service_of(s) == service]
             if not spans:
-                raise Exit(f"No spans at {client.base_url} yet; send some with `inv load` first.")
+                raise Exit(why_no_traces(client, service, lookback_s))
             missing = trace_view.missing_fields(spans, fields)
             if fields and missing:
                 known = trace_view.available_fields(spans)
@@ -141,7 +141,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             return
         found = client.traces(limit=limit or 1, **query)
         if not found:
-            raise Exit(f"No traces at {client.base_url} yet; send a request with `inv echo --name friend`.")
+            raise Exit(why_no_traces(client, service, lookback_s))
         if limit:
             trace_view.render_trace_list(found, console)
         else:
