@@ -32,7 +32,10 @@ from meshtools.shared.topology import (
     SERVICE1,
     SERVICE2,
     TRACE_PROXY,
+    TRACE_PROXY_PORT,
     TRACE_PROXY_URL,
+    ZIPKIN_UI,
+    ZIPKIN_UI_LOCAL_PORT,
 )
 
 console = Console(highlight=False, soft_wrap=True)  # no inserted line breaks: commands stay copyable
@@ -42,7 +45,10 @@ VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
     OPENTELEMETRY: MANIFESTS_DIR / OPENTELEMETRY,  # our trace proxy, Envoy's OpenTelemetry tracer
+    "zipkin-ui": MANIFESTS_DIR / "zipkin-ui",  # our trace proxy mirroring spans to the real Zipkin
 }
+# Deployments a variant adds to the default ones, rolled out after them.
+VARIANT_DEPLOYMENTS = {"zipkin-ui": (ZIPKIN_UI,)}
 # Rolled out in dependency order, so a slow one is named in the error.
 DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
 
@@ -129,21 +135,28 @@ def roll_out(kubectl: Kubectl, variant: str, ref: str) -> None:
     """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods."""
     with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
         kubectl.apply_kustomization(render_kustomization(Path(tmp), VARIANTS[variant], ref))
-    for deployment in DEPLOYMENTS:
+    for deployment in DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
         kubectl.rollout_status(deployment)
     kubectl.run("get", "pods")
 
 
 def start_forwards(
-    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None
+    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None,
+    zipkin_ui_port: int | None = None,
 ) -> list[port_forward.Forward]:
     # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
+    wanted = port_forward.default_forwards(front_port, trace_proxy_port)
+    if kubectl.exists("service", ZIPKIN_UI):  # the zipkin-ui variant is deployed
+        wanted.append(port_forward.Forward(ZIPKIN_UI, zipkin_ui_port or ZIPKIN_UI_LOCAL_PORT, TRACE_PROXY_PORT))
     with sigterm_as_interrupt():
-        forwards = port_forward.start(
-            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
-        )
+        forwards = port_forward.start(kubectl, wanted, state_dir())
     for f in forwards:
         console.print(f"Forwarding {LOOPBACK}:{f.local_port} → svc/{f.service}:{f.remote_port}")
+    ports = {f.service: f.local_port for f in forwards}
+    if TRACE_PROXY in ports:
+        console.print(f"Traces in your browser: http://{LOOPBACK}:{ports[TRACE_PROXY]}/")
+    if ZIPKIN_UI in ports:
+        console.print(f"Zipkin's own UI: http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/")
     if not front_port and not trace_proxy_port:
         console.print(f"Try: inv echo --name friend   (or curl {FRONT_URL}/echo/friend; spans: {TRACE_PROXY_URL})")
     return forwards
@@ -172,7 +185,9 @@ def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bo
         f"Running on kind cluster {cluster_name!r} (kubectl --context {Kubectl(cluster_name).context}):",
         f"  front-envoy   {front_url}   try: inv echo --name friend{echo_url}",
         f"  trace proxy   {proxy_url}   Zipkin API: {proxy_url}/api/v2/traces",
-        f"  traces: inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
+        f"  traces: {proxy_url}/ in your browser, or inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
+        *([f"  Zipkin UI     http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/   (the real Zipkin, fed by the trace proxy)"]
+          if ZIPKIN_UI in ports else []),
         "  status: inv cluster.status · stop everything: inv down",
     ]
 
@@ -289,11 +304,11 @@ def secret(cluster: str) -> None:
 
 
 def forward(cluster: str, stop: bool = False, front_port: int | None = None,
-            trace_proxy_port: int | None = None) -> None:
+            trace_proxy_port: int | None = None, zipkin_ui_port: int | None = None) -> None:
     if stop:
         if not stop_forwards():
             console.print("No port-forwards were running.")
         return
     kind.require_tools("kind", "kubectl")
     kind.require_cluster(cluster)
-    start_forwards(Kubectl(cluster), front_port, trace_proxy_port)
+    start_forwards(Kubectl(cluster), front_port, trace_proxy_port, zipkin_ui_port)

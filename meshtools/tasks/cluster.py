@@ -20,6 +20,7 @@ from meshtools.tasks.options import (
     TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
     VARIANT_HELP,
+    ZIPKIN_UI_PORT_HELP,
     cluster_name,
     tracer_from,
 )
@@ -96,12 +97,17 @@ def secret(c, name=None):
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "zipkin_ui_port": ZIPKIN_UI_PORT_HELP,
 })
-def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None):
-    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background."""
+def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, zipkin_ui_port=None):
+    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background.
+
+    With the zipkin-ui variant deployed, Zipkin's own UI too.
+    """
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.forward(cluster_name(c, name), stop, front_port, trace_proxy_port)
+    zipkin_ui_port = options.port(zipkin_ui_port, "--zipkin-ui-port")
+    stack.forward(cluster_name(c, name), stop, front_port, trace_proxy_port, zipkin_ui_port)
 
 
 ns = Collection("cluster")

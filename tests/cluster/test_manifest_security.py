@@ -18,7 +18,7 @@ import yaml
 from meshtools.shared.topology import MANIFESTS_DIR
 
 VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",
-            "opentelemetry": MANIFESTS_DIR / "opentelemetry"}
+            "opentelemetry": MANIFESTS_DIR / "opentelemetry", "zipkin-ui": MANIFESTS_DIR / "zipkin-ui"}
 
 SKIPPED = {
     "CKV_K8S_21": "Namespace: the stack goes into the namespace of the kubectl context, in a kind "
@@ -26,7 +26,7 @@ SKIPPED = {
     "CKV_K8S_15": "imagePullPolicy Always: the images are built locally and `kind load`ed; Always would "
                   "pull from a registry that does not have them. They carry content or version tags.",
     "CKV_K8S_43": "Image digests: our image's tag is its content hash, made by `inv build` after the "
-                  "manifests are written; Envoy and the upstream proxy are pinned to release tags.",
+                  "manifests are written; Envoy, the upstream proxy and Zipkin are pinned to release tags.",
     "CKV_K8S_8": "Liveness probes: every process exits when it fails and the kubelet restarts it; an "
                  "HTTP probe through Envoy would add a trace every few seconds to what users watch.",
     "CKV2_K8S_6": "NetworkPolicy: the demo runs alone in a throwaway single-node kind cluster; no "
