@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
@@ -37,6 +38,15 @@ REBUILD_HELP = ("build without Docker's cache even if an image with this content
 BASE_IMAGE_HELP = ("image to build from, e.g. a mirror of the Python image (default: invoke config "
                    "cluster.base_image, else the Dockerfile's ARG BASE_IMAGE)")
 BUILD_NETWORK_HELP = "network for the build's steps, passed to `docker build --network` (e.g. host; default: invoke config cluster.build_network, else Docker's)"
+CONTEXT_HELP = ("kubectl context of a shared cluster to use instead of the kind cluster (default: cluster.context); "
+                "used only when listed in cluster.allowed_contexts or confirmed with --allow-context")
+ALLOW_CONTEXT_HELP = "confirm --context this once, though it is not listed in cluster.allowed_contexts"
+NAMESPACE_HELP = (f"namespace for the stack, created when missing (default: cluster.namespace; on a shared cluster "
+                  f"{cluster_target.DEFAULT_REMOTE_NAMESPACE}, on kind the context's default)")
+REGISTRY_HELP = ("registry host[:port][/path] the image is pushed to and pulled from, e.g. 127.0.0.1:5000 "
+                 "(default: cluster.registry); needed with --context")
+# The flags of every task that acts on a cluster, for `help=`; REGISTRY_HELP only where an image is pushed or pulled.
+TARGET_HELP = {"context": CONTEXT_HELP, "allow_context": ALLOW_CONTEXT_HELP, "namespace": NAMESPACE_HELP}
 
 
 def whole_number(value, flag: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
@@ -114,6 +124,20 @@ def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptio
 def cluster_name(c, name: str | None = None) -> str:
     configured = (c.config.get("cluster") or {}).get("name")
     return name or configured or DEFAULT_CLUSTER_NAME
+
+
+def target_from(c, name=None, context=None, namespace=None, registry=None,
+                allow_context=False) -> cluster_target.Target:
+    """The cluster the flags (then invoke config `cluster.*`) name, after the context guard."""
+    cfg = c.config.get("cluster") or {}
+    return cluster_target.resolve(
+        cluster_name(c, name),
+        context=context or cfg.get("context"),
+        namespace=namespace or cfg.get("namespace"),
+        registry=registry or cfg.get("registry"),
+        allowed_contexts=cfg.get("allowed_contexts"),
+        allow_context=allow_context,
+    )
 
 
 def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None) -> LocalLayout:
