@@ -24,6 +24,7 @@ from meshtools.tasks.options import (
     TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
     VARIANT_HELP,
+    ZIPKIN_UI_PORT_HELP,
     cluster_name,
     target_from,
     tracer_from,
@@ -109,14 +110,20 @@ def secret(c, name=None, context=None, namespace=None, allow_context=False):
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "zipkin_ui_port": ZIPKIN_UI_PORT_HELP,
     **TARGET_HELP,
 })
-def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, context=None, namespace=None,
-            allow_context=False):
-    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background."""
+def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, zipkin_ui_port=None, context=None,
+            namespace=None, allow_context=False):
+    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background.
+
+    With the zipkin-ui variant deployed, Zipkin's own UI too.
+    """
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port)
+    zipkin_ui_port = options.port(zipkin_ui_port, "--zipkin-ui-port")
+    stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port,
+                  zipkin_ui_port)
 
 
 ns = Collection("cluster")

@@ -16,7 +16,8 @@ from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
-from meshtools.shared.topology import FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT, LocalLayout
+from meshtools.shared.topology import (FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT, ZIPKIN_UI_LOCAL_PORT,
+                                       LocalLayout)
 from meshtools.shared.tracers import DEFAULT_TRACER, TRACERS
 
 MAX_PORT = 65535
@@ -24,8 +25,10 @@ MAX_PORT = 65535
 NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {DEFAULT_CLUSTER_NAME})"
 FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
 TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
-VARIANT_HELP = ("manifests to apply: default (our trace proxy), upstream-proxy (the seed's) or opentelemetry "
-                "(as --tracer opentelemetry)")
+ZIPKIN_UI_PORT_HELP = (f"local port for Zipkin's UI when the zipkin-ui variant is deployed (default "
+                       f"{ZIPKIN_UI_LOCAL_PORT})")
+VARIANT_HELP = ("manifests to apply: default (our trace proxy), upstream-proxy (the seed's), opentelemetry "
+                "(as --tracer opentelemetry) or zipkin-ui (ours mirroring spans to the real Zipkin and its UI)")
 OTLP_PORT_HELP = f"the trace proxy's OTLP/HTTP port on {LOOPBACK}, beside its Zipkin port (default {TRACE_PROXY_OTLP_PORT})"
 TRACER_HELP = (f"the tracer every Envoy runs: zipkin (the seed's, Zipkin v2 JSON) or opentelemetry (OTLP/HTTP, "
                f"W3C traceparent); default: invoke setting local.tracer (local mesh) or cluster.tracer, "
