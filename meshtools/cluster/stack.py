@@ -4,7 +4,8 @@ The steps (create_cluster, build_image, put_secret, roll_out, start_forwards) ea
 the tools, Docker's daemon and (but for create_cluster) the cluster are there. The entry
 points below them (up, down, status, build, deploy, secret, forward) check what their step
 needs, then run it; `up` checks once and runs every step in a row. Every kubectl call
-carries `--context kind-<name>`.
+carries the target's `--context` (`kind-<name>` unless a shared cluster was named and let
+through by meshtools.cluster.target's guard) and, when one is set, its `--namespace`.
 """
 from __future__ import annotations
 
