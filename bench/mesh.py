@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import textwrap
 import time
 import uuid
 from collections import Counter
@@ -171,7 +172,24 @@ class Report:
 
     def add(self, label: str, text: str) -> None:
         self.lines.append((label, text))
-        print(f"{label:<28} {text}", flush=True)
+        say(f"{label:<{LABEL_WIDTH}} {text}", indent=LABEL_WIDTH + 1)
+
+
+LABEL_WIDTH = 28
+LINE_WIDTH = 100  # a terminal, a CI log or `| tee`: no line of the report is wider
+
+
+def say(text: str, indent: int = 2) -> None:
+    """Print `text` wrapped at LINE_WIDTH, its continuation lines indented."""
+    print(textwrap.fill(text, LINE_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False), flush=True)
+
+
+def hop_figure(via: list[float], straight: list[float]) -> str:
+    """The sidecar's cost per hop (seconds in, milliseconds out): a signed difference, as measured."""
+    p50 = (statistics.median(via) - statistics.median(straight)) * 1000
+    p99 = (nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000
+    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms   "
+            f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
 
 
 def cold_start(m: LocalMesh) -> float:
@@ -379,10 +397,7 @@ def run(plan: Plan, report: Report) -> None:
                        f"({through / direct:.2f}×, concurrency 8{failed.note()})" if direct
                        else f"not measured: no request to the apps direct succeeded{failed.note()}")
             via, straight = per_hop(m, plan)
-            report.add("per-hop overhead /stage/0",
-                       f"p50 +{(statistics.median(via) - statistics.median(straight)) * 1000:.2f} ms · "
-                       f"p99 +{(nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000:.2f} ms   "
-                       f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+            report.add("per-hop overhead /stage/0", hop_figure(via, straight))
         if not hasattr(os, "sched_setaffinity"):
             report.add("trace proxy ingest", "not measured: this OS cannot pin a process to one core")
         else:
@@ -423,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key, None)
     started = time.monotonic()
     header = machine_line()
-    print(f"envoy-tracing benchmark · {header}", flush=True)
+    say(f"envoy-tracing benchmark · {header}")
     report = Report()
     try:
         run(Plan(args.quick), report)
@@ -434,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the benchmark stopped: {exc}", file=sys.stderr)
         return 1
     seconds = time.monotonic() - started
-    print(f"{'total':<28} {seconds:.0f} s", flush=True)
+    say(f"{'total':<{LABEL_WIDTH}} {seconds:.0f} s")
     for problem in report.problems:
         print(f"WARNING: {problem}", file=sys.stderr)
     if args.write:

@@ -181,6 +181,10 @@ def up(cluster: str, variant: str = "default", rebuild: bool = False,
         console.print(line)
 
 
+def _is_are(names: str) -> str:
+    return "are" if " and " in names else "is"
+
+
 def cluster_up(cluster: str) -> None:
     """Only the cluster: create it (unless it exists) and wait for its node."""
     kind.preflight()
@@ -197,7 +201,8 @@ def down(cluster: str) -> None:
     stop_forwards()
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r}; nothing to delete.")
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r}; "
+                      "nothing to delete.")
         return
     if not kind.docker_daemon_answers():
         raise Exit(
@@ -214,7 +219,7 @@ def status(cluster: str) -> None:
     """The cluster, its node, the pods and the port-forwards; Exit(3) when there is no cluster."""
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r} "
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r} "
                       "(`inv cluster.up` says how to install it).")
         raise Exit(code=NOT_RUNNING)
     if not kind.docker_daemon_answers():

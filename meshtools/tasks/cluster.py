@@ -11,6 +11,7 @@ from invoke import Collection, task
 
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, VARIANT_HELP, cluster_name
 
 
@@ -66,7 +67,7 @@ def secret(c, name=None):
     stack.secret(cluster_name(c, name))
 
 
-@task(help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,

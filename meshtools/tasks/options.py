@@ -14,7 +14,14 @@ from invoke.exceptions import Exit
 
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
-from meshtools.shared.topology import FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_PORT, LocalLayout
+from meshtools.shared.topology import (
+    FRONT_LOCAL_PORT,
+    FRONT_URL,
+    LOOPBACK,
+    TRACE_PROXY_PORT,
+    TRACE_PROXY_URL,
+    LocalLayout,
+)
 
 MAX_PORT = 65535
 
@@ -83,8 +90,8 @@ def cluster_name(c, name: str | None = None) -> str:
     return name or configured or DEFAULT_CLUSTER_NAME
 
 
-def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
-    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
+def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> dict[str, int]:
+    """The layout settings the user chose (flags, then invoke config `local.*`), checked; the rest left out."""
     cfg = c.config.get("local", {})
 
     def chosen(flag_value, key):
@@ -96,9 +103,13 @@ def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_p
         "trace_proxy_port": port(chosen(trace_proxy_port, "trace_proxy_port"), "--trace-proxy-port"),
         "base_port": port(chosen(base_port, "base_port"), "--base-port"),
     }
-    numbers = {key: value for key, value in numbers.items() if value is not None}
+    return {key: value for key, value in numbers.items() if value is not None}
+
+
+def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
+    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
     try:
-        return LocalLayout(**numbers)
+        return LocalLayout(**requested_layout(c, replicas, front_port, trace_proxy_port, base_port))
     except ValueError as exc:
         raise Exit(f"{exc}.")
 
@@ -107,6 +118,32 @@ def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
     """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
     state_dir = c.config.get("local", {}).get("state_dir")
     return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None)
+
+
+def running_mesh(c) -> LocalMesh | None:
+    """The local mesh of the configured state directory when it runs, with its saved layout."""
+    mesh = mesh_from(c)
+    return mesh if mesh.is_running() else None
+
+
+def front_url(c, url: str | None = None) -> str:
+    """--url when given, else the running local mesh's front (its ports may be moved), else FRONT_URL."""
+    if url is not None:
+        return url
+    mesh = running_mesh(c)
+    return mesh.layout.front_url if mesh else FRONT_URL
+
+
+def trace_proxy_url(c, url: str | None = None) -> str:
+    """--url when given, else the running local mesh's trace proxy, else TRACE_PROXY_URL."""
+    if url is not None:
+        return url
+    mesh = running_mesh(c)
+    return mesh.layout.trace_proxy_url if mesh else TRACE_PROXY_URL
+
+
+FRONT_URL_HELP = f"the front of the mesh (default: the running local mesh's, else {FRONT_URL})"
+TRACE_PROXY_URL_HELP = f"the trace proxy's Zipkin API (default: the running local mesh's, else {TRACE_PROXY_URL})"
 
 
 def local_timeout(c) -> float:

@@ -11,10 +11,11 @@ from invoke import task
 
 from meshtools.cluster import stack
 from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, VARIANT_HELP, cluster_name
 
 
-@task(help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "rebuild": "build the image even if one with this content tag exists",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from invoke import Exit, Task, task
+from invoke import Exit, task
 from rich.console import Console
 
 from meshtools.views import load as loadgen
@@ -18,7 +18,9 @@ from meshtools.views import trace_view
 from meshtools.shared.net import accepts_connections
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
-from meshtools.shared.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
+from meshtools.tasks.cli import MeshTask
+from meshtools.tasks.options import FRONT_URL_HELP, TRACE_PROXY_URL_HELP
+from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
 from meshtools.views.trace_lookup import trace_by_id_or_request_id
 from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
@@ -26,13 +28,6 @@ from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
 AVAILABLE_FIELDS_SHOWN = 12
-
-
-class HelpSafeTask(Task):
-    """A task whose automatic short flags never take -h: `inv TASK -h` must stay help."""
-
-    def arg_opts(self, name, default, taken_names):
-        return super().arg_opts(name, default, taken_names | {"h"})
 
 
 def listening(url: str) -> bool:
@@ -43,9 +38,11 @@ def listening(url: str) -> bool:
 
 
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
+    metavars={"duration": "SECONDS", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
+              "timeout": "SECONDS", "url": "URL", "names": "NAMES"},
     help={
-        "url": f"the front's URL (default {FRONT_URL})",
+        "url": FRONT_URL_HELP,
         "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
         "duration": "seconds to run (default 10 when --requests is not given)",
         "requests": "stop after this many requests",
@@ -62,7 +59,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
     """
     try:
         config = loadgen.LoadConfig(
-            url=url or FRONT_URL,
+            url=options.front_url(c, url),
             names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
             # Parsed here, their limits checked by LoadConfig, which tests and the benchmark share.
             duration=options.number(duration, "--duration"),
@@ -90,9 +87,11 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
 
 
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
+    metavars={"limit": "N", "lookback": "SECONDS", "url": "URL", "id": "ID", "breakdown": "FIELDS",
+              "service": "NAME"},
     help={
-        "url": f"the trace proxy's Zipkin API (default {TRACE_PROXY_URL})",
+        "url": TRACE_PROXY_URL_HELP,
         "id": "show this trace instead of the latest: a hex trace id, or the x-request-id `inv echo` printed",
         "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
@@ -106,7 +105,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
 
     The traces come from the trace proxy's Zipkin API.
     """
-    client = ZipkinClient(url_flag(url or TRACE_PROXY_URL))
+    client = ZipkinClient(url_flag(options.trace_proxy_url(c, url)))
     limit = options.whole_number(limit, "--limit", minimum=1)
     lookback_s = options.positive_number(lookback, "--lookback", of="seconds")
     if id is not None and not id.strip():
@@ -151,7 +150,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
 
 
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
         "write": "also write the figures to README.md's Benchmark section",

@@ -408,3 +408,18 @@ def test_build_falls_back_to_an_image_archive_on_the_containerd_store_issue_fake
     assert fakes.argvs("kind", "load", "image-archive")
     state = json.loads((fakes.state / "state.json").read_text())
     assert state["clusters"]["envoy-tracing"]["images"] == [ref]
+
+
+def test_missing_tools_are_named_together_with_the_install_for_this_os_fake(fakes, monkeypatch):
+    # A newcomer on Linux was told `brew install kind`, and learnt of one missing tool per run.
+    fakes.install()
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    code, _, err = fakes.inv("cluster.up")
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("docker, kind and kubectl are not on PATH: install Docker Engine")
+    assert "brew" not in err and "install-kubectl-linux" in err
+    monkeypatch.setattr("platform.system", lambda: "Darwin")
+    code, _, err = fakes.inv("build")
+    assert "`brew install kind`" in err and "`brew install kubectl`" in err and "apt-get" not in err
+    code, out, _ = fakes.inv("cluster.status")
+    assert code == 3 and "kind and docker are not installed" in out
