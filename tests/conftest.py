@@ -10,6 +10,7 @@ import pytest
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.net import free_layout
 from meshtools.shared.topology import DEFAULT_REPLICAS
+from tests.support import docker_engine as docker_support
 from tests.support.cluster_stack import cluster_stack_session
 
 # A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
@@ -45,3 +46,54 @@ def pytest_addoption(parser):
 def cluster_stack(request, tmp_path_factory):
     """The whole stack on a real kind cluster (`inv up`), for tests marked `cluster`; skipped unless opted in."""
     yield from cluster_stack_session(request.config, tmp_path_factory.mktemp("cluster"))
+
+
+# A real Docker engine (tests marked `docker`): run whenever a daemon answers, skipped with the
+# reason otherwise. What they ran on goes into pytest's closing summary.
+_DOCKER_REPORT = pytest.StashKey[list]()
+
+
+def _docker_report(config) -> list:
+    return config.stash.setdefault(_DOCKER_REPORT, [])
+
+
+@pytest.fixture(scope="session")
+def docker_engine(request):
+    """The Docker engine on DOCKER_HOST (or Docker's default socket), with a docker SDK client."""
+    try:
+        engine = docker_support.connect()
+    except docker_support.EngineUnavailable as exc:
+        pytest.skip(f"docker tests: {exc}")
+    _docker_report(request.config).append(
+        f"engine: Docker {engine.version} (API {engine.api_version}) on {engine.host or 'the default socket'}")
+    yield engine
+    engine.client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_base_image(docker_engine, request):
+    """A base image for service.Dockerfile: the pinned Python image if Docker has or can pull it,
+    else the cached debootstrap stand-in (tests/support/standin_base.sh)."""
+    try:
+        base = docker_support.base_image(docker_engine)
+    except docker_support.EngineUnavailable as exc:
+        pytest.skip(f"docker tests: {exc}")
+    _docker_report(request.config).append(f"base image: {base.ref}, {base.how}")
+    return base
+
+
+@pytest.fixture(scope="session")
+def service_image(docker_engine, docker_base_image, tmp_path_factory, request):
+    """service.Dockerfile built once per session by `inv build --no-load --base-image BASE`."""
+    built = docker_support.build_service_image(docker_engine, docker_base_image.ref, tmp_path_factory.mktemp("build"))
+    _docker_report(request.config).append(f"service image: {built.ref} ({built.image_id[:19]}), "
+                                          f"`inv build` took {built.seconds:.1f} s")
+    return built
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(_DOCKER_REPORT, [])
+    if lines:
+        terminalreporter.section("docker tests ran on")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster import image
 from meshtools.shared.proc import describe, last_line, ok, run
 from meshtools.shared.topology import PROJECT_ROOT
 
@@ -60,12 +61,16 @@ def context_name(cluster: str) -> str:
     return f"kind-{cluster}"
 
 
-def require_tools(*tools: str) -> None:
-    """End the task with one line naming every missing tool and how to install it."""
+def require_tools(*tools: str, otherwise: str = "") -> None:
+    """End the task with one line naming every missing tool and how to install it on this OS.
+
+    `otherwise`: what works without kind, said when kind is among the missing.
+    """
     missing = missing_tools(*tools)
     if missing:
+        alternative = f"; {otherwise}" if otherwise and "kind" in missing else ""
         raise Exit(f"{joined(missing)} {'is' if len(missing) == 1 else 'are'} not on PATH: install "
-                   f"{'; '.join(install_hint(tool) for tool in missing)}.")
+                   f"{'; '.join(install_hint(tool) for tool in missing)}{alternative}.")
 
 
 def joined(names: list[str]) -> str:
@@ -134,9 +139,9 @@ def require_cluster(cluster: str) -> None:
         raise Exit(f"There is no kind cluster named {cluster!r}: run `inv cluster.up` first.")
 
 
-def load_image(image: str, cluster: str) -> None:
+def load_image(ref: str, cluster: str) -> None:
     """Copy a locally built image into the cluster's node (no registry involved)."""
-    argv = ["kind", "load", "docker-image", image, "--name", cluster]
+    argv = ["kind", "load", "docker-image", ref, "--name", cluster]
     result = run(argv, capture=True, check=False)
     sys.stdout.write(result.stdout)
     if result.returncode == 0:
@@ -145,11 +150,9 @@ def load_image(image: str, cluster: str) -> None:
         raise Exit(f"`{describe(argv)}` failed (exit {result.returncode}): {last_line(result.stderr)}")
     # Docker's containerd image store (the default since Docker 29) can save an image whose
     # index names content it does not hold, which the node's `ctr import` rejects. kind's
-    # documented workaround: save only this platform and load the archive.
-    platform = run(["docker", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image],
-                   capture=True).stdout.strip()
-    print(f"kind load docker-image hit the containerd image store issue; loading a {platform} archive instead.")
+    # documented workaround: save only this platform (image.save_archive) and load the archive.
+    print("kind load docker-image hit the containerd image store issue; loading an image archive instead.")
     with tempfile.TemporaryDirectory(prefix="envoy-tracing-image-") as tmp:
         archive = Path(tmp) / "image.tar"
-        run(["docker", "image", "save", "--platform", platform, "--output", str(archive), image])
+        image.save_archive(ref, archive)
         run(["kind", "load", "image-archive", str(archive), "--name", cluster])

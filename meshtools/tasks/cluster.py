@@ -12,7 +12,16 @@ from invoke import Collection, task
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, VARIANT_HELP, cluster_name
+from meshtools.tasks.options import (
+    BASE_IMAGE_HELP,
+    BUILD_NETWORK_HELP,
+    FRONT_PORT_HELP,
+    NAME_HELP,
+    REBUILD_HELP,
+    TRACE_PROXY_PORT_HELP,
+    VARIANT_HELP,
+    cluster_name,
+)
 
 
 @task(help={"name": NAME_HELP})
@@ -42,10 +51,22 @@ def status(c, name=None):
     stack.status(cluster_name(c, name))
 
 
-@task(help={"name": NAME_HELP, "rebuild": "build even if an image with this content tag exists"})
-def build(c, name=None, rebuild=False):
-    """Build the service image, tagged by its content, and load it into the kind cluster."""
-    stack.build(cluster_name(c, name), rebuild)
+@task(help={
+    "name": NAME_HELP,
+    "rebuild": REBUILD_HELP,
+    "base_image": BASE_IMAGE_HELP,
+    "network": BUILD_NETWORK_HELP,
+    "load": "load the image into the kind cluster afterwards (default: yes; --no-load only builds, and needs no kind)",
+})
+def build(c, name=None, rebuild=False, base_image=None, network=None, load=True):
+    """Build the service image, tagged by its content and base, and load it into the kind cluster."""
+    stack.build(cluster_name(c, name), options.build_options(c, base_image, network, rebuild), load)
+
+
+@task
+def lock(c):
+    """Pin the image's dependencies: resolve pyproject.toml's core dependencies into service.requirements.txt."""
+    stack.relock()
 
 
 @task(help={
@@ -87,4 +108,4 @@ ns.add_task(status)
 ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
-TOP_LEVEL_TASKS = (build, deploy, secret, forward)
+TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster.image import BuildOptions, default_base_image
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.topology import (
@@ -29,6 +30,11 @@ NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {DEFA
 FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
 TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
 VARIANT_HELP = "manifests to apply: default (our trace proxy) or upstream-proxy (the seed's)"
+REBUILD_HELP = ("build without Docker's cache even if an image with this content tag exists, pulling the base "
+                "image afresh when it came from a registry")
+BASE_IMAGE_HELP = (f"image to build from (default: invoke config cluster.base_image, else {default_base_image()}, "
+                   "the Dockerfile's pin); e.g. a mirror of it")
+BUILD_NETWORK_HELP = "network for the build's steps, passed to `docker build --network` (e.g. host; default: invoke config cluster.build_network, else Docker's)"
 
 
 def whole_number(value, flag: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
@@ -83,6 +89,16 @@ def positive_number(value, flag: str, *, maximum: float | None = None, of: str =
 def port(value, flag: str) -> int | None:
     """A TCP port flag: a whole number from 1 to 65535, or None when not given."""
     return whole_number(value, flag, minimum=1, maximum=MAX_PORT)
+
+
+def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptions:
+    """Flags first, then invoke config (`cluster.base_image`, `cluster.build_network`), then the defaults."""
+    cfg = c.config.get("cluster") or {}
+    values = {"--base-image": base_image or cfg.get("base_image"), "--network": network or cfg.get("build_network")}
+    for flag, value in values.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise Exit(f"{flag} needs a value, got {value!r}.")
+    return BuildOptions(base_image=values["--base-image"], network=values["--network"], rebuild=bool(rebuild))
 
 
 def cluster_name(c, name: str | None = None) -> str:

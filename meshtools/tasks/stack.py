@@ -12,13 +12,20 @@ from invoke import task
 from meshtools.cluster import stack
 from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import FRONT_PORT_HELP, NAME_HELP, TRACE_PROXY_PORT_HELP, VARIANT_HELP, cluster_name
+from meshtools.tasks.options import (
+    FRONT_PORT_HELP,
+    NAME_HELP,
+    REBUILD_HELP,
+    TRACE_PROXY_PORT_HELP,
+    VARIANT_HELP,
+    cluster_name,
+)
 
 
 @task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
-    "rebuild": "build the image even if one with this content tag exists",
+    "rebuild": REBUILD_HELP,
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
 })
@@ -27,7 +34,7 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
     stack.check_variant(variant)  # a bad flag fails before anything is created
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.up(cluster_name(c, name), variant, rebuild, front_port, trace_proxy_port)
+    stack.up(cluster_name(c, name), variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)
 
 
 @task(help={"name": NAME_HELP})

