@@ -37,16 +37,24 @@ class MeshTask(Task):
     `@task(klass=MeshTask, metavars={"duration": "SECONDS"})`.
     """
 
-    def __init__(self, *args, metavars: dict[str, str] | None = None, **kwargs):
+    def __init__(self, *args, metavars: dict[str, str] | None = None, variadic: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.metavars = dict(metavars or {})
+        # `inv logs a b -f`: the words after the task that are not flags or their values fill
+        # this flag, comma separated (invoke itself has no variadic positional arguments).
+        self.variadic = variadic
 
     def arg_opts(self, name, default, taken_names):
         return super().arg_opts(name, default, taken_names | {"h"})
 
     def get_arguments(self, ignore_unknown_help=None):
         arguments = []
-        for argument in super().get_arguments(ignore_unknown_help):
+        saved = dict(self.help)  # invoke pops each flag's help as it goes: keep it for the next call
+        try:
+            made = super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = saved
+        for argument in made:
             argument.__class__ = MeshArgument
             argument.metavar = self.metavars.get(argument.name)
             arguments.append(argument)
@@ -94,6 +102,7 @@ def _parse_tasks_with_plain_errors(original):
         # The tasks' parser is made here from `program.collection`, loaded from tasks.py by now.
         if type(program.collection) is Collection:
             program.collection.__class__ = MeshCollection
+        program.core.unparsed = gather_variadic(program.collection, program.core.unparsed)
         try:
             original(program)
         except ParseError as exc:
@@ -106,6 +115,40 @@ def _parse_tasks_with_plain_errors(original):
 
     parse_tasks.adjusted = True
     return parse_tasks
+
+
+def gather_variadic(collection: Collection, argv: list[str]) -> list[str]:
+    """`logs a b --since 5m` → `logs --since 5m --names a,b` for a MeshTask with variadic="names"."""
+    result: list[str] = []
+    task, takes_value, words = None, set(), []
+
+    def close():
+        if task is not None and words:
+            result.extend([f"--{task.variadic.replace('_', '-')}", ",".join(words)])
+
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in collection.task_names or any(token in aliases for aliases in collection.task_names.values()):
+            close()
+            found = collection[token]
+            task, words = (found, []) if getattr(found, "variadic", None) else (None, [])
+            takes_value = set()
+            if task is not None:
+                for argument in task.get_arguments():
+                    if argument.takes_value:
+                        takes_value |= {f"--{n.replace('_', '-')}" if len(n) > 1 else f"-{n}" for n in argument.names}
+            result.append(token)
+        elif task is not None and token in takes_value and i + 1 < len(argv):
+            result += [token, argv[i + 1]]
+            i += 1
+        elif task is not None and not token.startswith("-"):
+            words.append(token)
+        else:
+            result.append(token)
+        i += 1
+    close()
+    return result
 
 
 def adjust_program() -> None:

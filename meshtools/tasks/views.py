@@ -8,11 +8,17 @@ from __future__ import annotations
 import json as jsonlib
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from invoke import Exit, task
 from rich.console import Console
 
+from meshtools.cluster import kind
+from meshtools.cluster import logs as cluster_logs
+from meshtools.cluster.kubectl import Kubectl
+from meshtools.local import logs as local_logs
 from meshtools.views import load as loadgen
 from meshtools.views import trace_view
 from meshtools.shared.net import accepts_connections
@@ -21,7 +27,7 @@ from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import FRONT_URL_HELP, TRACE_PROXY_URL_HELP
 from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
-from meshtools.views.trace_lookup import trace_by_id_or_request_id
+from meshtools.views.trace_lookup import join_ids, trace_by_id_or_request_id
 from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
@@ -98,9 +104,11 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         "heatmap": "plot durationMs over time as a terminal heatmap",
         "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
         "lookback": "only traces from the last N seconds",
+        "logs": "with --id: print the request's log lines from every process under the waterfall",
     }
 )
-def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None):
+def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None,
+           logs=False):
     """Show traces: the latest, a list, a breakdown or a heatmap.
 
     The traces come from the trace proxy's Zipkin API.
@@ -116,10 +124,15 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     fields = [f.strip() for f in (breakdown or "").split(",") if f.strip()]
     if breakdown is not None and not fields:
         raise Exit("--breakdown needs field names, e.g. --breakdown serviceName,http.url.")
+    if logs and id is None:
+        raise Exit("--logs shows one request's log lines: give its --id (the x-request-id `inv echo` printed).")
     console = trace_view.terminal_console()
     try:
         if id is not None:
-            trace_view.render_trace(trace_by_id_or_request_id(client, id.strip()), console)
+            spans = trace_by_id_or_request_id(client, id.strip())
+            trace_view.render_trace(spans, console)
+            if logs:
+                print_request_logs(c, spans, console)
             return
         if fields or heatmap:
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
@@ -147,6 +160,39 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             trace_view.render_trace(found[0], console)
     except TraceProxyError as exc:
         raise Exit(str(exc))
+
+
+LOG_FLUSH_SECONDS = 1.5  # Envoy writes its access log out about once a second
+
+
+def print_request_logs(c, spans: list[dict], console) -> None:
+    """The log lines of the trace's request(s), from the local mesh if it runs, else the kind cluster."""
+    ids = join_ids(spans)
+    ends = [(s.get("timestamp", 0) + s.get("duration", 0)) / 1e6 for s in spans]
+    wait = max(ends, default=0) + LOG_FLUSH_SECONDS - time.time()
+    if 0 < wait <= LOG_FLUSH_SECONDS:
+        time.sleep(wait)  # a trace this fresh may still have lines in Envoy's buffer
+    console.print("\nlog lines of this request (`inv logs --request ID` prints them alone):")
+    lines: list[str] = []
+    mesh = options.running_mesh(c)
+    if mesh is not None:
+        try:
+            chosen = local_logs.select(mesh.logs_dir, [])
+        except local_logs.LogsError as exc:
+            raise Exit(str(exc)) from None
+        width = local_logs.prefix_width(chosen)
+        lines = [local_logs.format_line(line, width) for line in local_logs.merged(mesh.logs_dir, chosen, ids=ids)]
+    else:
+        starts = [s["timestamp"] / 1e6 for s in spans if s.get("timestamp")]
+        since = datetime.fromtimestamp(min(starts) - 60, timezone.utc) if starts else None
+        kind.require_tools("kubectl")
+        code = cluster_logs.show(Kubectl(options.cluster_name(c)), [], since, False, ids, lines.append)
+        if code:
+            raise Exit(f"kubectl logs failed (exit {code}); is the cluster up (`inv cluster.status`)?", code=code)
+    for line in lines:
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    if not lines:
+        console.print("(none: the processes that served it have no lines left that mention it)")
 
 
 @task(
