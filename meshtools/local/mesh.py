@@ -27,11 +27,15 @@ from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
+ENVOY_LOG_FLUSH_MS = 500  # how often each Envoy writes out its access log (the manifests say the same)
 SPAWNED = re.compile(r"spawned: '(?P<name>[^']+)' with pid")  # supervisord's log line per start
 TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
-# The Flask service under gunicorn; BIND in its environment says where it listens.
-APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+# The Flask service under gunicorn; BIND in its environment says where it listens. The config
+# is given as a file, not as python:service.gunicorn_conf, so gunicorn's master process never
+# imports the `service` package: a worker it starts on SIGHUP (`inv dev`) loads the code anew.
+APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "service" / "gunicorn_conf.py"),
+               "service:create_app()"]
 
 
 def trace_proxy_command(host: str, port: int, *options: str) -> list[str]:
@@ -82,6 +86,8 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
             "--service-cluster", instance.name,
             "--service-node", instance.name,
             "--log-level", "warn",
+            # The access log reaches the log file within half a second (Envoy's default: 10 s).
+            "--file-flush-interval-msec", str(ENVOY_LOG_FLUSH_MS),
         ],
         health_url=f"http://{layout.host}:{instance.admin_port}/ready",
         env={},

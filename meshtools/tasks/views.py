@@ -162,7 +162,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
         raise Exit(str(exc))
 
 
-LOG_FLUSH_SECONDS = 1.5  # Envoy writes its access log out about once a second
+LOG_FLUSH_SECONDS = 1.0  # Envoy writes its access log out every 0.5 s (--file-flush-interval-msec)
 
 
 def print_request_logs(c, spans: list[dict], console) -> None:

@@ -138,3 +138,8 @@ def test_report_lines_fit_100_columns_and_signs_read_plainly(bench, capsys):
     assert lines[1].startswith(" " * 29)  # a figure's continuation stays in its column
     # Noise can make the hop through Envoy look faster at the tail: a minus sign, not "+-".
     assert bench.hop_figure([0.0010, 0.0020], [0.0011, 0.0022]).startswith("p50 -0.15 ms · p99 -0.20 ms")
+
+
+def test_save_to_served_times_inv_dev_from_a_save_to_serving_again(bench, local_mesh):
+    (seconds,) = bench.save_to_served(local_mesh, 1)
+    assert 0 < seconds < 30

@@ -276,21 +276,23 @@ def test_inv_load_summary_matches_the_traces_the_proxy_saw(local_mesh, model):
     assert summary["model"] == ("open" if "--rate" in model else "closed")
     assert summary["requests"] >= 10
     assert summary["requests"] == summary["ok"] + summary["errors"]
-    # Every other name is chris, answered at once; a slow one still in flight at the end is not counted.
-    assert summary["errors_by_status"] == {"500": summary["sent"] // 2}
+    # Every other name is chris (a 500); what was still in flight at the end is not counted.
     abandoned = summary["in_flight_abandoned"]
     assert summary["sent"] == summary["requests"] + abandoned
+    assert set(summary["errors_by_status"]) == {"500"}
+    assert summary["errors"] <= summary["sent"] // 2 <= summary["errors"] + abandoned
     lat = summary["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     if "--rate" in model:
         assert summary["send_rate"] == pytest.approx(15, rel=0.1)
 
     # The requests cut off by the clock were answered all the same: their traces are there too.
-    ok_roots = traces_seen(local_mesh.layout.trace_proxy_url, name, summary["ok"] + abandoned, since_ms)
-    assert len(ok_roots) == summary["ok"] + abandoned
+    sent_names = summary["sent"] - summary["sent"] // 2
+    ok_roots = traces_seen(local_mesh.layout.trace_proxy_url, name, sent_names, since_ms)
+    assert len(ok_roots) == sent_names
     assert all(status_code(s) == 200 for s in ok_roots)
-    chris_roots = traces_seen(local_mesh.layout.trace_proxy_url, "chris", summary["errors"], since_ms)
-    assert len(chris_roots) == summary["errors"]
+    chris_roots = traces_seen(local_mesh.layout.trace_proxy_url, "chris", summary["sent"] // 2, since_ms)
+    assert len(chris_roots) == summary["sent"] // 2
     assert all(status_code(s) == 500 for s in chris_roots)
 
 

@@ -1,5 +1,7 @@
-"""`inv logs --cluster` and its kubectl call, against the fake kubectl."""
+"""`inv logs --cluster` and `inv dev --cluster`, against the fake kubectl, kind and docker."""
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -60,3 +62,38 @@ def test_cluster_logs_of_an_unknown_app_name_the_apps_fake(fakes):
     assert code == 1
     assert err.strip() == "No app named 'service3' in the cluster; the apps are front-envoy, service1, service2, trace-proxy."
     assert not fakes.argvs("kubectl", "logs")
+
+
+def test_dev_on_the_cluster_builds_deploys_and_says_when_the_new_pods_serve_fake(fakes):
+    # `inv dev --cluster` cannot run here; its steps run against the fakes.
+    from meshtools.cluster import dev as cluster_dev
+    from meshtools.shared.net import free_port
+    from meshtools.shared.topology import PROJECT_ROOT
+
+    fakes.inv("cluster.up")
+    fakes.inv("build", "deploy", "--no-forward")
+    code, _, err = fakes.inv("forward", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
+    assert code == 0, err
+    before = len(fakes.calls())
+    line = cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "service" / "__init__.py",
+                                               PROJECT_ROOT / "README.md"], saved_at=None)
+    assert re.fullmatch(r"service/__init__\.py changed → built \S+ in \d+\.\d s, deployed and rolled out in "
+                        r"\d+\.\d s; new pods serving \d+\.\d s after the save", line), line
+    calls = fakes.calls()[before:]
+    steps = [c["argv"][:3] for c in calls]
+    assert ["kind", "load", "docker-image"] in steps or any(s[:2] == ["kind", "load"] for s in steps)
+    assert any(Fakes.is_call(c, "kubectl", "apply", "-k") for c in calls)
+    assert any(Fakes.is_call(c, "kubectl", "rollout", "status") for c in calls)
+    assert any(Fakes.is_call(c, "kubectl", "port-forward") for c in calls)  # the forwards, started again
+    assert all(c["argv"][1:3] == ["--context", "kind-envoy-tracing"] for c in calls if c["argv"][0] == "kubectl")
+    assert cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "README.md"]) is None
+
+
+def test_dev_on_the_cluster_reports_a_failed_step_and_keeps_watching_fake(fakes, monkeypatch):
+    from meshtools.cluster import dev as cluster_dev
+    from meshtools.shared.topology import PROJECT_ROOT
+
+    fakes.inv("cluster.up")
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "down")
+    line = cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "service" / "__init__.py"])
+    assert line.startswith("service/__init__.py changed: NOT deployed, the running pods keep serving: Docker"), line
