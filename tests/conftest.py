@@ -18,9 +18,10 @@ FAST_SLOW_STAGE = {"SLOW_STAGE_MIN_SECONDS": "0.05", "SLOW_STAGE_JITTER_SECONDS"
 
 
 @contextlib.contextmanager
-def running_mesh(state_dir: Path, replicas: int = DEFAULT_REPLICAS) -> Iterator[LocalMesh]:
+def running_mesh(state_dir: Path, replicas: int = DEFAULT_REPLICAS, tracer: str | None = None) -> Iterator[LocalMesh]:
     """A real mesh on free ports with the short slow stage, up until the block ends."""
-    mesh = LocalMesh(layout=free_layout(replicas=replicas), state_dir=state_dir, service_env=FAST_SLOW_STAGE)
+    mesh = LocalMesh(layout=free_layout(replicas=replicas), state_dir=state_dir, service_env=FAST_SLOW_STAGE,
+                     tracer=tracer)
     try:
         mesh.up(timeout=90)
         yield mesh

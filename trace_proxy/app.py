@@ -1,4 +1,4 @@
-"""The WSGI app: Zipkin ingest, the Zipkin query API over the local store, health, metrics."""
+"""The WSGI app: Zipkin and OTLP ingest, the Zipkin query API over the local store, health, metrics."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy.ingest import zipkin_json
+from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin_json
 from trace_proxy.ingest.body import IngestError, decode
 from trace_proxy.metrics import Metrics
 from trace_proxy.store.query import QueryError, TraceQuery
@@ -79,15 +79,49 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             return reject(exc.status, exc.reason)
         except zipkin_json.SpanError as exc:
             return reject(400, str(exc))
-        metrics.incr("received", len(parsed), reason="spans")
-        batch = Batch(parsed, version, body.raw, body.content_type, body.content_encoding)
+        deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding))
+        return Response(status=202)
+
+    def deliver(batch: Batch) -> None:
+        metrics.incr("received", len(batch.spans), reason="spans")
         for sink in state.sinks:
             try:
                 sink.accept(batch)
             except Exception:  # a broken sink must not lose the spans for the others
-                metrics.incr("dropped", len(parsed), sink=getattr(sink, "name", "?"), reason="error")
+                metrics.incr("dropped", len(batch.spans), sink=getattr(sink, "name", "?"), reason="error")
                 log.exception("sink %s failed", getattr(sink, "name", sink))
-        return Response(status=202)
+
+    @app.post("/v1/traces")
+    def post_otlp():
+        """OTLP/HTTP (protobuf or JSON): replies as the specification prescribes, in the request's encoding."""
+        metrics.incr("received", reason="requests")
+        encoding = otlp_wire.reply_encoding(request.headers.get("Content-Type"))
+
+        def otlp_reply(status: int, body: bytes) -> Response:
+            return Response(body, status=status, content_type=encoding)
+
+        try:
+            body = otlp_wire.decode(request.stream, content_type=request.headers.get("Content-Type"),
+                                    content_encoding=request.headers.get("Content-Encoding"),
+                                    limit=settings.max_body_bytes)
+        except IngestError as exc:
+            reject(exc.status, exc.reason)
+            return otlp_reply(exc.status, otlp_wire.failure(encoding, exc.status, exc.reason))
+        converted = otlp_spans.convert(body.request)
+        refused = converted.rejected
+        if refused and not converted.spans:
+            reason = f"every span was refused: {refused[0][1]}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
+            reject(400, reason)
+            return otlp_reply(400, otlp_wire.failure(encoding, 400, reason, refused[:100]))
+        if converted.spans:
+            # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
+            deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True))
+        message = ""
+        if refused:
+            metrics.incr("dropped", len(refused), sink="ingest", reason="invalid_span")
+            message = f"{len(refused)} spans refused, the first: {refused[0][0]}: {refused[0][1]}"
+            log.info("partial success on %s: %s", request.path, message)
+        return otlp_reply(200, otlp_wire.success(encoding, len(refused), message))
 
     @app.post("/api/v2/spans")
     def post_v2():

@@ -5,11 +5,11 @@ import argparse
 import sys
 from dataclasses import replace
 
-from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, Settings, SettingsError
+from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, OTLP_HTTP_PORT, Settings, SettingsError
 
 DESCRIPTION = """\
 Zipkin-compatible trace proxy: accepts Zipkin v1/v2 JSON spans on /api/v1/spans and
-/api/v2/spans, keeps them in a bounded local store served by Zipkin's query API
+/api/v2/spans and OTLP/HTTP spans (protobuf or JSON) on /v1/traces, keeps them in a bounded local store served by Zipkin's query API
 (/api/v2/services, /api/v2/spans, /api/v2/traces, /api/v2/trace/ID) and forwards them to
 Honeycomb when a write key is configured. Also serves /healthz and /metrics (JSON counts).
 """
@@ -41,6 +41,16 @@ def _port(text: str) -> tuple[str | None, int]:
     return (host or None) if sep else None, number
 
 
+def _port_or_zero(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= number < 65536:
+        raise argparse.ArgumentTypeError(f"port {number} out of range 0-65535")
+    return number
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -58,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help=f"address to listen on (default {defaults.host})")
     p.add_argument("-p", "--port", type=_port, metavar="PORT",
                    help=f"port to listen on; also accepts :PORT or HOST:PORT (default {defaults.port})")
+    p.add_argument("--otlp-port", type=_port_or_zero, metavar="PORT",
+                   help=f"a second port serving the same endpoints, for OTLP/HTTP clients' default "
+                        f"(default {OTLP_HTTP_PORT}; 0: none, OTLP still arrives on --port)")
     p.add_argument("-d", "--dataset", help="Honeycomb dataset (default: $HONEYCOMB_DATASET or %s)" % DEFAULT_DATASET)
     p.add_argument("--api-host", "--api_host", dest="api_host",
                    help="Honeycomb API URL (default: $HONEYCOMB_API_HOST or %s)" % DEFAULT_API_HOST)
@@ -92,7 +105,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     host, port = args.port if args.port else (None, None)
     settings = Settings.from_env(
-        host=args.host or host, port=port, dataset=args.dataset, api_host=args.api_host,
+        host=args.host or host, port=port, otlp_port=args.otlp_port, dataset=args.dataset, api_host=args.api_host,
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,

@@ -16,7 +16,10 @@ class ProxyServer(BaseApplication):
 
     def load_config(self) -> None:
         host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
-        self.cfg.set("bind", [f"{host}:{self.settings.port}"])
+        ports = [self.settings.port]
+        if self.settings.otlp_port and self.settings.otlp_port != self.settings.port:
+            ports.append(self.settings.otlp_port)  # the same app: Zipkin and OTLP on both
+        self.cfg.set("bind", [f"{host}:{port}" for port in ports])
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", self.settings.threads)

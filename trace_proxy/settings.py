@@ -12,6 +12,7 @@ from typing import Mapping
 
 # The image runs this package without the dev tooling: nothing here may import meshtools.
 ZIPKIN_PORT = 9411  # Zipkin's well-known port; meshtools.shared.topology takes it from here
+OTLP_HTTP_PORT = 4318  # OTLP/HTTP's default port: /v1/traces is served here as well as on ZIPKIN_PORT
 DEFAULT_DATASET = "examples.kubernetes.envoy-traces"  # the seed's dataset
 DEFAULT_API_HOST = "https://api.honeycomb.io/"
 KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")
@@ -25,6 +26,7 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "0.0.0.0"
     port: int = ZIPKIN_PORT
+    otlp_port: int = OTLP_HTTP_PORT  # 0: no second port (OTLP still arrives on `port`)
     threads: int = 8
     max_body_bytes: int = 5 * 1024 * 1024
     max_spans: int = 20_000

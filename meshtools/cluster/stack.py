@@ -22,6 +22,7 @@ from meshtools.cluster import secret as secrets
 from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster.state import state_dir
 from meshtools.shared.signals import sigterm_as_interrupt
+from meshtools.shared.tracers import OPENTELEMETRY, ZIPKIN
 from meshtools.shared.topology import (
     FRONT,
     FRONT_URL,
@@ -39,6 +40,7 @@ NOT_RUNNING = 3  # status's exit code when there is no cluster, as `inv local.st
 VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
+    OPENTELEMETRY: MANIFESTS_DIR / OPENTELEMETRY,  # our trace proxy, Envoy's OpenTelemetry tracer
 }
 # Rolled out in dependency order, so a slow one is named in the error.
 DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
@@ -47,6 +49,17 @@ DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
 def check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+
+
+def variant_for(variant: str, tracer: str) -> str:
+    """The manifests for `--variant` with `--tracer`: the OpenTelemetry tracer is its own variant."""
+    check_variant(variant)
+    if tracer == ZIPKIN or variant == OPENTELEMETRY:
+        return variant
+    if variant != "default":
+        raise Exit(f"The {variant} variant runs the Zipkin tracer only (its proxy takes no OTLP): "
+                   f"drop --tracer {tracer}, or drop --variant {variant}.")
+    return OPENTELEMETRY
 
 
 # The steps, in the order `inv up` runs them.

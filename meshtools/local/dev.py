@@ -194,14 +194,14 @@ class DevLoop:
             programs = self.envoy_programs(service)
             self._validate(programs[0][0])
             for instance, program in programs:
-                envoy_config.write_local(instance, self.layout, self.mesh.envoy_dir)
+                envoy_config.write_local(instance, self.layout, self.mesh.envoy_dir, self.mesh.tracer)
                 self.restart(program, f"http://{self.layout.host}:{instance.admin_port}/ready")
                 restarted.append(program)
         return f"{', '.join(restarted)}" + (" (one at a time)" if len(restarted) > 1 else "")
 
     def _validate(self, instance: Instance) -> None:
         try:
-            config = envoy_config.render_local(instance, self.layout)
+            config = envoy_config.render_local(instance, self.layout, self.mesh.tracer)
         except Exception as exc:  # YAML that does not parse, a listener or cluster renamed
             raise DevError(f"{envoy_config.source_path(instance.service).name} cannot be read: "
                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

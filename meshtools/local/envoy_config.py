@@ -2,17 +2,18 @@
 
 The files are written for the cluster (listener ports of the pods, DNS names of the
 Services). The local target loads the same files and changes only addresses: listener
-ports, admin port and upstream endpoints, laid out on loopback by `LocalLayout`.
+ports, admin port and upstream endpoints, laid out on loopback by `LocalLayout`; with
+`--tracer opentelemetry` the tracing provider too (meshtools.shared.tracers).
 """
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
 
+from meshtools.shared import tracers
 from meshtools.shared.topology import (
     ENVOY_CONFIG_DIR,
     ENVOY_CONFIG_FILES,
@@ -57,9 +58,9 @@ def _listener_ports(instance: Instance) -> dict[str, int]:
     return ports
 
 
-def render_local(instance: Instance, layout: LocalLayout) -> dict:
-    """The instance's config with every address moved onto the local layout."""
-    config = copy.deepcopy(load(instance.service))
+def render_local(instance: Instance, layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER) -> dict:
+    """The instance's config for `tracer`, with every address moved onto the local layout."""
+    config = tracers.with_tracer(load(instance.service), tracer)
     listener_ports = _listener_ports(instance)
     for listener in config["static_resources"]["listeners"]:
         listener["address"]["socket_address"] = {"address": layout.host, "port_value": listener_ports[listener["name"]]}
@@ -84,11 +85,12 @@ def local_path(instance: Instance, directory: Path) -> Path:
     return directory / f"{instance.name}.yaml"
 
 
-def write_local(instance: Instance, layout: LocalLayout, directory: Path) -> Path:
+def write_local(instance: Instance, layout: LocalLayout, directory: Path, tracer: str = tracers.DEFAULT_TRACER) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = local_path(instance, directory)
-    header = f"# Rendered by meshtools.local.envoy_config from {source_path(instance.service).name}; do not edit.\n"
-    path.write_text(header + yaml.safe_dump(render_local(instance, layout), sort_keys=False))
+    header = (f"# Rendered by meshtools.local.envoy_config from {source_path(instance.service).name} "
+              f"({tracer} tracer); do not edit.\n")
+    path.write_text(header + yaml.safe_dump(render_local(instance, layout, tracer), sort_keys=False))
     return path
 
 

@@ -23,6 +23,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from meshtools.local import envoy_config
 from meshtools.shared.net import port_in_use
 from meshtools.shared.readiness import NotReady, wait_until_ok
+from meshtools.shared import tracers
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
 
@@ -38,8 +39,10 @@ APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "servi
                "service:create_app()"]
 
 
-def trace_proxy_command(host: str, port: int, *options: str) -> list[str]:
-    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port), *options]
+def trace_proxy_command(host: str, port: int, *options: str, otlp_port: int = 0) -> list[str]:
+    """`otlp_port`: the proxy's second port for OTLP clients (0: none, OTLP still arrives on `port`)."""
+    return [sys.executable, "-m", "trace_proxy", "--host", host, "--port", str(port),
+            "--otlp-port", str(otlp_port), *options]
 
 
 class MeshError(RuntimeError):
@@ -75,6 +78,8 @@ def _app_program(instance: Instance, layout: LocalLayout, service_env: dict[str,
 
 
 def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy: str) -> Program:
+    # The span's service name under either tracer: --service-cluster (Zipkin) and
+    # OTEL_RESOURCE_ATTRIBUTES (OpenTelemetry), like the pod name in the cluster.
     return Program(
         name=f"{instance.name}-envoy" if instance.app_port else instance.name,
         command=[
@@ -90,7 +95,7 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
             "--file-flush-interval-msec", str(ENVOY_LOG_FLUSH_MS),
         ],
         health_url=f"http://{layout.host}:{instance.admin_port}/ready",
-        env={},
+        env=tracers.resource_env(instance.name),
         listens=tuple(p for p in (instance.ingress_port, instance.egress_port) if p),
         admin_port=instance.admin_port,
     )
@@ -106,7 +111,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
-            command=trace_proxy_command(layout.host, layout.trace_proxy_port),
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
             listens=(layout.trace_proxy_port,),
@@ -143,10 +148,12 @@ class LocalMesh:
     """One local mesh, identified by its state directory (config, socket, logs)."""
 
     def __init__(self, layout: LocalLayout | None = None, state_dir: Path | None = None,
-                 service_env: dict[str, str] | None = None):
+                 service_env: dict[str, str] | None = None, tracer: str | None = None):
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
         self.layout = layout or self._saved_layout() or LocalLayout()
         self.service_env = dict(service_env or {})
+        # The tracer every Envoy runs: given, else the one this mesh was started with.
+        self.tracer = tracers.check(tracer or self._saved_tracer() or tracers.DEFAULT_TRACER)
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -172,6 +179,17 @@ class LocalMesh:
     @property
     def layout_path(self) -> Path:
         return self.state_dir / "layout.json"
+
+    @property
+    def tracer_path(self) -> Path:
+        return self.state_dir / "tracer"
+
+    def _saved_tracer(self) -> str | None:
+        try:
+            saved = self.tracer_path.read_text().strip()
+        except OSError:
+            return None
+        return saved if saved in tracers.TRACERS else None
 
     def _saved_layout(self) -> LocalLayout | None:
         try:
@@ -277,9 +295,10 @@ class LocalMesh:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         progs = programs(self.layout, self.envoy_dir, self.service_env)
         for instance in self.layout.envoys:
-            envoy_config.write_local(instance, self.layout, self.envoy_dir)
+            envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer)
         self.conf_path.write_text(self.supervisord_conf(progs))
         self.layout_path.write_text(json.dumps(asdict(self.layout)))
+        self.tracer_path.write_text(self.tracer + "\n")
         # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy
         # without appearing in any config file or argument list.
         result = subprocess.run(

@@ -34,11 +34,12 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 def free_layout(replicas: int = DEFAULT_REPLICAS) -> LocalLayout:
-    """A LocalLayout whose every port is free right now (never a developer's own 8000/9411)."""
+    """A LocalLayout whose every port is free right now (never a developer's own 8000/9411/4318)."""
     for _ in range(200):
         base = random.randrange(20000, 60000, 4)
         try:
-            layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), base_port=base, replicas=replicas)
+            layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), otlp_port=free_port(),
+                                 base_port=base, replicas=replicas)
         except ValueError:  # a free port fell inside the block: draw again
             continue
         if not any(port_in_use(layout.host, p) for p in layout.ports()):

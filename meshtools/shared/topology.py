@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from trace_proxy.settings import ZIPKIN_PORT
+from trace_proxy.settings import OTLP_HTTP_PORT, ZIPKIN_PORT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS_DIR = PROJECT_ROOT / "manifests"
@@ -26,6 +26,7 @@ INGRESS_PORT = 80  # every sidecar's ingress listener, and front-envoy's listene
 APP_PORT = 8080  # the Flask app inside a service pod
 EGRESS_PORT = 9000  # service1's sidecar egress listener (EGRESS_URL)
 TRACE_PROXY_PORT = ZIPKIN_PORT  # Zipkin's well-known port, as the trace proxy defines it
+TRACE_PROXY_OTLP_PORT = OTLP_HTTP_PORT  # the trace proxy's second port, OTLP/HTTP's usual one
 
 # What users and tasks talk to, on either target (port-forward or direct).
 LOOPBACK = "127.0.0.1"
@@ -59,7 +60,8 @@ class Instance:
 class LocalLayout:
     """Where each local process listens on 127.0.0.1.
 
-    front-envoy and the trace proxy keep the ports users know (8000, 9411); every other
+    front-envoy and the trace proxy keep the ports users know (8000, 9411, and 4318 where the
+    proxy also takes OTLP from other OpenTelemetry clients); every other
     port is allocated upwards from `base_port`, four per instance (service2, each service1
     replica), then front-envoy's admin port.
     """
@@ -69,6 +71,7 @@ class LocalLayout:
     base_port: int = LOCAL_BASE_PORT
     replicas: int = DEFAULT_REPLICAS
     host: str = LOOPBACK
+    otlp_port: int = TRACE_PROXY_OTLP_PORT
 
     def __post_init__(self):
         if self.replicas < 1:
@@ -123,7 +126,7 @@ class LocalLayout:
 
     def ports(self) -> list[int]:
         """Every port the local target listens on."""
-        ports = [self.trace_proxy_port]
+        ports = [self.trace_proxy_port, self.otlp_port]
         for inst in self.envoys:
             ports += [p for p in (inst.ingress_port, inst.admin_port, inst.app_port, inst.egress_port) if p is not None]
         return ports

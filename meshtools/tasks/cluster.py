@@ -19,8 +19,10 @@ from meshtools.tasks.options import (
     NAME_HELP,
     REBUILD_HELP,
     TRACE_PROXY_PORT_HELP,
+    TRACER_HELP,
     VARIANT_HELP,
     cluster_name,
+    tracer_from,
 )
 
 
@@ -73,9 +75,11 @@ def lock(c):
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "forward": "port-forward front-envoy and the trace proxy afterwards (default: yes)",
+    "tracer": TRACER_HELP,
 })
-def deploy(c, name=None, variant="default", forward=True):
+def deploy(c, name=None, variant="default", forward=True, tracer=None):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
+    variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     stack.deploy(cluster_name(c, name), variant, forward)
 
 
@@ -105,7 +109,7 @@ ns = Collection("cluster")
 ns.add_task(up)
 ns.add_task(down)
 ns.add_task(status)
-ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME}})
+ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

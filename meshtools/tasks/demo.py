@@ -9,7 +9,7 @@ from meshtools.views.front import EchoReply, echo as send_echo
 from meshtools.local import launch
 from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import FRONT_URL_HELP, layout_from, local_timeout, mesh_from
+from meshtools.tasks.options import FRONT_URL_HELP, TRACER_HELP, layout_from, local_timeout, mesh_from, tracer_from
 from meshtools.shared.topology import DEFAULT_REPLICAS
 from meshtools.views.trace_lookup import find_trace
 from meshtools.views.trace_view import render_trace, terminal_console
@@ -53,18 +53,25 @@ def echo(c, name=DEFAULT_ECHO_NAME, url=None):
         raise Exit(f"{shorten(readable(reply.url))} answered HTTP {reply.status}.", code=1)
 
 
-@task(klass=MeshTask, metavars={"replicas": "N"}, help={"replicas": f"service1 replicas when it starts the mesh (default {DEFAULT_REPLICAS})"})
-def demo(c, replicas=None):
+@task(klass=MeshTask, metavars={"replicas": "N", "tracer": "TRACER"},
+      help={"replicas": f"service1 replicas when it starts the mesh (default {DEFAULT_REPLICAS})",
+            "tracer": TRACER_HELP})
+def demo(c, replicas=None, tracer=None):
     """Start the local mesh (or reuse it), send a few requests and show a trace."""
     console = terminal_console()
     running = mesh_from(c)
+    wanted = tracer_from(c, tracer, "local")
+    asked = tracer or c.config.get("local", {}).get("tracer")
     if running.is_running():
         # A second `inv demo` is the natural thing to try: show the tour again on the same mesh.
         layout = running.layout
-        console.print("The local mesh is already up; reusing it.")
+        console.print(f"The local mesh is already up; reusing it ({running.tracer} tracer).")
+        if asked and wanted != running.tracer:
+            raise Exit(f"The running mesh uses the {running.tracer} tracer: `inv local.down`, then "
+                       f"`inv demo --tracer {wanted}`.", code=1)
     else:
         layout = layout_from(c, replicas=replicas)
-        launch.start(mesh_from(c, layout), console, local_timeout(c))
+        launch.start(mesh_from(c, layout, wanted), console, local_timeout(c))
     console.print(f"[green]The mesh is up:[/] front {layout.front_url}, trace proxy {layout.trace_proxy_url}\n")
     replies = []
     for name in DEMO_NAMES:

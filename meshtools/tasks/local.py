@@ -8,7 +8,16 @@ from rich.table import Table
 from meshtools.local import launch
 from meshtools.tasks.cli import MeshTask
 from meshtools.views.trace_view import terminal_console
-from meshtools.tasks.options import layout_from, local_timeout, mesh_from, requested_layout, running_mesh
+from meshtools.tasks.options import (
+    OTLP_PORT_HELP,
+    TRACER_HELP,
+    layout_from,
+    local_timeout,
+    mesh_from,
+    requested_layout,
+    running_mesh,
+    tracer_from,
+)
 from meshtools.shared.topology import (
     DEFAULT_REPLICAS,
     FRONT_LOCAL_PORT,
@@ -19,40 +28,47 @@ from meshtools.shared.topology import (
 
 
 PORT_FLAGS = {"front_port": "--front-port", "trace_proxy_port": "--trace-proxy-port", "base_port": "--base-port",
-              "replicas": "--replicas"}
+              "replicas": "--replicas", "otlp_port": "--otlp-port", "tracer": "--tracer"}
 
 
 @task(
     klass=MeshTask,
-    metavars={"replicas": "N", "front_port": "PORT", "trace_proxy_port": "PORT", "base_port": "PORT"},
+    metavars={"replicas": "N", "front_port": "PORT", "trace_proxy_port": "PORT", "base_port": "PORT",
+              "otlp_port": "PORT", "tracer": "TRACER"},
     help={
         "replicas": f"service1 replicas (default {DEFAULT_REPLICAS}, as in the seed)",
         "front_port": f"front-envoy's port on {LOOPBACK} (default {FRONT_LOCAL_PORT})",
         "trace_proxy_port": f"the trace proxy's port on {LOOPBACK} (default {TRACE_PROXY_PORT})",
         "base_port": f"first of the ports for everything else, four per instance (default {LOCAL_BASE_PORT})",
+        "otlp_port": OTLP_PORT_HELP,
+        "tracer": TRACER_HELP,
     }
 )
-def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None):
+def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None, tracer=None):
     """Start the mesh locally (real Envoy, Flask, trace proxy) and wait until it serves.
 
-    On a running mesh it only says so (exit 0), unless asked for another layout (exit 1).
+    On a running mesh it only says so (exit 0), unless asked for another layout or tracer (exit 1).
     """
     console = Console()
-    requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port)
-    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port)
+    requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
+    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
     running = running_mesh(c)
     if running:
         different = {key: value for key, value in requested.items() if getattr(running.layout, key) != value}
+        if tracer and tracer_from(c, tracer, "local") != running.tracer:
+            different["tracer"] = tracer_from(c, tracer, "local")
         if different:
             asked = ", ".join(f"{PORT_FLAGS[key]} {value}" for key, value in different.items())
-            now = ", ".join(f"{PORT_FLAGS[key]} {getattr(running.layout, key)}" for key in different)
+            now = ", ".join(f"{PORT_FLAGS[key]} {running.tracer if key == 'tracer' else getattr(running.layout, key)}"
+                            for key in different)
             raise Exit(f"The local mesh is already up with {now}; stop it with `inv local.down` to start it "
                        f"with {asked}.")
         console.print(f"The local mesh is already up: front {running.layout.front_url}, trace proxy "
                       f"{running.layout.trace_proxy_url} (`inv local.status` shows it, `inv local.down` stops it).")
         return running
-    mesh = launch.start(mesh_from(c, layout), console, local_timeout(c))
-    console.print(f"[green]The local mesh is up.[/] Front: {layout.front_url}   Trace proxy: {layout.trace_proxy_url}")
+    mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
+    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer). Front: {layout.front_url}   "
+                  f"Trace proxy: {layout.trace_proxy_url}")
     console.print("Try `inv echo --name friend`, then `inv traces`; `inv local.status` shows the processes, "
                   "`inv local.down` stops them.")
     return mesh
@@ -80,7 +96,8 @@ def status(c):
     if not states:
         console.print("The local mesh is not running; `inv local.up` starts it.")
         raise Exit(code=3)
-    console.print(f"local mesh: front {mesh.layout.front_url}, trace proxy {mesh.layout.trace_proxy_url}")
+    console.print(f"local mesh ({mesh.tracer} tracer): front {mesh.layout.front_url}, "
+                  f"trace proxy {mesh.layout.trace_proxy_url}")
     table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, header_style="bold")
     for column in ("process", "pid", "uptime", "restarts", "listens", "admin", "health"):
         table.add_column(column, no_wrap=True)
@@ -111,4 +128,4 @@ def duration(seconds: float | None) -> str:
 
 ns = Collection("local", up, down, status)
 ns.configure({"local": {"replicas": None, "front_port": None, "trace_proxy_port": None, "base_port": None,
-                        "timeout": 90, "state_dir": None}})
+                        "otlp_port": None, "tracer": None, "timeout": 90, "state_dir": None}})

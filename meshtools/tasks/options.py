@@ -19,17 +19,24 @@ from meshtools.shared.topology import (
     FRONT_LOCAL_PORT,
     FRONT_URL,
     LOOPBACK,
+    TRACE_PROXY_OTLP_PORT,
     TRACE_PROXY_PORT,
     TRACE_PROXY_URL,
     LocalLayout,
 )
+from meshtools.shared.tracers import DEFAULT_TRACER, TRACERS
 
 MAX_PORT = 65535
 
 NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {DEFAULT_CLUSTER_NAME})"
 FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
 TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
-VARIANT_HELP = "manifests to apply: default (our trace proxy) or upstream-proxy (the seed's)"
+VARIANT_HELP = ("manifests to apply: default (our trace proxy), upstream-proxy (the seed's) or opentelemetry "
+                "(as --tracer opentelemetry)")
+OTLP_PORT_HELP = f"the trace proxy's OTLP/HTTP port on {LOOPBACK}, beside its Zipkin port (default {TRACE_PROXY_OTLP_PORT})"
+TRACER_HELP = (f"the tracer every Envoy runs: zipkin (the seed's, Zipkin v2 JSON) or opentelemetry (OTLP/HTTP, "
+               f"W3C traceparent); default: invoke setting local.tracer (local mesh) or cluster.tracer, "
+               f"else {DEFAULT_TRACER}")
 REBUILD_HELP = ("build without Docker's cache even if an image with this content tag exists, pulling the base "
                 "image afresh when it came from a registry")
 BASE_IMAGE_HELP = (f"image to build from (default: invoke config cluster.base_image, else {default_base_image()}, "
@@ -91,6 +98,14 @@ def port(value, flag: str) -> int | None:
     return whole_number(value, flag, minimum=1, maximum=MAX_PORT)
 
 
+def tracer_from(c, flag: str | None, section: str) -> str:
+    """--tracer, else the invoke setting `<section>.tracer` (local or cluster), else zipkin."""
+    value = flag or (c.config.get(section) or {}).get("tracer") or DEFAULT_TRACER
+    if value not in TRACERS:
+        raise Exit(f"--tracer must be {' or '.join(TRACERS)}, got {value!r}.")
+    return value
+
+
 def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptions:
     """Flags first, then invoke config (`cluster.base_image`, `cluster.build_network`), then the defaults."""
     cfg = c.config.get("cluster") or {}
@@ -106,7 +121,8 @@ def cluster_name(c, name: str | None = None) -> str:
     return name or configured or DEFAULT_CLUSTER_NAME
 
 
-def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> dict[str, int]:
+def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
+                     otlp_port=None) -> dict[str, int]:
     """The layout settings the user chose (flags, then invoke config `local.*`), checked; the rest left out."""
     cfg = c.config.get("local", {})
 
@@ -118,22 +134,23 @@ def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, b
         "front_port": port(chosen(front_port, "front_port"), "--front-port"),
         "trace_proxy_port": port(chosen(trace_proxy_port, "trace_proxy_port"), "--trace-proxy-port"),
         "base_port": port(chosen(base_port, "base_port"), "--base-port"),
+        "otlp_port": port(chosen(otlp_port, "otlp_port"), "--otlp-port"),
     }
     return {key: value for key, value in numbers.items() if value is not None}
 
 
-def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None) -> LocalLayout:
+def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None) -> LocalLayout:
     """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
     try:
-        return LocalLayout(**requested_layout(c, replicas, front_port, trace_proxy_port, base_port))
+        return LocalLayout(**requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port))
     except ValueError as exc:
         raise Exit(f"{exc}.")
 
 
-def mesh_from(c, layout: LocalLayout | None = None) -> LocalMesh:
+def mesh_from(c, layout: LocalLayout | None = None, tracer: str | None = None) -> LocalMesh:
     """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
     state_dir = c.config.get("local", {}).get("state_dir")
-    return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None)
+    return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None, tracer=tracer)
 
 
 def running_mesh(c) -> LocalMesh | None:

@@ -17,8 +17,10 @@ from meshtools.tasks.options import (
     NAME_HELP,
     REBUILD_HELP,
     TRACE_PROXY_PORT_HELP,
+    TRACER_HELP,
     VARIANT_HELP,
     cluster_name,
+    tracer_from,
 )
 
 
@@ -28,10 +30,12 @@ from meshtools.tasks.options import (
     "rebuild": REBUILD_HELP,
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "tracer": TRACER_HELP,
 })
-def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None):
+def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None):
     """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs."""
-    stack.check_variant(variant)  # a bad flag fails before anything is created
+    # A bad flag fails before anything is created.
+    variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     stack.up(cluster_name(c, name), variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)

@@ -17,7 +17,8 @@ import yaml
 
 from meshtools.shared.topology import MANIFESTS_DIR
 
-VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy"}
+VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",
+            "opentelemetry": MANIFESTS_DIR / "opentelemetry"}
 
 SKIPPED = {
     "CKV_K8S_21": "Namespace: the stack goes into the namespace of the kubectl context, in a kind "

@@ -21,6 +21,7 @@ from meshtools.cluster import image
 from meshtools.cluster import kind
 from meshtools.cluster.secret import SECRET_KEY, SECRET_NAME
 from meshtools.cluster.stack import render_kustomization
+from trace_proxy.settings import OTLP_HTTP_PORT
 from meshtools.shared.topology import (
     APP_PORT, DEFAULT_REPLICAS, EGRESS_PORT, ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, FRONT,
     INGRESS_PORT, MANIFESTS_DIR, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_PORT,
@@ -47,6 +48,11 @@ def upstream() -> list[dict]:
     return kustomize(MANIFESTS_DIR / "upstream-proxy")
 
 
+@pytest.fixture(scope="module")
+def opentelemetry() -> list[dict]:
+    return kustomize(MANIFESTS_DIR / "opentelemetry")
+
+
 def find(objects, kind_, name) -> dict:
     matches = [o for o in objects if o["kind"] == kind_ and o["metadata"]["name"] == name]
     assert len(matches) == 1, f"{kind_}/{name}"
@@ -66,7 +72,7 @@ def deployments(objects):
     return [o for o in objects if o["kind"] == "Deployment"]
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry"])
 @pytest.mark.parametrize("k8s", KUBERNETES_VERSIONS)
 def test_every_rendered_object_passes_strict_validation(variant, k8s, request):
     objects = request.getfixturevalue(variant)
@@ -140,7 +146,8 @@ def test_pod_names_become_span_service_names(base):
 def test_services_match_the_names_and_ports_the_envoy_configs_use(base):
     services = {o["metadata"]["name"]: o["spec"] for o in base if o["kind"] == "Service"}
     assert {name: [p["port"] for p in spec["ports"]] for name, spec in services.items()} == {
-        FRONT: [INGRESS_PORT], SERVICE1: [INGRESS_PORT], SERVICE2: [INGRESS_PORT], TRACE_PROXY: [TRACE_PROXY_PORT],
+        FRONT: [INGRESS_PORT], SERVICE1: [INGRESS_PORT], SERVICE2: [INGRESS_PORT],
+        TRACE_PROXY: [TRACE_PROXY_PORT, OTLP_HTTP_PORT],
     }
     # Every DNS name an Envoy config dials is a Service here, on the port it dials.
     for file in ENVOY_CONFIG_FILES.values():
@@ -180,7 +187,7 @@ def test_the_apps_listen_where_their_sidecars_send(base):
         f"http://localhost:{EGRESS_PORT}"
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry"])
 def test_every_container_is_probed_bounded_and_locked_down(variant, request):
     objects = request.getfixturevalue(variant)
     for deployment in deployments(objects):
@@ -206,7 +213,8 @@ def test_every_container_is_probed_bounded_and_locked_down(variant, request):
 def test_the_trace_proxy_reads_an_optional_key_from_the_secret(base):
     proxy = container(base, TRACE_PROXY, TRACE_PROXY)
     assert proxy["image"].startswith(image.IMAGE_NAME + ":")
-    assert proxy["command"] + proxy["args"] == ["trace-proxy", "--host", "0.0.0.0", "--port", str(TRACE_PROXY_PORT)]
+    assert proxy["command"] + proxy["args"] == ["trace-proxy", "--host", "0.0.0.0", "--port", str(TRACE_PROXY_PORT),
+                                                "--otlp-port", str(OTLP_HTTP_PORT)]
     (key,) = [e for e in proxy["env"] if e["name"] == "HONEYCOMB_API_KEY"]
     assert key["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": SECRET_KEY, "optional": True}
     assert proxy["readinessProbe"]["httpGet"]["path"] == "/healthz"
@@ -229,7 +237,7 @@ def test_the_upstream_overlay_swaps_only_the_trace_proxy(base, upstream):
 def test_deploy_sets_the_built_tag_without_touching_committed_files(tmp_path):
     committed = {p: p.read_bytes() for p in MANIFESTS_DIR.rglob("*") if p.is_file()}
     ref = image.image_ref("0123456789ab")
-    for variant in (MANIFESTS_DIR, MANIFESTS_DIR / "upstream-proxy"):
+    for variant in (MANIFESTS_DIR, MANIFESTS_DIR / "upstream-proxy", MANIFESTS_DIR / "opentelemetry"):
         out = tmp_path / variant.name
         out.mkdir()
         objects = kustomize(render_kustomization(out, variant, ref))
@@ -239,8 +247,8 @@ def test_deploy_sets_the_built_tag_without_touching_committed_files(tmp_path):
     assert {p: p.read_bytes() for p in MANIFESTS_DIR.rglob("*") if p.is_file()} == committed
 
 
-def test_no_secret_value_is_committed(base, upstream):
-    assert not [o for o in base + upstream if o["kind"] == "Secret"]
+def test_no_secret_value_is_committed(base, upstream, opentelemetry):
+    assert not [o for o in base + upstream + opentelemetry if o["kind"] == "Secret"]
 
 
 def test_kind_config_is_a_single_node_cluster_named_for_the_project():

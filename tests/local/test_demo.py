@@ -10,6 +10,7 @@ def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
     # The demo has no port flags: invoke's config (here from the environment) moves the ports.
     ports = {"INVOKE_LOCAL_REPLICAS": "1", "INVOKE_LOCAL_FRONT_PORT": str(layout.front_port),
              "INVOKE_LOCAL_TRACE_PROXY_PORT": str(layout.trace_proxy_port),
+             "INVOKE_LOCAL_OTLP_PORT": str(layout.otlp_port),
              "INVOKE_LOCAL_BASE_PORT": str(layout.base_port), "COLUMNS": "120"}
     try:
         first = run_inv("demo", state_dir=tmp_path, env=ports, timeout=180)

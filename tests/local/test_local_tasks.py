@@ -83,6 +83,8 @@ def test_echo_against_nothing_says_what_to_do(tmp_path):
     (["--front-port", "70000"], "--front-port must be between 1 and 65535, got 70000"),
     (["--replicas", "0"], "--replicas must be at least 1"),
     (["--replicas", "three"], "--replicas must be a whole number, got 'three'"),
+    (["--otlp-port", "9411"], "port 9411 would be used twice"),
+    (["--tracer", "jaeger"], "--tracer must be zipkin or opentelemetry, got 'jaeger'."),
 ])
 def test_local_up_refuses_a_layout_that_cannot_work_before_starting_anything(tmp_path, flags, message):
     result = inv("local.up", *flags, state_dir=tmp_path)

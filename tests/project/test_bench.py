@@ -6,6 +6,7 @@ pieces that work on the session mesh or on their own run here.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,3 +144,22 @@ def test_report_lines_fit_100_columns_and_signs_read_plainly(bench, capsys):
 def test_save_to_served_times_inv_dev_from_a_save_to_serving_again(bench, local_mesh):
     (seconds,) = bench.save_to_served(local_mesh, 1)
     assert 0 < seconds < 30
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
+def test_otlp_ingest_is_measured_beside_zipkin_with_forwarding_on(bench, plan, tmp_path):
+    line = bench.ingest_by_encoding(plan, tmp_path)
+    assert line.startswith("Zipkin JSON ") and " · OTLP protobuf " in line, line
+    assert "× Zipkin" in line and "failed" not in line
+
+
+def test_the_otlp_batch_carries_the_same_spans_as_the_zipkin_one(bench):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from trace_proxy.ingest.otlp_spans import convert
+
+    zipkin = bench.span_batch(10)
+    otlp = ExportTraceServiceRequest.FromString(bench.otlp_batch.from_zipkin(zipkin))
+    converted = [s.v2 for s in convert(otlp).spans]
+    expected = json.loads(zipkin)
+    assert [(s["id"], s.get("parentId"), s["name"], s["kind"], s["duration"], s["tags"]) for s in converted] == \
+        [(s["id"], s.get("parentId"), s["name"], s["kind"], s["duration"], s["tags"]) for s in expected]

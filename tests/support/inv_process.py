@@ -16,7 +16,8 @@ INV = [sys.executable, "-m", "invoke"]
 def layout_flags(layout: LocalLayout) -> list[str]:
     """The `inv local.up` options that bring up exactly `layout`."""
     return ["--replicas", str(layout.replicas), "--front-port", str(layout.front_port),
-            "--trace-proxy-port", str(layout.trace_proxy_port), "--base-port", str(layout.base_port)]
+            "--trace-proxy-port", str(layout.trace_proxy_port), "--otlp-port", str(layout.otlp_port),
+            "--base-port", str(layout.base_port)]
 
 
 def _environment(env: Mapping[str, str] | None, environ: Mapping[str, str] | None,

@@ -20,6 +20,8 @@ class Batch:
     raw: bytes  # the body exactly as received
     content_type: str
     content_encoding: str
+    # The body is no Zipkin encoding (OTLP): mirror the parsed spans as Zipkin v2 JSON instead.
+    mirror_as_v2: bool = False
 
 
 class Sink(Protocol):

@@ -1,10 +1,11 @@
 """`--downstream URL`: mirror each request body, unchanged, to another Zipkin collector.
 
 Bodies go out at the same /api/vN/spans path they came in on, with their Content-Type and
-Content-Encoding, from one background thread; a full queue drops (and counts) new bodies.
+Content-Encoding (OTLP bodies as the Zipkin v2 JSON of their spans), from one background thread; a full queue drops (and counts) new bodies.
 """
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -46,8 +47,11 @@ class DownstreamSink:
         if batch.content_encoding and batch.content_encoding != "identity":
             headers["Content-Encoding"] = batch.content_encoding
         url = f"{self.base_url}/api/v{batch.version}/spans"
+        body = batch.raw
+        if batch.mirror_as_v2:  # built here, on this thread: the request never waits for it
+            body = json.dumps([span.v2 for span in batch.spans]).encode()
         try:
-            reply = self._session.post(url, data=batch.raw, headers=headers, timeout=self.timeout)
+            reply = self._session.post(url, data=body, headers=headers, timeout=self.timeout)
             ok, detail = reply.status_code < 300, f"HTTP {reply.status_code}"
         except requests.RequestException as exc:
             ok, detail = False, str(exc)

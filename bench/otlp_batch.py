@@ -1,0 +1,31 @@
+"""The OTLP twin of bench/mesh.py's Zipkin span batch: the same 100 Envoy-shaped spans as an
+OTLP/HTTP protobuf ExportTraceServiceRequest, so both ingest paths are measured on equal work."""
+from __future__ import annotations
+
+import json
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+CONTENT_TYPE = "application/x-protobuf"
+PATH = "/v1/traces"
+_KINDS = {"SERVER": Span.SPAN_KIND_SERVER, "CLIENT": Span.SPAN_KIND_CLIENT}
+
+
+def from_zipkin(body: bytes) -> bytes:
+    """A Zipkin v2 JSON batch (one service) as the OTLP request Envoy's OpenTelemetry tracer would send."""
+    zipkin = json.loads(body)
+    spans = []
+    for z in zipkin:
+        span = Span(trace_id=bytes.fromhex(z["traceId"].zfill(32)), span_id=bytes.fromhex(z["id"]), name=z["name"],
+                    kind=_KINDS[z["kind"]], start_time_unix_nano=z["timestamp"] * 1000,
+                    end_time_unix_nano=(z["timestamp"] + z["duration"]) * 1000,
+                    attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in z["tags"].items()])
+        if z.get("parentId"):
+            span.parent_span_id = bytes.fromhex(z["parentId"])
+        spans.append(span)
+    resource = ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])
+    resource.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=zipkin[0]["localEndpoint"]["serviceName"])))
+    return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString()
