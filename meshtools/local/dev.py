@@ -27,6 +27,7 @@ import yaml
 
 from meshtools.local import envoy_config
 from meshtools.local.mesh import TRACE_PROXY_PROGRAM, LocalMesh
+from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, PROJECT_ROOT, TRACE_PROXY, Instance
 from meshtools.shared.watch import SERVICE_DIR, TRACE_PROXY_DIR, relative, under, watch_changes, watched
 
@@ -122,6 +123,10 @@ class DevLoop:
     def reload_app(self, program: str, health_url: str) -> None:
         """SIGHUP to the app's gunicorn: a new worker with the new code, the old one retired."""
         master = self._info(program)["pid"]
+        if Path("/proc/self").exists() and cmdline_contains(master, "python:service.gunicorn_conf"):
+            # Started before `inv dev` existed: its master holds the old code and would hand it on.
+            raise DevError(f"{program} was started by an older version of the tasks; restart the mesh once "
+                           "(`inv local.down`, then `inv dev`)")
         old = children(master)
         self.mesh._rpc().signalProcess(program, "HUP")
         # The master retires the old worker (it stops accepting, finishes what it serves) as soon
