@@ -53,14 +53,25 @@ def select(logs_dir: Path, names: Iterable[str]) -> list[str]:
     return chosen
 
 
-def read_lines(path: Path, process: str) -> list[LogLine]:
-    """A file's lines with their times; a line without one (a traceback's) takes the line before's."""
-    files = [p for p in (path.with_name(path.name + ".1"), path) if p.exists()]  # the rotated part first
+def sizes(logs_dir: Path, names: Iterable[str]) -> dict[str, int]:
+    """How far each process's log file reaches now: `merged` reads up to here, `follow` goes on from here."""
+    return {name: _size(logs_dir / f"{name}.log") for name in names}
+
+
+def read_lines(path: Path, process: str, upto: int | None = None) -> list[LogLine]:
+    """A file's lines with their times; a line without one (a traceback's) takes the line before's.
+
+    `upto`: read the current file only this far (bytes), the rotated part (NAME.log.1) whole.
+    """
+    parts = [(p, None) for p in (path.with_name(path.name + ".1"),) if p.exists()]
+    if path.exists():
+        parts.append((path, upto))  # the rotated part first
     result: list[LogLine] = []
     pending: list[str] = []
     last = None
-    for file in files:
-        for text in file.read_text(errors="replace").splitlines():
+    for file, limit in parts:
+        data = file.read_bytes() if limit is None else file.read_bytes()[:limit]
+        for text in data.decode(errors="replace").splitlines():
             moment = line_time(text)
             if moment is None:
                 if last is None:
@@ -78,9 +89,13 @@ def read_lines(path: Path, process: str) -> list[LogLine]:
 
 
 def merged(logs_dir: Path, names: Iterable[str], since: datetime | None = None,
-           ids: set[str] | None = None) -> Iterator[LogLine]:
-    """Every line of the chosen processes, in time order; only those since `since` and of `ids`."""
-    streams = [read_lines(logs_dir / f"{name}.log", name) for name in select(logs_dir, names)]
+           ids: set[str] | None = None, upto: dict[str, int] | None = None) -> Iterator[LogLine]:
+    """Every line of the chosen processes, in time order; only those since `since` and of `ids`.
+
+    `upto` (from `sizes`): how far to read each file, so that `follow` takes over from there.
+    """
+    upto = upto or {}
+    streams = [read_lines(logs_dir / f"{name}.log", name, upto.get(name)) for name in select(logs_dir, names)]
     for line in heapq.merge(*streams, key=lambda line: line.time):
         if since is not None and line.time < since:
             continue
@@ -98,12 +113,13 @@ def format_line(line: LogLine, width: int) -> str:
 
 
 def follow(logs_dir: Path, names: list[str], emit: Callable[[LogLine], None], ids: set[str] | None = None,
-           interval: float = 0.2, stop: Callable[[], bool] = lambda: False) -> None:
-    """Emit new lines as the processes write them (from the end of each file now), until `stop()`.
-
-    A file that shrank was rotated by supervisord: it is read again from its start.
+           interval: float = 0.2, stop: Callable[[], bool] = lambda: False,
+           start: dict[str, int] | None = None) -> None:
+    """Emit new lines as the processes write them, from `start` (see `sizes`; default: the ends of
+    the files now), until `stop()`. A file that shrank was rotated by supervisord: it is read
+    again from its start.
     """
-    offsets = {name: _size(logs_dir / f"{name}.log") for name in names}
+    offsets = dict(start) if start is not None else sizes(logs_dir, names)
     partial = {name: "" for name in names}
     while not stop():
         for name in names:

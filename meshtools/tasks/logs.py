@@ -71,8 +71,11 @@ def logs(c, names="", follow=False, since=None, request=None, cluster=False):
     except local_logs.LogsError as exc:
         raise Exit(f"{exc}" if wanted else f"{exc.args[0][:-1]}; `inv logs --cluster` reads the kind cluster's.")
     width = local_logs.prefix_width(chosen)
+    # Where the files end now: the backlog stops here and -f goes on from here, so a line
+    # written while the backlog prints is neither lost nor shown twice.
+    ends = local_logs.sizes(logs_dir, chosen)
     shown = 0
-    for line in local_logs.merged(logs_dir, chosen, moment, ids):
+    for line in local_logs.merged(logs_dir, chosen, moment, ids, upto=ends):
         emit(local_logs.format_line(line, width))
         shown += 1
     if not follow:
@@ -80,7 +83,8 @@ def logs(c, names="", follow=False, since=None, request=None, cluster=False):
             raise Exit(f"No log line mentions {request.strip()}; is it an x-request-id or a trace id of this mesh?")
         return
     try:
-        local_logs.follow(logs_dir, chosen, lambda line: emit(local_logs.format_line(line, width)), ids)
+        local_logs.follow(logs_dir, chosen, lambda line: emit(local_logs.format_line(line, width)), ids,
+                          start=ends)
     except KeyboardInterrupt:
         pass
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -138,14 +138,14 @@ def test_traces_id_logs_prints_the_request_s_lines_under_its_waterfall(local_mes
 
 def test_follow_prints_new_lines_as_they_are_written(local_mesh):
     with started_inv("logs", "service2-0-app", "-f", state_dir=local_mesh.state_dir) as follower:
-        time.sleep(0.5)  # let it reach the ends of the files before the request (it prints the backlog first)
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(iter(follower.stdout.readline, "")), daemon=True)
+        reader.start()
+        # Sent while the backlog may still be printing: -f goes on from where the backlog ended.
         request_id = request_id_of(inv(local_mesh, "echo", "--name", "follow"))
-        seen = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and sum(request_id in line for line in seen) < 5:
-            seen.append(follower.stdout.readline())
-        assert sum(request_id in line for line in seen) >= 5  # service2's five /stage calls
-        assert all(line.startswith("service2-0-app | ") for line in seen if line.strip())
+        wait_for(lambda: sum(request_id in line for line in list(seen)) >= 5, 20,
+                 "service2's five /stage lines of the request, followed")
+        assert all(line.startswith("service2-0-app | ") for line in list(seen) if line.strip())
 
 
 @pytest.mark.parametrize("args, message", [
