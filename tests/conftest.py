@@ -38,6 +38,10 @@ def local_mesh(tmp_path_factory):
 
 def pytest_addoption(parser):
     parser.addoption(
+        "--screenshots", metavar="DIR",
+        help="web UI browser tests: write the README's screenshots to DIR (e.g. docs)",
+    )
+    parser.addoption(
         "--keep-cluster", action="store_true",
         help="cluster e2e tests (-m cluster): leave the kind cluster running afterwards, so the next run reuses it",
     )

@@ -8,10 +8,12 @@ from dataclasses import replace
 from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, OTLP_HTTP_PORT, Settings, SettingsError
 
 DESCRIPTION = """\
-Zipkin-compatible trace proxy: accepts Zipkin v1/v2 JSON spans on /api/v1/spans and
-/api/v2/spans and OTLP/HTTP spans (protobuf or JSON) on /v1/traces, keeps them in a bounded local store served by Zipkin's query API
-(/api/v2/services, /api/v2/spans, /api/v2/traces, /api/v2/trace/ID) and forwards them to
-Honeycomb when a write key is configured. Also serves /healthz and /metrics (JSON counts).
+Zipkin-compatible trace proxy: accepts Zipkin spans (v2 JSON or protobuf, v1 JSON or Thrift) on /api/v2/spans and /api/v1/spans
+and OTLP/HTTP spans (protobuf or JSON) on /v1/traces, keeps them in a
+bounded local store served by Zipkin's query API (services, spans, remoteServices, traces,
+trace/ID, traceMany, dependencies, autocompleteKeys/Values under /api/v2) and a web UI at
+/, and forwards them to Honeycomb when a write key is configured. Also serves /healthz,
+/metrics (Prometheus text) and /metrics.json (the same counts as JSON).
 """
 
 EPILOG = """\
@@ -19,7 +21,8 @@ The Honeycomb write key is read from the environment (HONEYCOMB_API_KEY, or the 
 HONEYCOMB_WRITEKEY) or from --writekey-file, never from the command line, so it cannot
 show in process listings. Without a key spans stay local.
 Environment: HONEYCOMB_DATASET (default %s),
-HONEYCOMB_API_HOST (default %s; https://api.eu1.honeycomb.io/ for the EU).
+HONEYCOMB_API_HOST (default %s; https://api.eu1.honeycomb.io/ for the EU),
+AUTOCOMPLETE_KEYS (tag keys for /api/v2/autocompleteValues, comma separated).
 """ % (DEFAULT_DATASET, DEFAULT_API_HOST)
 
 
@@ -61,6 +64,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and 3600 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = Settings()
     p = argparse.ArgumentParser(prog="trace-proxy", description=DESCRIPTION, epilog=EPILOG,
@@ -95,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"counted (default {defaults.honeycomb_backlog})")
     p.add_argument("--downstream-queue", type=_positive, metavar="N",
                    help=f"request bodies waiting for --downstream before new ones are dropped (default {defaults.downstream_queue})")
+    p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
+                   help="a trace with its root and every parent is listed as whole once no span has arrived "
+                        f"for it for this long (default {defaults.settle_seconds:g})")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"request threads in the single gunicorn worker (default {defaults.threads})")
     return p
@@ -109,6 +125,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
+        settle_seconds=args.settle_seconds,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))

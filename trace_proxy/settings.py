@@ -16,6 +16,13 @@ OTLP_HTTP_PORT = 4318  # OTLP/HTTP's default port: /v1/traces is served here as 
 DEFAULT_DATASET = "examples.kubernetes.envoy-traces"  # the seed's dataset
 DEFAULT_API_HOST = "https://api.honeycomb.io/"
 KEY_VARIABLES = ("HONEYCOMB_API_KEY", "HONEYCOMB_WRITEKEY")
+# Quiet time after which a trace with its root and every parent counts as whole (store/wholeness.py).
+DEFAULT_SETTLE_SECONDS = 1.0
+# How long a trace may go without its root before its root counts as lost: longer than the
+# front's 15 s route timeout, after which no request is still running (store/wholeness.py).
+DEFAULT_ROOT_WAIT_SECONDS = 20.0
+# Tag keys offered for value autocompletion (Zipkin's AUTOCOMPLETE_KEYS); the mesh's Envoy tags.
+DEFAULT_AUTOCOMPLETE_KEYS = ("http.method", "http.status_code", "upstream_cluster", "response_flags", "error")
 
 
 class SettingsError(ValueError):
@@ -41,6 +48,9 @@ class Settings:
     # are dropped (and counted), so an unreachable backend cannot grow memory.
     honeycomb_backlog: int = 10_000
     downstream_queue: int = 1_000
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
+    autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -50,6 +60,8 @@ class Settings:
             "dataset": env.get("HONEYCOMB_DATASET", "").strip() or DEFAULT_DATASET,
             "api_host": env.get("HONEYCOMB_API_HOST", "").strip() or DEFAULT_API_HOST,
         }
+        if env.get("AUTOCOMPLETE_KEYS", "").strip():  # Zipkin's variable, comma separated
+            values["autocomplete_keys"] = tuple(k.strip() for k in env["AUTOCOMPLETE_KEYS"].split(",") if k.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -17,17 +17,17 @@ from invoke.exceptions import Exit, UnexpectedExit
 
 from meshtools.cluster import forward as port_forward
 from meshtools.cluster import stack
-from meshtools.cluster.kubectl import Kubectl
+from meshtools.cluster.target import Target
 from meshtools.cluster.state import state_dir
 from meshtools.shared.net import accepts_connections
-from meshtools.shared.topology import FRONT, LOOPBACK, TRACE_PROXY
+from meshtools.shared.topology import FRONT, LOOPBACK, TRACE_PROXY, ZIPKIN_UI
 from meshtools.shared.readiness import wait_until
 from meshtools.shared.watch import relative, watch_changes, watched
 
 SERVING_TIMEOUT = 60.0
 
 
-def apply(cluster: str, paths: Iterable[Path], saved_at: float | None = None) -> str | None:
+def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None) -> str | None:
     """Build, load and deploy for `paths`; the one line to print (None when nothing watched changed)."""
     changed = sorted(p for p in set(paths) if watched(p))
     if not changed:
@@ -37,12 +37,13 @@ def apply(cluster: str, paths: Iterable[Path], saved_at: float | None = None) ->
     ports = {f.service: f.local_port for f, _ in port_forward.status(state_dir())}
     try:
         started = time.monotonic()
-        ref = stack.build(cluster)
+        ref = stack.build(target)
         built = time.monotonic()
-        stack.deploy(cluster, forward=False)
+        stack.deploy(target, forward=False)
         deployed = time.monotonic()
         if ports:
-            stack.start_forwards(Kubectl(cluster), ports.get(FRONT), ports.get(TRACE_PROXY))
+            stack.forward(target, front_port=ports.get(FRONT), trace_proxy_port=ports.get(TRACE_PROXY),
+                          zipkin_ui_port=ports.get(ZIPKIN_UI))
             front = ports.get(FRONT)
             if front and not wait_until(lambda: accepts_connections(LOOPBACK, front), SERVING_TIMEOUT):
                 raise Exit(f"the forward to front-envoy on {LOOPBACK}:{front} did not answer")
@@ -53,9 +54,9 @@ def apply(cluster: str, paths: Iterable[Path], saved_at: float | None = None) ->
             f"in {deployed - built:.1f} s; new pods serving {time.time() - saved_at:.1f} s after the save")
 
 
-def watch(cluster: str, emit: Callable[[str], None], stop_event=None) -> None:
+def watch(target: Target, emit: Callable[[str], None], stop_event=None) -> None:
     for paths, saved_at in watch_changes(stop_event):
-        line = apply(cluster, paths, saved_at)
+        line = apply(target, paths, saved_at)
         if line:
             emit(f"{time.strftime('%H:%M:%S')} {line}")
 

@@ -34,6 +34,7 @@ class Forward:
     remote_port: int
     pid: int = 0
     context: str = ""
+    namespace: str = ""  # empty: the context's default
 
 
 def default_forwards(front_port: int | None = None, trace_proxy_port: int | None = None) -> list[Forward]:
@@ -96,7 +97,8 @@ def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: f
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            started.append(Forward(forward.service, forward.local_port, forward.remote_port, process.pid, kubectl.context))
+            started.append(Forward(forward.service, forward.local_port, forward.remote_port, process.pid, kubectl.context,
+                                   kubectl.namespace or ""))
             _write(directory, started)
             _wait_until_answering(process, forward, log, timeout)
     except BaseException:

@@ -1,4 +1,5 @@
-"""kubectl, always against one kind cluster's context (`--context kind-NAME`).
+"""kubectl, always against one named context: the kind cluster's (`--context kind-NAME`) or
+a shared cluster's that the guard in meshtools.cluster.target let through, with its namespace.
 
 A developer whose current context points at production can run every task: no call here
 relies on the current context, and `restore_current_context` undoes the switch that
@@ -18,12 +19,18 @@ ROLLOUT_TIMEOUT = "180s"
 
 
 class Kubectl:
-    def __init__(self, cluster: str):
+    """kubectl bound to a context and, when given, a namespace: every call carries both."""
+
+    def __init__(self, cluster: str | None = None, *, context: str | None = None, namespace: str | None = None):
+        if not (cluster or context):
+            raise ValueError("Kubectl needs a kind cluster name or a context")
         self.cluster = cluster
-        self.context = context_name(cluster)
+        self.context = context or context_name(cluster)
+        self.namespace = namespace
 
     def argv(self, *args: str) -> list[str]:
-        return ["kubectl", "--context", self.context, *args]
+        scope = ["--namespace", self.namespace] if self.namespace else []
+        return ["kubectl", "--context", self.context, *scope, *args]
 
     def run(self, *args: str, input: str | None = None, capture: bool = False, check: bool = True, timeout=None):
         return run(self.argv(*args), input=input, capture=capture, check=check, timeout=timeout)
@@ -42,6 +49,14 @@ class Kubectl:
 
     def exists(self, kind: str, name: str) -> bool:
         return self.ok("get", kind, name, "-o", "name")
+
+    def server(self) -> str | None:
+        """The API server URL of the context, from the kubeconfig; None when it has no such context."""
+        result = self.run("config", "view", "--minify", "--output=jsonpath={.clusters[0].cluster.server}",
+                          capture=True, check=False, timeout=30)
+        if result.returncode != 0:
+            return None
+        return result.stdout.strip() or None
 
     def use_context(self, context: str) -> None:
         self.run("config", "use-context", context, capture=True)

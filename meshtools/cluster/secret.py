@@ -13,7 +13,10 @@ import getpass
 import os
 import sys
 
+import yaml
+
 from meshtools.cluster.kubectl import Kubectl
+from meshtools.cluster.target import STACK_LABELS
 from meshtools.shared.topology import TRACE_PROXY
 from trace_proxy.settings import KEY_VARIABLES
 
@@ -51,9 +54,16 @@ def apply_secret(kubectl: Kubectl, key: str) -> bool:
         f"--from-file={SECRET_KEY}=/dev/stdin", "--dry-run=client", "--output=yaml",
         input=key, capture=True,
     ).stdout
-    applied = kubectl.run("apply", "-f", "-", input=rendered, capture=True).stdout
+    applied = kubectl.run("apply", "-f", "-", input=labelled(rendered), capture=True).stdout
     # `secret/NAME created|configured|unchanged`; anything unexpected counts as a change.
     return "unchanged" not in applied.split()
+
+
+def labelled(rendered: str) -> str:
+    """The rendered Secret with the stack's labels, so `inv down` on a shared cluster removes it too."""
+    secret = yaml.safe_load(rendered)
+    secret.setdefault("metadata", {}).setdefault("labels", {}).update(STACK_LABELS)
+    return yaml.safe_dump(secret, sort_keys=False)
 
 
 def secret_exists(kubectl: Kubectl) -> bool:

@@ -17,10 +17,12 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools.cluster import forward as port_forward
-from meshtools.cluster import image, kind, lock
+from meshtools.cluster import image, kind, lock, registry
 from meshtools.cluster import secret as secrets
+from meshtools.cluster import remote
 from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
 from meshtools.cluster.state import state_dir
+from meshtools.cluster.target import STACK_LABELS, STACK_SELECTOR, Target
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.shared.tracers import OPENTELEMETRY, ZIPKIN
 from meshtools.shared.topology import (
@@ -31,7 +33,10 @@ from meshtools.shared.topology import (
     SERVICE1,
     SERVICE2,
     TRACE_PROXY,
+    TRACE_PROXY_PORT,
     TRACE_PROXY_URL,
+    ZIPKIN_UI,
+    ZIPKIN_UI_LOCAL_PORT,
 )
 
 console = Console(highlight=False, soft_wrap=True)  # no inserted line breaks: commands stay copyable
@@ -41,7 +46,12 @@ VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
     OPENTELEMETRY: MANIFESTS_DIR / OPENTELEMETRY,  # our trace proxy, Envoy's OpenTelemetry tracer
+    "zipkin-ui": MANIFESTS_DIR / "zipkin-ui",  # our trace proxy mirroring spans to the real Zipkin
 }
+# Deployments a variant adds to the default ones, rolled out after them.
+VARIANT_DEPLOYMENTS = {"zipkin-ui": (ZIPKIN_UI,)}
+# Added to the overlay on a shared cluster only (kind runs the stack alone).
+SHARED_CLUSTER_COMPONENT = MANIFESTS_DIR / "shared-cluster"
 # Rolled out in dependency order, so a slow one is named in the error.
 DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
 
@@ -78,16 +88,40 @@ def create_cluster(cluster: str) -> Kubectl:
     return kubectl
 
 
-def build_image(cluster: str, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
-    """Build the image unless one with this content tag exists, load it into the cluster; its ref."""
+def build_image(cluster: str | None, options: image.BuildOptions = image.BuildOptions(), load: bool = True,
+                to_registry: str | None = None) -> str:
+    """Build the image unless one with this content tag exists; its ref where the cluster gets it.
+
+    With `to_registry` it is pushed there (the cluster pulls it; no kind load), else, with
+    `load`, loaded into the kind cluster.
+    """
     ref, built = image.ensure_built(options=options)
     if not built:
         console.print(f"{ref} is up to date with the sources and base image; reusing it.")
+    image.record(ref)
+    if to_registry:
+        pushed = registry.push(ref, to_registry, say=console.print)
+        registry.record(to_registry, pushed)
+        return pushed.ref
     if load:
         kind.load_image(ref, cluster)
-    image.record(ref)
     console.print(ref)
     return ref
+
+
+def ensure_namespace(kubectl: Kubectl) -> bool:
+    """Create the kubectl's namespace, labelled as the stack's, unless it exists; True when created now.
+
+    An existing namespace is left exactly as it is (no labels added): it may be someone else's.
+    """
+    if not kubectl.namespace or kubectl.exists("namespace", kubectl.namespace):
+        return False
+    kubectl.run("create", "-f", "-", capture=True, input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": kubectl.namespace, "labels": dict(STACK_LABELS)},
+    }, sort_keys=False))
+    console.print(f"Created namespace {kubectl.namespace}.")
+    return True
 
 
 def put_secret(kubectl: Kubectl, keep_existing: bool = False) -> bool:
@@ -111,38 +145,58 @@ def put_secret(kubectl: Kubectl, keep_existing: bool = False) -> bool:
     return True
 
 
-def render_kustomization(directory: Path, variant_dir: Path, ref: str) -> Path:
-    """A throwaway kustomization over the committed one that only sets the image tag."""
+def render_kustomization(directory: Path, variant_dir: Path, ref: str, namespace: str | None = None,
+                         shared: bool = False) -> Path:
+    """A throwaway kustomization over the committed one: the image, the stack's labels, the namespace,
+    and on a `shared` cluster the manifests/shared-cluster component (a NetworkPolicy).
+
+    The labels go on every object and pod (not on selectors, which a Deployment cannot change),
+    so `inv down` on a shared cluster finds exactly what the tasks created.
+    """
     name, tag = ref.rsplit(":", 1)
-    (directory / "kustomization.yaml").write_text(yaml.safe_dump({
+    overlay = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         # kustomize only accepts relative paths to other kustomizations.
         "resources": [os.path.relpath(variant_dir, directory)],
+        "labels": [{"pairs": dict(STACK_LABELS), "includeTemplates": True}],
         "images": [{"name": image.IMAGE_NAME, "newName": name, "newTag": tag}],
-    }, sort_keys=False))
+    }
+    if namespace:
+        overlay["namespace"] = namespace
+    if shared:
+        overlay["components"] = [os.path.relpath(SHARED_CLUSTER_COMPONENT, directory)]
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     return directory
 
 
-def roll_out(kubectl: Kubectl, variant: str, ref: str) -> None:
+def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False) -> None:
     """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods."""
     with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
-        kubectl.apply_kustomization(render_kustomization(Path(tmp), VARIANTS[variant], ref))
-    for deployment in DEPLOYMENTS:
+        overlay = render_kustomization(Path(tmp), VARIANTS[variant], ref, kubectl.namespace, shared)
+        kubectl.apply_kustomization(overlay)
+    for deployment in DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
         kubectl.rollout_status(deployment)
     kubectl.run("get", "pods")
 
 
 def start_forwards(
-    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None
+    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None,
+    zipkin_ui_port: int | None = None,
 ) -> list[port_forward.Forward]:
+    wanted = port_forward.default_forwards(front_port, trace_proxy_port)
+    if kubectl.exists("service", ZIPKIN_UI):  # the zipkin-ui variant is deployed
+        wanted.append(port_forward.Forward(ZIPKIN_UI, zipkin_ui_port or ZIPKIN_UI_LOCAL_PORT, TRACE_PROXY_PORT))
     # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
     with sigterm_as_interrupt():
-        forwards = port_forward.start(
-            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
-        )
+        forwards = port_forward.start(kubectl, wanted, state_dir())
     for f in forwards:
         console.print(f"Forwarding {LOOPBACK}:{f.local_port} → svc/{f.service}:{f.remote_port}")
+    ports = {f.service: f.local_port for f in forwards}
+    if TRACE_PROXY in ports:
+        console.print(f"Traces in your browser: http://{LOOPBACK}:{ports[TRACE_PROXY]}/")
+    if ZIPKIN_UI in ports:
+        console.print(f"Zipkin's own UI: http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/")
     if not front_port and not trace_proxy_port:
         console.print(f"Try: inv echo --name friend   (or curl {FRONT_URL}/echo/friend; spans: {TRACE_PROXY_URL})")
     return forwards
@@ -155,7 +209,8 @@ def stop_forwards() -> list[port_forward.Forward]:
     return stopped
 
 
-def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bool) -> list[str]:
+def summary(cluster_name: str | None, forwards: list[port_forward.Forward], has_key: bool,
+            target: Target | None = None) -> list[str]:
     """What `inv up` leaves running and where, as lines for the terminal."""
     ports = {f.service: f.local_port for f in forwards}
     front_url = f"http://{LOOPBACK}:{ports[FRONT]}" if FRONT in ports else FRONT_URL
@@ -167,31 +222,72 @@ def summary(cluster_name: str, forwards: list[port_forward.Forward], has_key: bo
         f"the trace proxy also sends them to Honeycomb (key in Secret {secrets.SECRET_NAME})"
         if has_key else "no Honeycomb key, so they stay in the trace proxy (set HONEYCOMB_API_KEY, then `inv secret`)"
     )
+    if target is None or target.is_kind:
+        where = f"Running on kind cluster {cluster_name!r} (kubectl --context {Kubectl(cluster_name).context}):"
+        scope = ""
+    else:
+        where = f"Running in namespace {target.namespace} of context {target.context} (image from {target.registry}):"
+        scope = f" --context {target.context} --namespace {target.namespace}"
     return [
-        f"Running on kind cluster {cluster_name!r} (kubectl --context {Kubectl(cluster_name).context}):",
+        where,
         f"  front-envoy   {front_url}   try: inv echo --name friend{echo_url}",
         f"  trace proxy   {proxy_url}   Zipkin API: {proxy_url}/api/v2/traces",
-        f"  traces: inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
-        "  status: inv cluster.status · stop everything: inv down",
+        f"  traces: {proxy_url}/ in your browser, or inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
+        *([f"  Zipkin UI     http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/   (the real Zipkin, fed by the trace proxy)"]
+          if ZIPKIN_UI in ports else []),
+        f"  status: inv cluster.status{scope} · stop everything: inv down{scope}",
     ]
 
 
-# Entry points: check what the step needs, then run it.
+# Entry points: check what the step needs, then run it. Each takes the Target the flags name
+# (meshtools.cluster.target.resolve has already applied the guard).
 
-def up(cluster: str, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
+def open_target(target: Target) -> Kubectl:
+    """kubectl for a target that exists: the kind cluster, or a shared cluster named on screen first."""
+    if not target.is_kind:
+        return remote.connect(target)
+    kind.require_tools("kind", "kubectl")
+    kind.require_cluster(target.cluster)
+    return Kubectl(target.cluster, namespace=target.namespace)
+
+
+def image_for(target: Target) -> str:
+    """The ref to deploy: the one pushed to the target's registry, else the one loaded into kind."""
+    if target.registry:
+        ref = registry.last_pushed(target.registry)
+        if not ref:
+            raise Exit(f"No image pushed to {target.registry} yet: run `inv build --registry {target.registry}` first.")
+        return ref
+    if not target.is_kind:
+        remote.require_registry(target)
+    ref = image.last_built()
+    if not ref:
+        raise Exit("No image built yet: run `inv build` first (or `inv build deploy`).")
+    return ref
+
+
+def up(target: Target, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
        front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
-    kind.preflight()
-    kubectl = create_cluster(cluster)  # from here on the cluster exists
-    ref = build_image(cluster, build_options)
+    if target.is_kind:
+        kind.preflight()
+        create_cluster(target.cluster)  # from here on the cluster exists
+        kubectl = Kubectl(target.cluster, namespace=target.namespace)
+    else:
+        remote.require_registry(target)
+        kind.require_tools("docker", "kubectl")
+        kind.require_docker_daemon()
+        kubectl = remote.connect(target)  # says where, before anything changes
+    ref = build_image(target.cluster, build_options, to_registry=target.registry)
+    ensure_namespace(kubectl)
     # A key in the environment replaces the stored one (as `inv secret`); without one, an
     # existing Secret is kept and the prompt comes only when there is none.
     has_key = put_secret(kubectl, keep_existing=not secrets.key_from_env())
-    roll_out(kubectl, variant, ref)
+    roll_out(kubectl, variant, ref, shared=not target.is_kind)
     forwards = start_forwards(kubectl, front_port, trace_proxy_port)
     console.print()
-    for line in summary(cluster, forwards, has_key):
+    for line in summary(target.cluster, forwards, has_key, target):
         console.print(line)
 
 
@@ -206,8 +302,25 @@ def cluster_up(cluster: str) -> None:
     console.print(f"Cluster {cluster!r} is ready (context {kubectl.context}). Next: inv build deploy")
 
 
-def down(cluster: str) -> None:
-    """Stop the port-forwards and delete the cluster; fine when it does not exist.
+def down(target: Target) -> None:
+    """Stop the port-forwards, then remove the stack: the kind cluster, or on a shared cluster the
+    labelled objects in the namespace (never a cluster the tasks did not create)."""
+    if target.is_kind:
+        delete_kind_cluster(target.cluster)
+        return
+    stop_forwards()
+    kubectl = remote.connect(target)
+    deleted = remote.delete_stack(kubectl)
+    for name in deleted:
+        console.print(f"Deleted {name}.")
+    if not deleted:
+        console.print(f"Nothing of the stack in namespace {target.namespace}; nothing to delete.")
+    console.print(f"Namespace {target.namespace} stays (it may hold other things): "
+                  f"`kubectl --context {target.context} delete namespace {target.namespace}` removes it.")
+
+
+def delete_kind_cluster(cluster: str) -> None:
+    """Stop the port-forwards and delete the kind cluster; fine when it does not exist.
 
     No cluster (or no kind or docker, so there can be none) is not an error; a stopped Docker
     daemon is, since the cluster may still exist and come back with Docker.
@@ -229,8 +342,30 @@ def down(cluster: str) -> None:
         console.print(f"No cluster {cluster!r}; nothing to delete.")
 
 
-def status(cluster: str) -> None:
-    """The cluster, its node, the pods and the port-forwards; Exit(3) when there is no cluster."""
+def status(target: Target) -> None:
+    """Where the stack runs, its pods and the port-forwards; Exit(3) when there is nothing."""
+    if target.is_kind:
+        kubectl = kind_status(target)
+        pods = ()
+    else:
+        kubectl = remote.connect(target)
+        if not remote.deployed(kubectl):
+            console.print(f"Nothing of the stack in namespace {target.namespace} (`inv deploy --context "
+                          f"{target.context} --namespace {target.namespace}` puts it there).")
+            raise Exit(code=NOT_RUNNING)
+        pods = ("--selector", STACK_SELECTOR)  # only the stack's: others may share the namespace
+    console.print("[bold]Pods[/]")
+    kubectl.run("get", "pods", *pods)
+    forwards = port_forward.status(state_dir())
+    console.print("[bold]Forwarded[/]" if forwards else "Nothing forwarded (`inv forward`).")
+    for forward, up_ in forwards:
+        state = "answering" if up_ else "[red]not running[/] (`inv forward` restarts it)"
+        console.print(f"  {LOOPBACK}:{forward.local_port} → svc/{forward.service}:{forward.remote_port}  {state}")
+
+
+def kind_status(target: Target) -> Kubectl:
+    """The kind cluster and its node; Exit(3) when there is none."""
+    cluster = target.cluster
     missing = kind.missing_runtime()
     if missing:
         console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r} "
@@ -243,27 +378,28 @@ def status(cluster: str) -> None:
         console.print(f"No cluster {cluster!r} (`inv cluster.up` creates it).")
         raise Exit(code=NOT_RUNNING)
     kind.require_tools("kubectl")
-    kubectl = Kubectl(cluster)
+    kubectl = Kubectl(cluster, namespace=target.namespace)
     console.print(f"[bold]Cluster[/] {cluster} (context {kubectl.context})")
     kubectl.run("get", "nodes")
-    console.print("[bold]Pods[/]")
-    kubectl.run("get", "pods")
-    forwards = port_forward.status(state_dir())
-    console.print("[bold]Forwarded[/]" if forwards else "Nothing forwarded (`inv forward`).")
-    for forward, up_ in forwards:
-        state = "answering" if up_ else "[red]not running[/] (`inv forward` restarts it)"
-        console.print(f"  {LOOPBACK}:{forward.local_port} → svc/{forward.service}:{forward.remote_port}  {state}")
+    return kubectl
 
 
-def build(cluster: str, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
-    """Build (needs only Docker) and, with `load`, load into the cluster (needs kind and the cluster too)."""
-    # Every missing tool in one message; without kind, building alone still works.
-    kind.require_tools("docker", *(["kind"] if load else []),
-                       otherwise="or build without loading it into kind: inv build --no-load" if load else "")
+def build(target: Target, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
+    """Build (needs only Docker); push it to the target's registry, or with `load` load it into the
+    kind cluster (needs kind and the cluster too)."""
+    # Every missing tool in one message; without kind, building alone (or for a registry) still works.
+    into_kind = load and not target.registry and target.is_kind
+    kind.require_tools("docker", *(["kind"] if into_kind else []),
+                       otherwise="or build without loading it into kind: inv build --no-load" if into_kind else "")
+    if target.registry:  # the cluster pulls it: no kind and no cluster needed to build and push
+        kind.require_docker_daemon()
+        return build_image(None, options, load=False, to_registry=target.registry)
+    if not target.is_kind:
+        remote.require_registry(target)
     kind.require_docker_daemon()
     if load:
-        kind.require_cluster(cluster)
-    return build_image(cluster, options, load)
+        kind.require_cluster(target.cluster)
+    return build_image(target.cluster, options, load)
 
 
 def relock() -> None:
@@ -271,32 +407,31 @@ def relock() -> None:
     console.print(f"Pinned {len(pins)} packages in {lock.LOCK_FILE}; the next `inv build` makes an image with them.")
 
 
-def deploy(cluster: str, variant: str = "default", forward: bool = True) -> None:
+def deploy(target: Target, variant: str = "default", forward: bool = True) -> None:
     check_variant(variant)
-    kind.require_tools("kind", "kubectl")
-    kind.require_cluster(cluster)
-    ref = image.last_built()
-    if not ref:
-        raise Exit("No image built yet: run `inv build` first (or `inv build deploy`).")
-    kubectl = Kubectl(cluster)
+    if target.is_kind:
+        kubectl = open_target(target)
+        ref = image_for(target)
+    else:  # on a shared cluster, nothing is called before the image is known
+        ref = image_for(target)
+        kubectl = open_target(target)
+    ensure_namespace(kubectl)
     put_secret(kubectl, keep_existing=True)
-    roll_out(kubectl, variant, ref)
+    roll_out(kubectl, variant, ref, shared=not target.is_kind)
     if forward:
         start_forwards(kubectl)
 
 
-def secret(cluster: str) -> None:
-    kind.require_tools("kind", "kubectl")
-    kind.require_cluster(cluster)
-    put_secret(Kubectl(cluster))
+def secret(target: Target) -> None:
+    kubectl = open_target(target)
+    ensure_namespace(kubectl)
+    put_secret(kubectl)
 
 
-def forward(cluster: str, stop: bool = False, front_port: int | None = None,
-            trace_proxy_port: int | None = None) -> None:
+def forward(target: Target, stop: bool = False, front_port: int | None = None,
+            trace_proxy_port: int | None = None, zipkin_ui_port: int | None = None) -> None:
     if stop:
         if not stop_forwards():
             console.print("No port-forwards were running.")
         return
-    kind.require_tools("kind", "kubectl")
-    kind.require_cluster(cluster)
-    start_forwards(Kubectl(cluster), front_port, trace_proxy_port)
+    start_forwards(open_target(target), front_port, trace_proxy_port, zipkin_ui_port)

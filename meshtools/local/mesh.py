@@ -148,12 +148,15 @@ class LocalMesh:
     """One local mesh, identified by its state directory (config, socket, logs)."""
 
     def __init__(self, layout: LocalLayout | None = None, state_dir: Path | None = None,
-                 service_env: dict[str, str] | None = None, tracer: str | None = None):
+                 service_env: dict[str, str] | None = None, tracer: str | None = None,
+                 zipkin_encoding: str | None = None):
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
         self.layout = layout or self._saved_layout() or LocalLayout()
         self.service_env = dict(service_env or {})
         # The tracer every Envoy runs: given, else the one this mesh was started with.
         self.tracer = tracers.check(tracer or self._saved_tracer() or tracers.DEFAULT_TRACER)
+        # None: the manifests' own (HTTP_JSON); "HTTP_PROTO" has every Zipkin tracer send protobuf.
+        self.zipkin_encoding = zipkin_encoding
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -295,7 +298,7 @@ class LocalMesh:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         progs = programs(self.layout, self.envoy_dir, self.service_env)
         for instance in self.layout.envoys:
-            envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer)
+            envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))
         self.layout_path.write_text(json.dumps(asdict(self.layout)))
         self.tracer_path.write_text(self.tracer + "\n")

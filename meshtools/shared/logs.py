@@ -53,7 +53,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 def since_seconds(moment: datetime, now: datetime | None = None) -> int:
     """Whole seconds from `moment` to now, at least 1: kubectl's --since wants a duration."""
     now = now or datetime.now(timezone.utc)
-    return max(1, int((now - moment).total_seconds() + 0.999))
+    return max(1, round((now - moment).total_seconds()))
 
 
 def mentions(text: str, ids: set[str]) -> bool:

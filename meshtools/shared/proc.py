@@ -57,8 +57,8 @@ def describe(argv: Sequence[str]) -> str:
     words, skip = [], False
     for arg in argv[1:]:
         if skip or arg.startswith("-"):
-            # `--context kind-NAME` is the only flag placed before a subcommand.
-            skip = arg == "--context"
+            # `--context NAME` and `--namespace NS` are the only flags placed before a subcommand.
+            skip = arg in ("--context", "--namespace")
             continue
         words.append(arg)
     return " ".join([argv[0], *words[:2]])

@@ -1,9 +1,11 @@
-"""The kind cluster target: `inv cluster.up`, `inv build deploy`, then `inv echo`/`load`/`traces`.
+"""The cluster target: `inv cluster.up`, `inv build deploy`, then `inv echo`/`load`/`traces`.
 
 `cluster.up|down|status` form the `cluster` collection; `build`, `deploy`, `secret` and
 `forward` are top-level tasks (tasks.py adds them). The cluster name resolves as
---name flag → invoke config `cluster.name` → envoy-tracing. The work is in
-meshtools.cluster.stack, whose steps `inv up` (tasks/stack.py) runs in a row.
+--name flag → invoke config `cluster.name` → envoy-tracing. With --context (and --registry,
+--namespace) the same tasks act on a shared cluster instead, behind the guard in
+meshtools.cluster.target. The work is in meshtools.cluster.stack, whose steps `inv up`
+(tasks/stack.py) runs in a row.
 """
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from meshtools.tasks.options import (
     FRONT_PORT_HELP,
     NAME_HELP,
     REBUILD_HELP,
+    REGISTRY_HELP,
+    TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
     VARIANT_HELP,
+    ZIPKIN_UI_PORT_HELP,
     cluster_name,
+    target_from,
     tracer_from,
 )
 
@@ -40,17 +46,18 @@ def down(c, name=None):
     be none). Exits 1 when Docker's daemon is stopped: the cluster may still exist and come back
     with Docker, so start Docker and run it again.
     """
-    stack.down(cluster_name(c, name))
+    stack.delete_kind_cluster(cluster_name(c, name))
 
 
-@task(help={"name": NAME_HELP})
-def status(c, name=None):
-    """Show the cluster, its node, the pods and what is port-forwarded.
+@task(help={"name": NAME_HELP, **TARGET_HELP})
+def status(c, name=None, context=None, namespace=None, allow_context=False):
+    """Show the cluster (or the shared cluster's namespace), the pods and what is port-forwarded.
 
     Exits 3 when the cluster does not exist or is not running (also when kind or docker is not
-    installed, or Docker's daemon is stopped), like `inv local.status` when nothing runs.
+    installed, or Docker's daemon is stopped), or a shared cluster's namespace holds no stack,
+    like `inv local.status` when nothing runs.
     """
-    stack.status(cluster_name(c, name))
+    stack.status(target_from(c, name, context, namespace, None, allow_context))
 
 
 @task(help={
@@ -59,10 +66,14 @@ def status(c, name=None):
     "base_image": BASE_IMAGE_HELP,
     "network": BUILD_NETWORK_HELP,
     "load": "load the image into the kind cluster afterwards (default: yes; --no-load only builds, and needs no kind)",
+    "registry": REGISTRY_HELP,
+    **TARGET_HELP,
 })
-def build(c, name=None, rebuild=False, base_image=None, network=None, load=True):
-    """Build the service image, tagged by its content and base, and load it into the kind cluster."""
-    stack.build(cluster_name(c, name), options.build_options(c, base_image, network, rebuild), load)
+def build(c, name=None, rebuild=False, base_image=None, network=None, load=True, context=None, namespace=None,
+          registry=None, allow_context=False):
+    """Build the service image, tagged by its content and base; load it into kind, or push it with --registry."""
+    target = target_from(c, name, context, namespace, registry, allow_context)
+    stack.build(target, options.build_options(c, base_image, network, rebuild), load)
 
 
 @task
@@ -76,20 +87,23 @@ def lock(c):
     "variant": VARIANT_HELP,
     "forward": "port-forward front-envoy and the trace proxy afterwards (default: yes)",
     "tracer": TRACER_HELP,
+    "registry": REGISTRY_HELP,
+    **TARGET_HELP,
 })
-def deploy(c, name=None, variant="default", forward=True, tracer=None):
+def deploy(c, name=None, variant="default", forward=True, tracer=None, context=None, namespace=None, registry=None,
+           allow_context=False):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
     variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
-    stack.deploy(cluster_name(c, name), variant, forward)
+    stack.deploy(target_from(c, name, context, namespace, registry, allow_context), variant, forward)
 
 
-@task(help={"name": NAME_HELP})
-def secret(c, name=None):
+@task(help={"name": NAME_HELP, **TARGET_HELP})
+def secret(c, name=None, context=None, namespace=None, allow_context=False):
     """Create or update the honeycomb-writekey Secret from HONEYCOMB_API_KEY or a hidden prompt.
 
     Restarts the trace proxy (which empties its span store) only when the key changed.
     """
-    stack.secret(cluster_name(c, name))
+    stack.secret(target_from(c, name, context, namespace, None, allow_context))
 
 
 @task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
@@ -97,19 +111,30 @@ def secret(c, name=None):
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "zipkin_ui_port": ZIPKIN_UI_PORT_HELP,
+    **TARGET_HELP,
 })
-def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None):
-    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background."""
+def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, zipkin_ui_port=None, context=None,
+            namespace=None, allow_context=False):
+    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background.
+
+    With the zipkin-ui variant deployed, Zipkin's own UI too.
+    """
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.forward(cluster_name(c, name), stop, front_port, trace_proxy_port)
+    zipkin_ui_port = options.port(zipkin_ui_port, "--zipkin-ui-port")
+    stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port,
+                  zipkin_ui_port)
 
 
 ns = Collection("cluster")
 ns.add_task(up)
 ns.add_task(down)
 ns.add_task(status)
-ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None}})
+# None, not [], for allowed_contexts: invoke cannot set a list from INVOKE_CLUSTER_ALLOWED_CONTEXTS,
+# which may then name them separated by commas.
+ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None, "context": None, "namespace": None,
+                          "registry": None, "allowed_contexts": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

@@ -12,7 +12,7 @@ from meshtools.cluster import dev as cluster_dev
 from meshtools.local import dev as local_dev
 from meshtools.local import launch
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import cluster_name, layout_from, local_timeout, mesh_from, running_mesh
+from meshtools.tasks.options import layout_from, local_timeout, mesh_from, running_mesh, target_from
 
 def say(line: str) -> None:
     print(line, flush=True)  # one line per change, never wrapped: a log of what happened
@@ -32,10 +32,10 @@ def dev(c, cluster=False):
     does not start leaves the running processes serving and prints why. The mesh stays up.
     """
     if cluster:
-        name = cluster_name(c)
-        say(f"{WATCHING} On each change: inv build deploy on cluster {name!r}.")
+        target = target_from(c)
+        say(f"{WATCHING} On each change: inv build deploy on {target.context}.")
         try:
-            cluster_dev.watch(name, say)
+            cluster_dev.watch(target, say)
         except KeyboardInterrupt:
             say("Stopped watching; the cluster keeps running (`inv down` deletes it).")
         return

@@ -69,6 +69,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
     mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
     console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer). Front: {layout.front_url}   "
                   f"Trace proxy: {layout.trace_proxy_url}")
+    console.print(f"Traces in your browser: {layout.trace_proxy_url}/")
     console.print("Try `inv echo --name friend`, then `inv traces`; `inv local.status` shows the processes, "
                   "`inv local.down` stops them.")
     return mesh

@@ -14,11 +14,11 @@ from invoke import Exit, task
 
 from meshtools.cluster import kind
 from meshtools.cluster import logs as cluster_logs
-from meshtools.cluster.kubectl import Kubectl
+from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
 from meshtools.shared.logs import parse_since
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import cluster_name, mesh_from
+from meshtools.tasks.options import mesh_from, target_from
 
 
 def since_flag(value: str | None) -> datetime | None:
@@ -92,7 +92,9 @@ def logs(c, names="", follow=False, since=None, request=None, cluster=False):
 def show_cluster(c, wanted, moment, follow, ids) -> None:
     kind.require_tools("kubectl")
     try:
-        code = cluster_logs.show(Kubectl(cluster_name(c)), wanted, moment, follow, ids, emit)
+        # The kind cluster, or the context and namespace the invoke settings name (cluster.*).
+        kubectl = stack.open_target(target_from(c))
+        code = cluster_logs.show(kubectl, wanted, moment, follow, ids, emit)
     except cluster_logs.LogsError as exc:
         raise Exit(str(exc)) from None
     except KeyboardInterrupt:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from invoke.exceptions import Exit
 
-from meshtools.cluster.image import BuildOptions, default_base_image
+from meshtools.cluster import target as cluster_target
+from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.topology import (
@@ -22,6 +23,7 @@ from meshtools.shared.topology import (
     TRACE_PROXY_OTLP_PORT,
     TRACE_PROXY_PORT,
     TRACE_PROXY_URL,
+    ZIPKIN_UI_LOCAL_PORT,
     LocalLayout,
 )
 from meshtools.shared.tracers import DEFAULT_TRACER, TRACERS
@@ -31,17 +33,28 @@ MAX_PORT = 65535
 NAME_HELP = f"kind cluster name (default: invoke config cluster.name, else {DEFAULT_CLUSTER_NAME})"
 FRONT_PORT_HELP = f"local port for front-envoy on {LOOPBACK} (default {FRONT_LOCAL_PORT})"
 TRACE_PROXY_PORT_HELP = f"local port for the trace proxy on {LOOPBACK} (default {TRACE_PROXY_PORT})"
-VARIANT_HELP = ("manifests to apply: default (our trace proxy), upstream-proxy (the seed's) or opentelemetry "
-                "(as --tracer opentelemetry)")
+ZIPKIN_UI_PORT_HELP = (f"local port for Zipkin's UI when the zipkin-ui variant is deployed (default "
+                       f"{ZIPKIN_UI_LOCAL_PORT})")
+VARIANT_HELP = ("manifests to apply: default (our trace proxy), upstream-proxy (the seed's), opentelemetry "
+                "(as --tracer opentelemetry) or zipkin-ui (ours mirroring spans to the real Zipkin and its UI)")
 OTLP_PORT_HELP = f"the trace proxy's OTLP/HTTP port on {LOOPBACK}, beside its Zipkin port (default {TRACE_PROXY_OTLP_PORT})"
 TRACER_HELP = (f"the tracer every Envoy runs: zipkin (the seed's, Zipkin v2 JSON) or opentelemetry (OTLP/HTTP, "
                f"W3C traceparent); default: invoke setting local.tracer (local mesh) or cluster.tracer, "
                f"else {DEFAULT_TRACER}")
 REBUILD_HELP = ("build without Docker's cache even if an image with this content tag exists, pulling the base "
                 "image afresh when it came from a registry")
-BASE_IMAGE_HELP = (f"image to build from (default: invoke config cluster.base_image, else {default_base_image()}, "
-                   "the Dockerfile's pin); e.g. a mirror of it")
+BASE_IMAGE_HELP = ("image to build from, e.g. a mirror of the Python image (default: invoke config "
+                   "cluster.base_image, else the Dockerfile's ARG BASE_IMAGE)")
 BUILD_NETWORK_HELP = "network for the build's steps, passed to `docker build --network` (e.g. host; default: invoke config cluster.build_network, else Docker's)"
+CONTEXT_HELP = ("kubectl context of a shared cluster to use instead of the kind cluster (default: cluster.context); "
+                "used only when listed in cluster.allowed_contexts or confirmed with --allow-context")
+ALLOW_CONTEXT_HELP = "confirm --context this once, though it is not listed in cluster.allowed_contexts"
+NAMESPACE_HELP = (f"namespace for the stack, created when missing (default: cluster.namespace; on a shared cluster "
+                  f"{cluster_target.DEFAULT_REMOTE_NAMESPACE}, on kind the context's default)")
+REGISTRY_HELP = ("registry host[:port][/path] the image is pushed to and pulled from, e.g. 127.0.0.1:5000 "
+                 "(default: cluster.registry); needed with --context")
+# The flags of every task that acts on a cluster, for `help=`; REGISTRY_HELP only where an image is pushed or pulled.
+TARGET_HELP = {"context": CONTEXT_HELP, "allow_context": ALLOW_CONTEXT_HELP, "namespace": NAMESPACE_HELP}
 
 
 def whole_number(value, flag: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
@@ -119,6 +132,20 @@ def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptio
 def cluster_name(c, name: str | None = None) -> str:
     configured = (c.config.get("cluster") or {}).get("name")
     return name or configured or DEFAULT_CLUSTER_NAME
+
+
+def target_from(c, name=None, context=None, namespace=None, registry=None,
+                allow_context=False) -> cluster_target.Target:
+    """The cluster the flags (then invoke config `cluster.*`) name, after the context guard."""
+    cfg = c.config.get("cluster") or {}
+    return cluster_target.resolve(
+        cluster_name(c, name),
+        context=context or cfg.get("context"),
+        namespace=namespace or cfg.get("namespace"),
+        registry=registry or cfg.get("registry"),
+        allowed_contexts=cfg.get("allowed_contexts"),
+        allow_context=allow_context,
+    )
 
 
 def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,

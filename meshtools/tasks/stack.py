@@ -16,10 +16,12 @@ from meshtools.tasks.options import (
     FRONT_PORT_HELP,
     NAME_HELP,
     REBUILD_HELP,
+    REGISTRY_HELP,
+    TARGET_HELP,
     TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
     VARIANT_HELP,
-    cluster_name,
+    target_from,
     tracer_from,
 )
 
@@ -31,21 +33,30 @@ from meshtools.tasks.options import (
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
     "tracer": TRACER_HELP,
+    "registry": REGISTRY_HELP,
+    **TARGET_HELP,
 })
-def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None):
-    """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs."""
+def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None,
+       context=None, namespace=None, registry=None, allow_context=False):
+    """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs.
+
+    With --context and --registry: the same stack in a namespace of a shared cluster (no
+    cluster is created; the image is pushed to the registry).
+    """
     # A bad flag fails before anything is created.
     variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.up(cluster_name(c, name), variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)
+    target = target_from(c, name, context, namespace, registry, allow_context)
+    stack.up(target, variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)
 
 
-@task(help={"name": NAME_HELP})
-def down(c, name=None):
+@task(help={"name": NAME_HELP, **TARGET_HELP})
+def down(c, name=None, context=None, namespace=None, allow_context=False):
     """Undo `inv up`: stop the port-forwards and delete the kind cluster (the image stays in Docker).
 
     Exits 0 when there is no cluster, also when kind or docker is not installed; exits 1 when
-    Docker's daemon is stopped (start it and run this again), as `inv cluster.down`.
+    Docker's daemon is stopped (start it and run this again), as `inv cluster.down`. With
+    --context: deletes only the stack's labelled objects in its namespace, never a cluster.
     """
-    stack.down(cluster_name(c, name))
+    stack.down(target_from(c, name, context, namespace, None, allow_context))

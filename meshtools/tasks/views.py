@@ -17,7 +17,7 @@ from rich.console import Console
 
 from meshtools.cluster import kind
 from meshtools.cluster import logs as cluster_logs
-from meshtools.cluster.kubectl import Kubectl
+from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
 from meshtools.views import load as loadgen
 from meshtools.views import trace_view
@@ -27,7 +27,7 @@ from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import FRONT_URL_HELP, TRACE_PROXY_URL_HELP
 from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
-from meshtools.views.trace_lookup import join_ids, trace_by_id_or_request_id
+from meshtools.views.trace_lookup import join_ids, trace_by_id_or_request_id, why_no_traces
 from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
@@ -138,7 +138,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
             spans = [s for t in found for s in t if not service or trace_view.service_of(s) == service]
             if not spans:
-                raise Exit(f"No spans at {client.base_url} yet; send some with `inv load` first.")
+                raise Exit(why_no_traces(client, service, lookback_s))
             missing = trace_view.missing_fields(spans, fields)
             if fields and missing:
                 known = trace_view.available_fields(spans)
@@ -153,7 +153,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             return
         found = client.traces(limit=limit or 1, **query)
         if not found:
-            raise Exit(f"No traces at {client.base_url} yet; send a request with `inv echo --name friend`.")
+            raise Exit(why_no_traces(client, service, lookback_s))
         if limit:
             trace_view.render_trace_list(found, console)
         else:
@@ -186,7 +186,7 @@ def print_request_logs(c, spans: list[dict], console) -> None:
         starts = [s["timestamp"] / 1e6 for s in spans if s.get("timestamp")]
         since = datetime.fromtimestamp(min(starts) - 60, timezone.utc) if starts else None
         kind.require_tools("kubectl")
-        code = cluster_logs.show(Kubectl(options.cluster_name(c)), [], since, False, ids, lines.append)
+        code = cluster_logs.show(stack.open_target(options.target_from(c)), [], since, False, ids, lines.append)
         if code:
             raise Exit(f"kubectl logs failed (exit {code}); is the cluster up (`inv cluster.status`)?", code=code)
     for line in lines:

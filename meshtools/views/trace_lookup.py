@@ -16,10 +16,11 @@ def request_id_query(request_id: str) -> str:
     return f"{REQUEST_ID_TAG}={request_id}"
 
 
-def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 10.0) -> list[dict]:
+def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 20.0) -> list[dict]:
     """The request's trace once it has `spans` spans, or what arrived by the deadline.
 
-    Envoy flushes spans in small batches, so a trace fills up over a second or so.
+    Envoy flushes spans in small batches, so a trace fills up over a second or so, and the
+    trace proxy lists it once whole and settled (a second more); a loaded machine takes longer.
     """
     deadline = time.monotonic() + timeout
     found: list[dict] = []
@@ -29,6 +30,30 @@ def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECH
         if len(found) >= spans or time.monotonic() >= deadline:
             return found
         time.sleep(0.1)
+
+
+def why_no_traces(client: ZipkinClient, service: str | None = None, lookback_s: float | None = None) -> str:
+    """What a filter that found nothing did find, as one sentence for the user.
+
+    "No service 'nosuch' at …; services: front-envoy, service1-0, …", "No traces in the last
+    1 s at … (44 stored)", "No traces at … yet; send a request …".
+    """
+    where = shorten(client.base_url)
+    if service:
+        services = client.services()
+        if service.lower() not in services:
+            listed = ", ".join(services[:12]) + (", …" if len(services) > 12 else "")
+            return f"No service {service!r} at {where}; services: {listed or 'none yet'}."
+    census = client.store_census()
+    stored = census["whole"] + census["partial"] if census else None
+    if stored == 0 or (census is None and not service and lookback_s is None):
+        arriving = census["arriving"] if census else 0
+        still = f" ({arriving} still arriving)" if arriving else ""
+        return f"No traces at {where} yet{still}; send a request with `inv echo --name friend`."
+    filters = [f"in the last {lookback_s:g} s"] if lookback_s is not None else []
+    filters += [f"with service {service}"] if service else []
+    count = f" ({stored} stored)" if stored is not None else ""
+    return f"No traces {' '.join(filters)} at {where}{count}; widen the filter or send a request."
 
 
 def trace_by_id_or_request_id(client: ZipkinClient, ident: str) -> list[dict]:

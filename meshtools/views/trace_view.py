@@ -197,6 +197,13 @@ def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
     return out
 
 
+def structurally_whole(spans: Sequence[dict]) -> bool:
+    """A root span is there and every span's parent is (the trace proxy's rule, less its settle time)."""
+    ids = {s.get("id") for s in spans}
+    parents = [s.get("parentId") for s in spans]
+    return any(not p for p in parents) and all(not p or p in ids for p in parents)
+
+
 def trace_window(spans: Iterable[dict]) -> tuple[int, int]:
     """(start, end) of a trace in µs since the epoch."""
     spans = [s for s in spans if s.get("timestamp") is not None]
@@ -320,6 +327,8 @@ def render_trace(spans: Sequence[dict], console: Console, width: int | None = No
         title.append(Text(_clock(t0)))
     if errors:
         title.append(Text(f"ERRORS in {len(errors)} spans", style="bold red"))
+    if not structurally_whole(spans):
+        title.append(Text("PARTIAL: its root or a parent span has not arrived", style="bold yellow"))
     console.print(_phrases(title, console.width), soft_wrap=True)
 
     names = [
@@ -388,6 +397,8 @@ def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> Non
         status = status_label(root)
         if errors and not is_error(root):
             status = f"{status} ERROR in {len(errors)} spans".strip()
+        if not structurally_whole(spans):
+            status = f"{status} PARTIAL".strip()  # done arriving, but spans were lost
         cells = [_clock(t0) if t0 else "", root.get("traceId", ""), str(len(spans)), f"{(t_end - t0) / 1000:.1f}",
                  service_of(root), root.get("name") or "", url_path(root), status]
         rows.append((cells, bool(errors)))

@@ -78,3 +78,15 @@ class ZipkinClient:
 
     def trace(self, trace_id: str) -> list[dict]:
         return self._get(f"/api/v2/trace/{quote(trace_id, safe='')}")
+
+    def services(self) -> list[str]:
+        return self._get("/api/v2/services")
+
+    def store_census(self) -> dict | None:
+        """What the trace proxy's store holds (whole, arriving, partial traces); None from
+        another Zipkin, which has no such endpoint."""
+        try:
+            census = self._get("/api/store")
+        except TraceProxyError:
+            return None
+        return census if isinstance(census, dict) and "whole" in census else None

@@ -15,7 +15,7 @@ from meshtools.shared.topology import ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, PROJ
 from meshtools.views.trace_lookup import find_trace
 from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.cluster_stack import copy_tree
-from tests.support.trace_assertions import assert_echo_trace, service
+from tests.support.trace_assertions import assert_echo_trace, assert_error_trace, assert_spans_come_from, service
 
 pytestmark = pytest.mark.cluster
 
@@ -60,3 +60,20 @@ def test_inv_build_deploy_after_a_code_change_serves_the_new_code(cluster_stack,
     finally:
         cluster_stack.deploy(PROJECT_ROOT)
     assert CODE_MARKER not in echo(cluster_stack.front_url, "old-code").body
+
+
+def test_the_opentelemetry_tracer_makes_the_same_trace_on_the_cluster(cluster_stack):
+    """`inv deploy --tracer opentelemetry`: every Envoy exports OTLP to the trace proxy; the trace
+    has the Zipkin tracer's shape and names the pods, and chris still shows its error."""
+    try:
+        cluster_stack.deploy(PROJECT_ROOT, "--tracer", "opentelemetry")
+        client = ZipkinClient(cluster_stack.trace_proxy_url)
+        reply = echo(cluster_stack.front_url, "otel")
+        spans = find_trace(client, reply.request_id)
+        assert_echo_trace(spans, reply.request_id, front="front-envoy", service1="service1-", service2="service2-")
+        assert_spans_come_from(spans, cluster_stack.instances())
+        assert {s["tags"].get("otel.scope.name") for s in spans} == {"envoy"}, "the spans came as OTLP"
+        failed = echo(cluster_stack.front_url, "chris")
+        assert_error_trace(find_trace(client, failed.request_id, spans=2), failed.request_id, status=500)
+    finally:
+        cluster_stack.deploy(PROJECT_ROOT)

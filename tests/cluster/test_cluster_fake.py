@@ -259,6 +259,27 @@ def test_forward_runs_in_the_background_and_stop_ends_it_fake(fakes):
     assert not (fakes.mesh / "forward.json").exists()
 
 
+def test_the_zipkin_ui_variant_rolls_out_zipkin_and_forward_adds_its_ui_fake(fakes):
+    fakes.inv("cluster.up")
+    fakes.inv("build")
+    code, _, err = fakes.inv("deploy", "--variant", "zipkin-ui", "--no-forward")
+    assert code == 0, err
+    (apply,) = [c for c in fakes.calls("kubectl") if "-k" in c["argv"]]
+    assert "zipkin-ui" in apply["kustomization"]
+    assert fakes.argvs("kubectl", "rollout", "status", "deployment/zipkin")
+
+    front, proxy, zipkin = free_port(), free_port(), free_port()
+    code, out, err = fakes.inv("forward", "--front-port", str(front), "--trace-proxy-port", str(proxy),
+                               "--zipkin-ui-port", str(zipkin))
+    assert code == 0, err
+    records = json.loads((fakes.mesh / "forward.json").read_text())
+    assert ("zipkin", zipkin, 9411) in {(r["service"], r["local_port"], r["remote_port"]) for r in records}
+    assert answers(zipkin)
+    assert f"Zipkin's own UI: http://127.0.0.1:{zipkin}/zipkin/" in out
+    assert f"Traces in your browser: http://127.0.0.1:{proxy}/" in out
+    fakes.inv("forward", "--stop")
+
+
 def test_cluster_down_ends_the_forwards_and_deletes_the_cluster_fake(fakes):
     fakes.inv("cluster.up")
     front, proxy = free_port(), free_port()

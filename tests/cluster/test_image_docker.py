@@ -50,10 +50,10 @@ def role(manifests: list[dict], deployment: str) -> tuple[dict, dict]:
     return found
 
 
-def listen_overrides(deployment: str, port: int, upstream: int | None = None) -> dict:
+def listen_overrides(deployment: str, port: int, upstream: int | None = None, otlp_port: int | None = None) -> dict:
     """The only changes to the manifests: where each role listens (and service1 calls)."""
     if deployment == TRACE_PROXY:
-        return {"args": {"--host": LOOPBACK, "--port": str(port)}}
+        return {"args": {"--host": LOOPBACK, "--port": str(port), "--otlp-port": str(otlp_port or free_port())}}
     env = {"BIND": f"{LOOPBACK}:{port}"}
     if deployment == SERVICE1:
         env["EGRESS_URL"] = f"http://{LOOPBACK}:{upstream or free_port()}"
@@ -78,8 +78,8 @@ class Containers:
 
     def serving(self, deployment: str, port: int, **overrides):
         """A started role whose /healthz answers on 127.0.0.1:port."""
-        started = self.start(deployment, **listen_overrides(deployment, port, overrides.pop("upstream", None)),
-                             **overrides)
+        listen = listen_overrides(deployment, port, overrides.pop("upstream", None), overrides.pop("otlp_port", None))
+        started = self.start(deployment, **listen, **overrides)
         wait_for(lambda: healthy(started, port), START_TIMEOUT, f"{deployment} answering /healthz on :{port}")
         return started
 
@@ -241,10 +241,13 @@ def test_service1_echoes_through_a_service2_container(containers):
 
 def test_the_trace_proxy_ingests_answers_zipkin_queries_and_forwards_to_honeycomb(containers):
     key = "hcaik_docker_test_" + uuid.uuid4().hex
-    port = free_port()
+    port, otlp_port = free_port(), free_port()
     with honeycomb_standin() as standin:
-        proxy = containers.serving(TRACE_PROXY, port, secrets={"HONEYCOMB_API_KEY": key},
+        proxy = containers.serving(TRACE_PROXY, port, otlp_port=otlp_port, secrets={"HONEYCOMB_API_KEY": key},
                                    extra_env={"HONEYCOMB_API_HOST": standin.url})
+        # The OTLP/HTTP listener the manifests open beside Zipkin's answers too.
+        otlp = requests.post(f"http://{LOOPBACK}:{otlp_port}/v1/traces", json={"resourceSpans": []}, timeout=5)
+        assert otlp.status_code == 200, otlp.text
         spans = envoy_trace()
         trace_id = spans[0]["traceId"]
         posted = requests.post(f"http://{LOOPBACK}:{port}/api/v2/spans", json=spans, timeout=5)
@@ -252,6 +255,11 @@ def test_the_trace_proxy_ingests_answers_zipkin_queries_and_forwards_to_honeycom
 
         stored = wait_for(lambda: _trace(port, trace_id), 10, f"trace {trace_id} in the Zipkin API")
         assert sorted(span["id"] for span in stored) == sorted(span["id"] for span in spans)
+        # The web UI's templates and static files made it into the image (package data).
+        page = requests.get(f"http://{LOOPBACK}:{port}/trace/{trace_id}", timeout=5)
+        assert page.status_code == 200 and trace_id in page.text, page.text[:500]
+        (stylesheet,) = re.findall(r'href="([^"]+\.css)"', page.text)
+        assert requests.get(f"http://{LOOPBACK}:{port}{stylesheet}", timeout=5).status_code == 200
         batches = standin.wait_for_trace(trace_id, len(spans))
         assert {batch.dataset for batch in batches} == {"examples.kubernetes.envoy-traces"}
         assert all(batch.headers.get("X-Honeycomb-Team") == key for batch in batches)

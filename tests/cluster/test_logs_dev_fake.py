@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from meshtools.cluster.target import resolve
 from meshtools.tasks import cli, logs
 from tests.support.fakes_harness import Fakes, fakes_for
 
@@ -75,8 +76,9 @@ def test_dev_on_the_cluster_builds_deploys_and_says_when_the_new_pods_serve_fake
     code, _, err = fakes.inv("forward", "--front-port", str(free_port()), "--trace-proxy-port", str(free_port()))
     assert code == 0, err
     before = len(fakes.calls())
-    line = cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "service" / "__init__.py",
-                                               PROJECT_ROOT / "README.md"], saved_at=None)
+    target = resolve("envoy-tracing")
+    line = cluster_dev.apply(target, [PROJECT_ROOT / "service" / "__init__.py", PROJECT_ROOT / "README.md"],
+                             saved_at=None)
     assert re.fullmatch(r"service/__init__\.py changed → built \S+ in \d+\.\d s, deployed and rolled out in "
                         r"\d+\.\d s; new pods serving \d+\.\d s after the save", line), line
     calls = fakes.calls()[before:]
@@ -86,7 +88,7 @@ def test_dev_on_the_cluster_builds_deploys_and_says_when_the_new_pods_serve_fake
     assert any(Fakes.is_call(c, "kubectl", "rollout", "status") for c in calls)
     assert any(Fakes.is_call(c, "kubectl", "port-forward") for c in calls)  # the forwards, started again
     assert all(c["argv"][1:3] == ["--context", "kind-envoy-tracing"] for c in calls if c["argv"][0] == "kubectl")
-    assert cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "README.md"]) is None
+    assert cluster_dev.apply(target, [PROJECT_ROOT / "README.md"]) is None
 
 
 def test_dev_on_the_cluster_reports_a_failed_step_and_keeps_watching_fake(fakes, monkeypatch):
@@ -95,5 +97,5 @@ def test_dev_on_the_cluster_reports_a_failed_step_and_keeps_watching_fake(fakes,
 
     fakes.inv("cluster.up")
     monkeypatch.setenv("FAKE_DOCKER_DAEMON", "down")
-    line = cluster_dev.apply("envoy-tracing", [PROJECT_ROOT / "service" / "__init__.py"])
+    line = cluster_dev.apply(resolve("envoy-tracing"), [PROJECT_ROOT / "service" / "__init__.py"])
     assert line.startswith("service/__init__.py changed: NOT deployed, the running pods keep serving: Docker"), line

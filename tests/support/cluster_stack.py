@@ -87,9 +87,9 @@ class ClusterStack:
         self.inv("up", "--name", self.name, *self.forward_ports())
         self.settle()
 
-    def deploy(self, tree: Path = PROJECT_ROOT) -> None:
+    def deploy(self, tree: Path = PROJECT_ROOT, *deploy_flags: str) -> None:
         """`inv build deploy` from `tree`, then the forwards again: a rollout replaces their pods."""
-        self.inv("build", "--name", self.name, "deploy", "--name", self.name, "--no-forward", tree=tree)
+        self.inv("build", "--name", self.name, "deploy", "--name", self.name, "--no-forward", *deploy_flags, tree=tree)
         self.inv("forward", "--name", self.name, *self.forward_ports(), tree=tree)
         self.settle()
 

@@ -88,6 +88,28 @@ class Fakes:
         out, err = self.capsys.readouterr()
         return code, out, err
 
+    def state_data(self) -> dict:
+        path = self.state / "state.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def add_context(self, name: str, server: str) -> None:
+        """A shared cluster's context the fake kubectl knows (as if in the user's kubeconfig)."""
+        state = self.state_data()
+        state.setdefault("contexts", {})[name] = {"server": server}
+        (self.state / "state.json").write_text(json.dumps(state))
+
+    def add_object(self, kind: str, name: str, namespace: str | None, labels: dict | None = None) -> None:
+        """An object someone else put in the cluster (kind lower-case: deployment, secret, namespace …)."""
+        state = self.state_data()
+        state.setdefault("objects", []).append(
+            {"kind": kind, "name": name, "namespace": namespace, "labels": labels or {}})
+        (self.state / "state.json").write_text(json.dumps(state))
+
+    def objects(self, namespace: str | None = None) -> set[tuple[str, str, str | None]]:
+        """(kind, name, namespace) of every object in the fake cluster, or of one namespace."""
+        return {(o["kind"], o["name"], o["namespace"]) for o in self.state_data().get("objects", [])
+                if namespace is None or o["namespace"] == namespace}
+
     def calls(self, tool: str | None = None) -> list[dict]:
         if not self.log.exists():
             return []
@@ -96,14 +118,15 @@ class Fakes:
 
     @staticmethod
     def is_call(call: dict, tool: str, *prefix: str) -> bool:
-        """Whether `call` ran `tool` with arguments (after kubectl's --context pair) starting with prefix."""
+        """Whether `call` ran `tool` with arguments (after kubectl's --context and --namespace pairs)
+        starting with prefix."""
         args = call["argv"][1:]
-        if tool == "kubectl" and args[:1] == ["--context"]:
+        while tool == "kubectl" and args[:1] in (["--context"], ["--namespace"]):
             args = args[2:]
         return call["argv"][0] == tool and args[: len(prefix)] == list(prefix)
 
     def argvs(self, tool: str, *prefix: str) -> list[list[str]]:
-        """Calls of `tool` whose arguments (after kubectl's --context pair) start with prefix."""
+        """Calls of `tool` whose arguments (after kubectl's --context and --namespace pairs) start with prefix."""
         return [call["argv"] for call in self.calls(tool) if self.is_call(call, tool, *prefix)]
 
 
@@ -112,3 +135,63 @@ def fakes_for(harness: type[Fakes], tmp_path: Path, monkeypatch, capsys) -> Iter
     fakes = harness(tmp_path, monkeypatch, capsys)
     yield fakes
     port_forward.stop(fakes.mesh)
+
+
+class FakeDockerSDK:
+    """Stands in for the docker SDK client the registry push uses (meshtools.cluster.registry).
+
+    It knows the images the fake docker CLI built (its state file) and keeps a registry of its
+    own: a push uploads the layers the registry lacks and answers as the daemon's push stream does.
+    """
+
+    LAYERS = ("sha256:base", "sha256:deps", "sha256:app")
+
+    def __init__(self, fakes: Fakes, fail: str | None = None):
+        self.fakes, self.fail = fakes, fail
+        self.tags: list[tuple[str, str, str]] = []  # (local ref, repository, tag)
+        self.pushes: list[dict] = []  # each push: repository, tag, auth_config passed, events
+        self.blobs: dict[str, set[str]] = {}  # registry host → layers it holds
+        self.images = self._Images(self)
+        self.api = self._API(self)
+
+    def ping(self) -> bool:
+        return True
+
+    class _Images:
+        def __init__(self, sdk):
+            self.sdk = sdk
+
+        def get(self, ref):
+            import docker
+
+            if ref not in self.sdk.fakes.state_data().get("images", []):
+                raise docker.errors.ImageNotFound(f"No such image: {ref}")
+            sdk = self.sdk
+
+            class _Image:
+                def tag(self, repository, tag=None):
+                    sdk.tags.append((ref, repository, tag))
+                    return True
+            return _Image()
+
+    class _API:
+        def __init__(self, sdk):
+            self.sdk = sdk
+
+        def push(self, repository, tag=None, stream=False, decode=False, auth_config=None):
+            sdk = self.sdk
+            assert stream and decode
+            assert any(r == repository and t == tag for _, r, t in sdk.tags), "pushed before tagging"
+            events = [{"status": f"The push refers to repository [{repository}]"}]
+            if sdk.fail:
+                events.append({"errorDetail": {"message": sdk.fail}, "error": sdk.fail})
+            else:
+                held = sdk.blobs.setdefault(repository.split("/", 1)[0], set())
+                for layer in self.sdk.LAYERS:
+                    events.append({"status": "Layer already exists" if layer in held else "Pushed", "id": layer[7:]})
+                    held.add(layer)
+                digest = "sha256:" + format(abs(hash((repository, tag))), "x").rjust(64, "0")[:64]
+                events.append({"status": f"{tag}: digest: {digest} size: 1234"})
+                events.append({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": 1234}})
+            sdk.pushes.append({"repository": repository, "tag": tag, "auth_config": auth_config, "events": events})
+            return iter(events)

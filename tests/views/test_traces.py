@@ -76,7 +76,7 @@ BREAKDOWN_ERRORS = {4, 11}
 
 @pytest.fixture(scope="module")
 def trace_proxy():
-    with running_proxy() as proxy:
+    with running_proxy("--settle", "0") as proxy:  # listed as soon as posted
         spans = echo_trace(OK_ID, NOW_US - 60_000_000)
         spans += echo_trace(ERROR_ID, NOW_US - 30_000_000, name="chris", status="500")
         for i, slow_ms in enumerate(BREAKDOWN_SLOW_MS):
@@ -262,6 +262,10 @@ BAD_TRACES_CALLS = {
     "unknown-field": (["--breakdown", "nosuchfield"], "No span has nosuchfield; fields and tags they have include "
                                                       "serviceName, name, kind"),
     "not-a-url": (["--url", "nonsense"], "--url must be http://host:port"),
+    # Filters that find nothing say what there is (22 traces stored, none in the last second).
+    "lookback-finds-none": (["--lookback", "1"], "No traces in the last 1 s at http://127.0.0.1:"),
+    "heatmap-lookback-finds-none": (["--heatmap", "--lookback", "1"], "No traces in the last 1 s at http://127.0.0.1:"),
+    "service-unknown": (["--service", "nosuch"], "No service 'nosuch' at http://127.0.0.1:"),
 }
 
 
@@ -313,3 +317,30 @@ def test_urls_are_shown_decoded_and_on_one_line():
 
     span = {"tags": {"http.url": "http://front/echo/caf%C3%A9%20au%20lait%0D%0Aok?x=%2F"}}
     assert url_path(span) == "/echo/café au lait\\r\\nok?x=/"
+
+
+def test_empty_filters_count_what_is_stored_and_name_the_services(trace_proxy):
+    by_lookback = inv("traces", "--url", trace_proxy, "--lookback", "1").stderr.strip()
+    assert by_lookback.endswith("(22 stored); widen the filter or send a request."), by_lookback
+    by_service = inv("traces", "--url", trace_proxy, "--service", "nosuch").stderr.strip()
+    assert by_service.endswith("; services: front-envoy, service1-1, service1-bd, service2-0, service2-bd."), by_service
+
+
+def test_a_trace_still_missing_spans_is_labelled_partial():
+    from rich.console import Console
+
+    from meshtools.views.trace_view import render_trace
+
+    spans = echo_trace("ab00000000000002", NOW_US)
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))
+    render_trace(spans[1:], console)  # front-envoy's root span has not arrived
+    assert "PARTIAL: its root or a parent span has not arrived" in console.export_text()
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))
+    render_trace(spans, console)
+    assert "PARTIAL" not in console.export_text()
+    from meshtools.views.trace_view import render_trace_list
+
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))
+    render_trace_list([spans, spans[:4] + spans[5:]], console)  # the second lost a span: listed, labelled
+    lines = [line for line in console.export_text().splitlines() if "ab00000000000002" in line]
+    assert len(lines) == 2 and "PARTIAL" not in lines[0] and lines[1].rstrip().endswith("PARTIAL")

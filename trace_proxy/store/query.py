@@ -36,7 +36,7 @@ def parse_annotation_query(text: str) -> dict[str, str]:
     return terms
 
 
-def _int(args: Mapping[str, str], name: str, default: int | None, minimum: int = 0) -> int | None:
+def int_arg(args: Mapping[str, str], name: str, default: int | None, minimum: int = 0) -> int | None:
     raw = args.get(name)
     if raw in (None, ""):
         return default
@@ -67,17 +67,17 @@ class TraceQuery:
             value = (args.get(key) or "").strip().lower()
             return None if value in ("", "all") else value
 
-        end_ts = _int(args, "endTs", None, minimum=1) or (now_ms or int(time.time() * 1000))
+        end_ts = int_arg(args, "endTs", None, minimum=1) or (now_ms or int(time.time() * 1000))
         query = cls(
             service_name=name("serviceName"),
             remote_service_name=name("remoteServiceName"),
             span_name=name("spanName"),
             annotations=parse_annotation_query(args.get("annotationQuery") or ""),
-            min_duration=_int(args, "minDuration", None, minimum=1),
-            max_duration=_int(args, "maxDuration", None, minimum=1),
+            min_duration=int_arg(args, "minDuration", None, minimum=1),
+            max_duration=int_arg(args, "maxDuration", None, minimum=1),
             end_ts=end_ts,
-            lookback=_int(args, "lookback", DEFAULT_LOOKBACK_MS, minimum=0),
-            limit=_int(args, "limit", DEFAULT_LIMIT, minimum=1),
+            lookback=int_arg(args, "lookback", DEFAULT_LOOKBACK_MS, minimum=0),
+            limit=int_arg(args, "limit", DEFAULT_LIMIT, minimum=1),
         )
         if query.max_duration is not None and query.min_duration is None:
             raise QueryError("maxDuration needs minDuration")

@@ -4,24 +4,48 @@ Bounded by span count; when full, whole traces leave, the one least recently add
 first, so a trace still filling stays. Every kept trace is complete: the ids of evicted
 traces are remembered (a bounded number of them) and late spans of those traces are
 dropped and counted instead of coming back as a fragment.
+
+Lists hand out traces that are done arriving (wholeness.py: whole ones, and partial ones
+whose missing spans will never come), never one still arriving; a trace asked for by id
+comes back as it is, and `state()` says which it is.
+Spans are kept in Zipkin's stored form (normalize.py): lower-case names, string tags.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from trace_proxy.store.query import TraceQuery, service_name
 from trace_proxy.ingest.zipkin_json import Span
+from trace_proxy.settings import DEFAULT_ROOT_WAIT_SECONDS, DEFAULT_SETTLE_SECONDS
+from trace_proxy.store import wholeness
+from trace_proxy.store.dependencies import dependency_links
+from trace_proxy.store.normalize import stored_form
+from trace_proxy.store.query import TraceQuery, service_name, trace_timestamp
+
+DONE = frozenset({wholeness.WHOLE, wholeness.PARTIAL})  # what lists show: nothing still arriving
+
+
+class _Trace:
+    __slots__ = ("spans", "last_arrival")
+
+    def __init__(self, span: dict[str, Any], now: float):
+        self.spans = [span]
+        self.last_arrival = now
 
 
 class SpanStore:
     name = "store"
 
-    def __init__(self, max_spans: int):
+    def __init__(self, max_spans: int, settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.max_spans = max_spans
+        self.settle_seconds = settle_seconds
+        self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
+        self._clock = clock
         # Ordered by last activity: the first entry is the trace least recently added to.
-        self._traces: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._traces: OrderedDict[str, _Trace] = OrderedDict()
         # An id costs a small fraction of a span, so remembering as many ids as spans keeps
         # the bound proportional while covering far more evictions than spans arrive late.
         self._evicted_ids: OrderedDict[str, None] = OrderedDict()
@@ -45,6 +69,7 @@ class SpanStore:
 
     # -- writing --------------------------------------------------------------------------
     def add(self, spans: Iterable[Span]) -> None:
+        now = self._clock()
         with self._lock:
             for span in spans:
                 tid = span.trace_id
@@ -53,13 +78,15 @@ class SpanStore:
                     continue
                 trace = self._traces.get(tid)
                 if trace is None:
-                    self._traces[tid] = [span.v2]
+                    self._traces[tid] = _Trace(stored_form(span.v2), now)
                 else:
-                    trace.append(span.v2)
+                    trace.spans.append(stored_form(span.v2))
+                    trace.last_arrival = now
                     self._traces.move_to_end(tid)
                 self._count += 1
             while self._count > self.max_spans and self._traces:
-                tid, dropped = self._traces.popitem(last=False)
+                tid, dropped_trace = self._traces.popitem(last=False)
+                dropped = dropped_trace.spans
                 self._count -= len(dropped)
                 self._evicted += len(dropped)
                 self._evicted_ids[tid] = None
@@ -68,30 +95,80 @@ class SpanStore:
 
     # -- reading --------------------------------------------------------------------------
     def trace(self, trace_id: str) -> list[dict[str, Any]] | None:
+        """The trace as stored, whole or not (Zipkin's GET /trace/{id})."""
         with self._lock:
-            spans = self._traces.get(trace_id)
-            return list(spans) if spans is not None else None
+            entry = self._traces.get(trace_id)
+            return list(entry.spans) if entry is not None else None
 
-    def _snapshot(self) -> list[list[dict[str, Any]]]:
+    def state(self, trace_id: str) -> str | None:
+        """wholeness.WHOLE, ARRIVING or PARTIAL; None for an unknown trace."""
+        now = self._clock()
         with self._lock:
-            return [list(spans) for spans in self._traces.values()]
+            entry = self._traces.get(trace_id)
+            if entry is None:
+                return None
+            spans, quiet = list(entry.spans), now - entry.last_arrival
+        return self._state(spans, quiet)
+
+    def _state(self, spans: list[dict[str, Any]], quiet: float) -> str:
+        return wholeness.state(spans, quiet, self.settle_seconds, self.root_wait_seconds)
+
+    def _snapshot(self) -> list[tuple[list[dict[str, Any]], float]]:
+        """(spans, seconds since the last one arrived) per trace."""
+        now = self._clock()
+        with self._lock:
+            return [(list(e.spans), now - e.last_arrival) for e in self._traces.values()]
+
+    def _all_spans(self) -> Iterable[dict[str, Any]]:
+        return (s for spans, _ in self._snapshot() for s in spans)
+
+    def census(self) -> dict[str, int]:
+        """How many traces are whole, arriving and partial, and how many spans they hold."""
+        counts = {wholeness.WHOLE: 0, wholeness.ARRIVING: 0, wholeness.PARTIAL: 0}
+        spans = 0
+        for trace, quiet in self._snapshot():
+            counts[self._state(trace, quiet)] += 1
+            spans += len(trace)
+        return {"traces": sum(counts.values()), **counts, "spans": spans}
 
     def services(self) -> list[str]:
-        return sorted({name for t in self._snapshot() for s in t if (name := service_name(s))})
+        return sorted({name for s in self._all_spans() if (name := service_name(s))})
 
     def remote_services(self, service: str) -> list[str]:
         service = service.lower()
-        names = {name for t in self._snapshot() for s in t
-                 if service_name(s).lower() == service and (name := service_name(s, "remoteEndpoint"))}
-        return sorted(names)
+        return sorted({name for s in self._all_spans()
+                       if service_name(s) == service and (name := service_name(s, "remoteEndpoint"))})
 
     def span_names(self, service: str) -> list[str]:
         service = service.lower()
-        names = {s["name"] for t in self._snapshot() for s in t if service_name(s).lower() == service and s.get("name")}
-        return sorted(names)
+        return sorted({s["name"] for s in self._all_spans() if service_name(s) == service and s.get("name")})
+
+    def tag_values(self, key: str) -> list[str]:
+        """Every value the tag `key` has in the store (Zipkin's autocompleteValues)."""
+        return sorted({v for s in self._all_spans() if (v := (s.get("tags") or {}).get(key)) is not None})
+
+    def search(self, query: TraceQuery, states: frozenset[str] = DONE) -> list[tuple[list[dict[str, Any]], str]]:
+        """(spans, state) of the matching traces in `states`, newest first, at most `query.limit`."""
+        matches = []
+        for spans, quiet in self._snapshot():
+            trace_state = self._state(spans, quiet)
+            if trace_state in states and (ts := query.matches(spans)):
+                matches.append((ts, spans, trace_state))
+        matches.sort(key=lambda item: item[0], reverse=True)
+        return [(spans, trace_state) for _, spans, trace_state in matches[: query.limit]]
 
     def traces(self, query: TraceQuery) -> list[list[dict[str, Any]]]:
-        """Matching traces, newest first, at most `query.limit`."""
-        matches = [(ts, spans) for spans in self._snapshot() if (ts := query.matches(spans))]
-        matches.sort(key=lambda item: item[0], reverse=True)
-        return [spans for _, spans in matches[: query.limit]]
+        """Matching traces done arriving, newest first, at most `query.limit` (Zipkin's GET /traces)."""
+        return [spans for spans, _ in self.search(query)]
+
+    def traces_by_id(self, trace_ids: Iterable[str]) -> list[list[dict[str, Any]]]:
+        """The stored traces among `trace_ids`, whole or not (Zipkin's GET /traceMany)."""
+        return [spans for tid in trace_ids if (spans := self.trace(tid))]
+
+    def dependencies(self, end_ts_ms: int, lookback_ms: int) -> list[dict[str, Any]]:
+        """Links between services from the whole traces that started in [endTs - lookback, endTs]."""
+        low, high = (end_ts_ms - lookback_ms) * 1000, end_ts_ms * 1000
+        window = [spans for spans, quiet in self._snapshot()
+                  if self._state(spans, quiet) == wholeness.WHOLE
+                  and low <= trace_timestamp(spans) <= high]
+        return dependency_links(window)

@@ -1,0 +1,66 @@
+"""Headless Chromium for the web UI's tests: Debian's binary driven by Playwright (no
+browser download), or a skip that says why no browser can run here."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from meshtools.shared.topology import LOOPBACK
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
+
+
+def chromium_path() -> str | None:
+    return next((found for name in CANDIDATES if (found := shutil.which(name))), None)
+
+
+@contextlib.contextmanager
+def headless_chromium() -> Iterator:
+    """A Playwright Browser, closed afterwards; pytest.skip with the reason when impossible."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: pip install -e '.[test]'")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium to drive: apt-get install chromium (.ci/run does)")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, timeout=30_000)
+        except Error as exc:
+            pytest.skip(f"{executable} cannot start here: {str(exc).splitlines()[0]}")
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class PageWatch:
+    """What a page did that a user would call broken: console errors, uncaught exceptions,
+    failed or external requests. Anything not on loopback is refused before it leaves."""
+
+    def __init__(self, context):
+        self.problems: list[str] = []
+        self.requests: list[str] = []
+        context.route("**/*", self._route)
+        context.on("page", self.watch)
+
+    def watch(self, page) -> None:
+        page.on("console", lambda msg: msg.type == "error" and self.problems.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("requestfailed", lambda req: self.problems.append(f"failed: {req.url} {req.failure}"))
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        self.requests.append(url)
+        if urlsplit(url).hostname != LOOPBACK and not url.startswith(("data:", "about:")):
+            self.problems.append(f"external request: {url}")
+            route.abort()
+        else:
+            route.continue_()

@@ -1,0 +1,50 @@
+"""When a trace counts as whole, so that lists never present a trace still arriving.
+
+Envoy reports each span when it ends, from every proxy separately and in batches (the
+mesh flushes every 0.5 s), so a trace's spans arrive over about a second, the root
+(front-envoy's span, which ends last) usually last of all. A trace is
+
+- whole    when it has a root span (no parentId), every parentId names a span of the
+           trace, and no span has arrived for it for the settle time;
+- partial  when it is done arriving but a parent is missing: its root came and then the
+           settle time passed, or no root came within the root wait. Spans were lost (a
+           proxy killed mid-request, an uninstrumented hop): waiting will not help, and
+           it is listed, labelled partial;
+- arriving otherwise: spans came less than the settle time ago, or the root (whose span
+           ends last: front-envoy reports it after every hop below) is not in yet. A
+           request still running, e.g. waiting on the slow /stage/3, is quiet for seconds
+           without its root; it is never listed.
+
+The settle time (trace-proxy --settle, default 1 s: two of the mesh's 0.5 s flush
+intervals) covers what the structural check cannot see: a leaf span still on its way from
+another proxy. The root wait (default 20 s) outlasts the front's 15 s route timeout, after
+which no request is still running.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+WHOLE, ARRIVING, PARTIAL = "whole", "arriving", "partial"
+
+
+def structurally_whole(spans: Iterable[dict[str, Any]]) -> bool:
+    """A root is present and every parent is."""
+    spans = list(spans)
+    ids = {s.get("id") for s in spans}
+    has_root = False
+    for span in spans:
+        parent = span.get("parentId")
+        if not parent:
+            has_root = True
+        elif parent not in ids:
+            return False
+    return has_root
+
+
+def state(spans: list[dict[str, Any]], quiet_for: float, settle: float, root_wait: float) -> str:
+    if quiet_for < settle:
+        return ARRIVING
+    if structurally_whole(spans):
+        return WHOLE
+    has_root = any(not s.get("parentId") for s in spans)
+    return PARTIAL if has_root or quiet_for >= root_wait else ARRIVING

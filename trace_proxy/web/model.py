@@ -1,0 +1,308 @@
+"""What the pages show, computed from stored spans: search rows, the waterfall, the
+heatmap grid and the dependency graph's layout. Plain data; the templates only lay it out."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from trace_proxy.store.query import service_name, trace_timestamp
+
+REQUEST_ID_TAG = "guid:x-request-id"  # Envoy's tag with the request's x-request-id
+
+
+def tags_of(span: dict) -> dict:
+    return span.get("tags") or {}
+
+
+def is_error(span: dict) -> bool:
+    """Envoy tags failed requests `error`; a 5xx status counts too."""
+    tags = tags_of(span)
+    return "error" in tags or str(tags.get("http.status_code", "")).startswith("5")
+
+
+def url_path(span: dict) -> str:
+    url = tags_of(span).get("http.url", "")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def clock(ts_us: int | float) -> str:
+    return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3] if ts_us else "?"
+
+
+def ms(duration_us: int | float | None) -> str:
+    value = (duration_us or 0) / 1000
+    return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def root_of(spans: Sequence[dict]) -> dict | None:
+    roots = [s for s in spans if not s.get("parentId")]
+    pool = roots or list(spans)
+    return min(pool, key=lambda s: s.get("timestamp") or 0) if pool else None
+
+
+def window(spans: Sequence[dict]) -> tuple[int, int]:
+    """(start, end) of the trace in µs since the epoch."""
+    timed = [s for s in spans if s.get("timestamp")]
+    if not timed:
+        return 0, 0
+    return (min(s["timestamp"] for s in timed), max(s["timestamp"] + (s.get("duration") or 0) for s in timed))
+
+
+def operation(span: dict | None) -> str:
+    if span is None:
+        return "?"
+    path = url_path(span)
+    return f"{span.get('name') or '?'} {path}".strip()
+
+
+# -- search rows ------------------------------------------------------------------------
+
+
+@dataclass
+class TraceRow:
+    trace_id: str
+    state: str
+    start: str
+    root_service: str
+    root_operation: str
+    span_count: int
+    services: list[str]
+    duration_us: int
+    errors: int
+    bar: float = 0.0  # duration as a share of the longest listed, 0..1
+
+    @property
+    def duration(self) -> str:
+        return ms(self.duration_us)
+
+
+def trace_row(spans: list[dict], state: str) -> TraceRow:
+    root = root_of(spans)
+    start, end = window(spans)
+    return TraceRow(
+        trace_id=spans[0]["traceId"], state=state, start=clock(trace_timestamp(spans)),
+        root_service=service_name(root) if root else "", root_operation=operation(root),
+        span_count=len(spans), services=sorted({service_name(s) for s in spans if service_name(s)}),
+        duration_us=(root or {}).get("duration") or (end - start), errors=sum(map(is_error, spans)),
+    )
+
+
+def trace_rows(found: list[tuple[list[dict], str]]) -> list[TraceRow]:
+    rows = [trace_row(spans, state) for spans, state in found]
+    longest = max((r.duration_us for r in rows), default=0) or 1
+    for row in rows:
+        row.bar = row.duration_us / longest
+    return rows
+
+
+# -- waterfall --------------------------------------------------------------------------
+
+
+@dataclass
+class SpanRow:
+    span: dict
+    depth: int
+    offset: float  # share of the trace's window before the span starts, 0..1
+    width: float  # share of the window the span covers
+    self_us: int
+    slowest: bool = False
+
+    @property
+    def service(self) -> str:
+        return service_name(self.span) or "?"
+
+    @property
+    def operation(self) -> str:
+        return operation(self.span)
+
+    @property
+    def duration(self) -> str:
+        return ms(self.span.get("duration"))
+
+    @property
+    def error(self) -> bool:
+        return is_error(self.span)
+
+    @property
+    def status(self) -> str:
+        return str(tags_of(self.span).get("http.status_code", ""))
+
+
+def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
+    """(depth, span) depth first, children by start time; orphans (parent not here) as roots."""
+    ids = {s.get("id") for s in spans}
+    children: dict[str | None, list[dict]] = defaultdict(list)
+    for s in spans:
+        parent = s.get("parentId")
+        children[parent if parent in ids and parent != s.get("id") else None].append(s)
+    key = lambda s: (s.get("timestamp") or 0, s.get("id") or "")  # noqa: E731
+    out: list[tuple[int, dict]] = []
+    seen: set[int] = set()
+    stack = [(0, s) for s in sorted(children[None], key=key, reverse=True)]
+    while stack:
+        depth, span = stack.pop()
+        if id(span) in seen:
+            continue
+        seen.add(id(span))
+        out.append((depth, span))
+        stack.extend((depth + 1, c) for c in sorted(children.get(span.get("id"), []), key=key, reverse=True))
+    out += [(0, s) for s in sorted(spans, key=key) if id(s) not in seen]  # parent cycles
+    return out
+
+
+def self_times(spans: Sequence[dict]) -> dict[int, int]:
+    """µs each span spends outside its children (the union of their intervals), by id(span)."""
+    kids: dict[str, list[dict]] = defaultdict(list)
+    for s in spans:
+        if s.get("parentId"):
+            kids[s["parentId"]].append(s)
+    result = {}
+    for s in spans:
+        start = s.get("timestamp") or 0
+        end = start + (s.get("duration") or 0)
+        covered, cursor = 0, start
+        for a, b in sorted((max(start, c.get("timestamp") or 0), min(end, (c.get("timestamp") or 0) + (c.get("duration") or 0)))
+                           for c in kids.get(s.get("id"), []) if c is not s):
+            a = max(a, cursor)
+            if b > a:
+                covered, cursor = covered + b - a, b
+        result[id(s)] = (s.get("duration") or 0) - covered
+    return result
+
+
+def waterfall(spans: list[dict]) -> list[SpanRow]:
+    """Rows in tree order; the span with the most time of its own is the slowest (the slow stage)."""
+    start, end = window(spans)
+    total = max(end - start, 1)
+    selfs = self_times(spans)
+    rows = []
+    for depth, span in tree_order(spans):
+        ts = span.get("timestamp") or start
+        rows.append(SpanRow(span, depth, (ts - start) / total, max((span.get("duration") or 0) / total, 0.002),
+                            selfs[id(span)]))
+    if len(rows) > 1:
+        max(rows, key=lambda r: r.self_us).slowest = True
+    return rows
+
+
+@dataclass
+class TraceSummary:
+    trace_id: str
+    request_id: str
+    start: str
+    duration: str
+    services: list[str]
+    errors: int
+    span_count: int
+
+
+def summary(spans: list[dict]) -> TraceSummary:
+    start, end = window(spans)
+    request_ids = [tags_of(s)[REQUEST_ID_TAG] for s in spans if tags_of(s).get(REQUEST_ID_TAG)]
+    return TraceSummary(spans[0]["traceId"], request_ids[0] if request_ids else "", clock(start),
+                        ms(end - start), sorted({service_name(s) for s in spans if service_name(s)}),
+                        sum(map(is_error, spans)), len(spans))
+
+
+# -- heatmap ----------------------------------------------------------------------------
+
+COLUMNS = 30
+SHADES = 6  # CSS classes shade-1 .. shade-6
+
+
+@dataclass
+class Heatmap:
+    t0_us: int
+    column_us: int
+    edges_us: list[int]  # duration edges, ascending; rows[i] covers [edges[i], edges[i+1])
+    rows: list[list[int]]  # fastest first
+    spans: int
+    max_count: int = 0
+    times: list[str] = field(default_factory=list)
+
+    def shade(self, count: int) -> int:
+        return 0 if not count else 1 + min(SHADES - 1, int((SHADES - 1) * math.log1p(count) / math.log1p(self.max_count)))
+
+
+def heatmap(traces: list[list[dict]], service: str | None = None, columns: int = COLUMNS) -> Heatmap | None:
+    """Span durations over time: x is the start of each span's trace (so a cell's traces are
+    exactly what the search finds for its time and duration range); y doubles per row."""
+    points = []
+    for spans in traces:
+        ts = trace_timestamp(spans)
+        points += [(ts, s["duration"]) for s in spans
+                   if s.get("duration") and (service is None or service_name(s) == service)]
+    if not points:
+        return None
+    t0 = min(p[0] for p in points)
+    t1 = max(p[0] for p in points)
+    column = max(1_000_000, math.ceil((t1 - t0 + 1) / columns))  # at least a second per column
+    columns = min(columns, (t1 - t0) // column + 1)
+    low = 2 ** math.floor(math.log2(min(p[1] for p in points)))
+    high = max(p[1] for p in points)
+    edges = [low]
+    while edges[-1] <= high:
+        edges.append(edges[-1] * 2)
+    rows = [[0] * columns for _ in range(len(edges) - 1)]
+    for ts, duration in points:
+        row = min(len(rows) - 1, int(math.log2(duration / low)))
+        rows[row][min(columns - 1, (ts - t0) // column)] += 1
+    result = Heatmap(t0, column, edges, rows, len(points), max(max(r) for r in rows))
+    result.times = [clock(t0 + i * column)[:8] for i in range(columns)]
+    return result
+
+
+# -- dependency graph -------------------------------------------------------------------
+
+
+@dataclass
+class GraphNode:
+    name: str
+    x: float
+    y: float
+
+
+@dataclass
+class GraphEdge:
+    parent: GraphNode
+    child: GraphNode
+    calls: int
+    errors: int
+
+
+def graph_layout(links: list[dict], width: int = 900, row_height: int = 70) -> tuple[list[GraphNode], list[GraphEdge], int]:
+    """Nodes in columns by their longest call path from a caller nobody calls; edges between them."""
+    names = sorted({l["parent"] for l in links} | {l["child"] for l in links})
+    callers: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        if link["parent"] != link["child"]:
+            callers[link["child"]].add(link["parent"])
+    level: dict[str, int] = {}
+
+    def depth(name: str, path: frozenset = frozenset()) -> int:
+        if name not in level:
+            parents = [p for p in callers[name] if p not in path]  # cycles stop here
+            level[name] = 1 + max((depth(p, path | {name}) for p in parents), default=-1)
+        return level[name]
+
+    for name in names:
+        depth(name)
+    columns: dict[int, list[str]] = defaultdict(list)
+    for name in names:
+        columns[level[name]].append(name)
+    step = width / (max(columns, default=0) + 1)
+    tallest = max((len(c) for c in columns.values()), default=1)
+    nodes = {}
+    for col, members in columns.items():
+        for i, name in enumerate(members):
+            offset = (tallest - len(members)) * row_height / 2
+            nodes[name] = GraphNode(name, step * col + step / 2, offset + row_height * i + row_height / 2)
+    edges = [GraphEdge(nodes[l["parent"]], nodes[l["child"]], l["callCount"], l.get("errorCount", 0)) for l in links]
+    return list(nodes.values()), edges, tallest * row_height

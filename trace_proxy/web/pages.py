@@ -1,0 +1,220 @@
+"""The web UI: search, trace, heatmap and dependency pages, rendered on the server.
+
+No script at all: links, forms and <details> do the clicking, so the pages work offline,
+in any browser, and under a Content-Security-Policy that allows nothing from elsewhere.
+Every value from a span goes through Jinja's autoescaping, after `visible` (control
+characters shown as \\xNN) and `clip` (huge values cut, saying by how much).
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+
+from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
+from trace_proxy.store import wholeness
+from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
+from trace_proxy.store.span_store import DONE, SpanStore
+from trace_proxy.web import model
+
+LOOKBACKS_MS = {60_000: "1 minute", 300_000: "5 minutes", 900_000: "15 minutes", 3_600_000: "1 hour",
+                21_600_000: "6 hours", DEFAULT_LOOKBACK_MS: "1 day"}
+DEFAULT_ROWS = 20
+MAX_ROWS = 1000
+HEATMAP_TRACES = 5000
+ALL_STATES = frozenset({wholeness.WHOLE, wholeness.ARRIVING, wholeness.PARTIAL})
+# Nothing from anywhere but this server; no scripts, no inline styles, no framing.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class FormError(ValueError):
+    """A search field with a bad value; shown above the form."""
+
+
+def visible(value) -> str:
+    """Control characters as \\xNN, so they can neither hide text nor upset the page."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
+
+
+def clip(value: str, limit: int = 200) -> str:
+    value = "" if value is None else str(value)
+    return value if len(value) <= limit else f"{value[:limit]}… (+{len(value) - limit:,} characters)"
+
+
+def ms_text(value: float) -> str:
+    """Milliseconds to the microsecond, without trailing zeros: 1048.576, 0.5, 3."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def human_span(ms: int) -> str:
+    if ms in LOOKBACKS_MS:
+        return LOOKBACKS_MS[ms]
+    for unit, size in (("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms / 1000:g} s"
+
+
+def _number(args, name: str, *, integer: bool = False, minimum: float = 0):
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise FormError(f"{name} must be a number, not {clip(raw, 40)!r}") from None
+    if value != value or value < minimum or value > 1e15:
+        raise FormError(f"{name} must be at least {minimum:g}")
+    return value
+
+
+def search_form(args) -> dict:
+    """The search fields, checked; durations in ms as a user types them, times in epoch ms."""
+    form = {
+        "service": (args.get("service") or "").strip().lower(),
+        "operation": (args.get("operation") or "").strip().lower(),
+        "min_ms": _number(args, "min_ms"),
+        "max_ms": _number(args, "max_ms"),
+        "errors": args.get("errors") in ("1", "on", "true"),
+        "arriving": args.get("arriving") in ("1", "on", "true"),
+        "lookback": _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS,
+        "end": _number(args, "end", integer=True, minimum=1),
+        "limit": min(_number(args, "limit", integer=True, minimum=1) or DEFAULT_ROWS, MAX_ROWS),
+    }
+    if form["max_ms"] is not None and form["min_ms"] is not None and form["max_ms"] < form["min_ms"]:
+        raise FormError("max duration must be at least the min duration")
+    return form
+
+
+def query_of(form: dict) -> TraceQuery:
+    min_us = round(form["min_ms"] * 1000) if form["min_ms"] is not None else None
+    max_us = round(form["max_ms"] * 1000) if form["max_ms"] is not None else None
+    return TraceQuery(
+        service_name=form["service"] or None, span_name=form["operation"] or None,
+        annotations={"error": ""} if form["errors"] else {},
+        min_duration=max(1, min_us or 0) if (min_us or max_us) else None, max_duration=max_us,
+        end_ts=form["end"] or int(time.time() * 1000), lookback=form["lookback"], limit=form["limit"],
+    )
+
+
+def empty_reason(store: SpanStore, form: dict) -> str:
+    """What the filter found, e.g. "no traces in the last 1 s (44 stored)"."""
+    services = store.services()
+    if form["service"] and form["service"] not in services:
+        return f"no service {form['service']!r}; services: {', '.join(services) or 'none yet'}"
+    if form["operation"]:
+        names = store.span_names(form["service"]) if form["service"] else sorted(
+            {n for s in services for n in store.span_names(s)})
+        if form["operation"] not in names:
+            where = f" in {form['service']!r}" if form["service"] else ""
+            return f"no operation {form['operation']!r}{where}; operations: {', '.join(names) or 'none yet'}"
+    census = store.census()
+    if not census["traces"]:
+        return "no traces stored yet: send a request through the front (inv echo --name friend)"
+    stored = f"{census['whole'] + census['partial']} stored"
+    if census["partial"]:
+        stored += f", {census['partial']} of them partial"
+    if census["arriving"]:
+        stored += f"; {census['arriving']} arriving"
+    filters = [f"service {form['service']}"] if form["service"] else []
+    filters += [f"operation {form['operation']}"] if form["operation"] else []
+    if form["min_ms"] is not None or form["max_ms"] is not None:
+        filters.append(f"a span of {form['min_ms'] or 0:g}–{form['max_ms']:g} ms" if form["max_ms"] is not None
+                       else f"a span of at least {form['min_ms']:g} ms")
+    filters += ["errors"] if form["errors"] else []
+    window = f"in the last {human_span(form['lookback'])}" if not form["end"] else \
+        f"in the {human_span(form['lookback'])} up to {model.clock(form['end'] * 1000)}"
+    return f"no traces {window}{' with ' + ', '.join(filters) if filters else ''} ({stored})"
+
+
+def find_trace(store: SpanStore, ident: str) -> tuple[list[dict], str] | None:
+    """By trace id, else the newest trace whose spans carry x-request-id `ident`."""
+    try:
+        tid = normalize_trace_id(ident)
+    except SpanError:
+        tid = None
+    if tid and (spans := store.trace(tid)):
+        return spans, store.state(tid) or wholeness.ARRIVING
+    query = TraceQuery(annotations={model.REQUEST_ID_TAG: ident}, end_ts=int(time.time() * 1000) + 60_000,
+                       lookback=10 * 365 * DEFAULT_LOOKBACK_MS, limit=1)
+    found = store.search(query, ALL_STATES)
+    return found[0] if found else None
+
+
+def pages_blueprint(store: SpanStore) -> Blueprint:
+    pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/ui/static")
+    pages.add_app_template_filter(visible, "visible")
+    pages.add_app_template_filter(clip, "clip")
+    pages.add_app_template_filter(ms_text, "ms_text")
+
+    @pages.after_request
+    def secure(reply: Response) -> Response:
+        reply.headers["Content-Security-Policy"] = CSP
+        reply.headers["X-Content-Type-Options"] = "nosniff"
+        reply.headers["Referrer-Policy"] = "no-referrer"
+        return reply
+
+    def page(template: str, status: int = 200, **values):
+        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, **values), status
+
+    @pages.get("/")
+    def search():
+        if (ident := (request.args.get("id") or "").strip()):  # the header's jump box
+            return redirect(url_for("pages.trace", ident=ident))
+        services = store.services()
+        try:
+            form = search_form(request.args)
+        except FormError as exc:
+            return page("search.html", 400, form=search_form({}), services=services, operations=[],
+                        rows=[], settle=store.settle_seconds, problem=str(exc))
+        states = ALL_STATES if form["arriving"] else DONE
+        rows = model.trace_rows(store.search(query_of(form), states))
+        operations = store.span_names(form["service"]) if form["service"] else []
+        return page("search.html", form=form, services=services, operations=operations, rows=rows,
+                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))
+
+    @pages.get("/trace/<path:ident>")
+    def trace(ident: str):
+        found = find_trace(store, ident.strip())
+        if found is None:
+            census = store.census()
+            return page("missing.html", 404, ident=ident,
+                        stored=f"{census['traces']} traces stored ({census['whole']} whole)")
+        spans, state = found
+        return page("trace.html", summary=model.summary(spans), rows=model.waterfall(spans), state=state,
+                    settle=store.settle_seconds)
+
+    @pages.get("/heatmap")
+    def heatmap():
+        try:
+            lookback = _number(request.args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
+        except FormError as exc:
+            return page("heatmap.html", 400, grid=None, service="", lookback=DEFAULT_LOOKBACK_MS,
+                        services=store.services(), problem=str(exc))
+        service = (request.args.get("service") or "").strip().lower() or None
+        query = TraceQuery(service_name=service, end_ts=int(time.time() * 1000), lookback=lookback,
+                           limit=HEATMAP_TRACES)
+        grid = model.heatmap(store.traces(query), service)
+        problem = "" if grid else empty_reason(store, {**search_form({}), "service": service or "",
+                                                        "lookback": lookback})
+        return page("heatmap.html", grid=grid, service=service or "", lookback=lookback,
+                    services=store.services(), problem=problem)
+
+    @pages.get("/dependencies")
+    def dependencies():
+        try:
+            lookback = _number(request.args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
+        except FormError as exc:
+            return page("dependencies.html", 400, nodes=[], edges=[], height=0, links=[],
+                        lookback=DEFAULT_LOOKBACK_MS, problem=str(exc))
+        links = store.dependencies(int(time.time() * 1000), lookback)
+        nodes, edges, height = model.graph_layout(links)
+        problem = "" if links else f"no calls between services in the last {human_span(lookback)}"
+        return page("dependencies.html", nodes=nodes, edges=edges, height=height, links=links,
+                    lookback=lookback, end_ms=int(time.time() * 1000), problem=problem)
+
+    return pages
