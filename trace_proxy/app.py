@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin_json
-from trace_proxy.ingest.body import IngestError, decode
-from trace_proxy.metrics import Metrics
+from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin, zipkin_json
+from trace_proxy.ingest.body import IngestError
+from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, Sink
@@ -61,33 +63,49 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds)
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
+    metrics.add_gauges(lambda: _state_gauges(state))
     app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*
     app.register_blueprint(pages_blueprint(store))  # the web UI at /
 
-    def reject(status: int, reason: str) -> Response:
-        metrics.incr("rejected", reason=str(status))
+    @app.before_request
+    def start_timer():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe_latency(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            route = request.url_rule.rule if request.url_rule else "unmatched"
+            metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+    def reject(status: int, reason: str, code: str = "") -> Response:
+        metrics.reject(status, code)
         log.info("rejected %s %s: %s", request.path, status, reason)
         return _text(status, reason)
 
     def ingest_spans(version: int) -> Response:
         metrics.incr("received", reason="requests")
         try:
-            body = decode(
+            body, parsed = zipkin.parse_request(
                 request.stream,
                 content_type=request.headers.get("Content-Type"),
                 content_encoding=request.headers.get("Content-Encoding"),
                 limit=settings.max_body_bytes,
+                version=version,
             )
-            parsed = zipkin_json.parse(body.payload, version)
         except IngestError as exc:
-            return reject(exc.status, exc.reason)
+            return reject(exc.status, exc.reason, exc.code)
         except zipkin_json.SpanError as exc:
-            return reject(400, str(exc))
-        deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding))
+            return reject(400, str(exc), "invalid_span")
+        deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding),
+                zipkin.encoding_name(body.content_type, version))
         return Response(status=202)
 
-    def deliver(batch: Batch) -> None:
-        metrics.incr("received", len(batch.spans), reason="spans")
+    def deliver(batch: Batch, encoding: str) -> None:
+        """`encoding`: what the spans came as (json_v2, proto_v2, otlp_proto, ...), counted for /metrics."""
+        metrics.incr("received", len(batch.spans), sink=encoding, reason="spans")
         for sink in state.sinks:
             try:
                 sink.accept(batch)
@@ -119,7 +137,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             return otlp_reply(400, otlp_wire.failure(encoding, 400, reason, refused[:100]))
         if converted.spans:
             # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
-            deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True))
+            deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True),
+                    "otlp_proto" if encoding == otlp_wire.PROTOBUF else "otlp_json")
         message = ""
         if refused:
             metrics.incr("dropped", len(refused), sink="ingest", reason="invalid_span")
@@ -179,7 +198,12 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         return jsonify({"status": "ok"})
 
     @app.get("/metrics")
-    def metrics_view():
+    def prometheus_metrics():
+        return Response(generate_latest(metrics.registry), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/metrics.json")
+    def metrics_json():
+        # The same counts as one JSON document, for a quick look with curl and for the tests.
         snapshot = metrics.snapshot()
         snapshot["store"] = store.stats()
         # How much each forwarding sink holds right now: the numbers that must stay bounded.
@@ -187,6 +211,18 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         return jsonify(snapshot)
 
     return app
+
+
+def _state_gauges(state: ProxyState):
+    stats = state.store.stats()
+    yield gauge("trace_proxy_store_spans", "Spans in the local store.", stats["spans"])
+    yield gauge("trace_proxy_store_traces", "Traces in the local store.", stats["traces"])
+    yield counter("trace_proxy_store_evicted_spans", "Spans evicted from the full store, whole traces at a time.",
+                  stats["evicted_spans"])
+    yield counter("trace_proxy_store_late_spans_dropped", "Spans of already evicted traces, not stored.",
+                  stats["late_spans_dropped"])
+    yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
+                {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}, "sink")
 
 
 def _text(status: int, reason: str) -> Response:

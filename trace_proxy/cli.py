@@ -8,12 +8,12 @@ from dataclasses import replace
 from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, OTLP_HTTP_PORT, Settings, SettingsError
 
 DESCRIPTION = """\
-Zipkin-compatible trace proxy: accepts Zipkin v1/v2 JSON spans on /api/v1/spans and
-/api/v2/spans and OTLP/HTTP spans (protobuf or JSON) on /v1/traces, keeps them in a
+Zipkin-compatible trace proxy: accepts Zipkin spans (v2 JSON or protobuf, v1 JSON or Thrift) on /api/v2/spans and /api/v1/spans
+and OTLP/HTTP spans (protobuf or JSON) on /v1/traces, keeps them in a
 bounded local store served by Zipkin's query API (services, spans, remoteServices, traces,
 trace/ID, traceMany, dependencies, autocompleteKeys/Values under /api/v2) and a web UI at
-/, and forwards them to Honeycomb when a write key is configured. Also serves /healthz and
-/metrics.
+/, and forwards them to Honeycomb when a write key is configured. Also serves /healthz,
+/metrics (Prometheus text) and /metrics.json (the same counts as JSON).
 """
 
 EPILOG = """\

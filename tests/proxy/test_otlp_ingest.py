@@ -318,3 +318,17 @@ def test_otlp_shaped_json_of_any_types_gets_200_or_400_never_a_crash(app, body):
     assert reply.status_code in (200, 400), reply.data
     assert reply.headers["Content-Type"] == "application/json"
     json.loads(reply.data)
+
+
+def test_the_web_ui_shows_otlp_spans_like_zipkin_ones():
+    import re
+
+    client = create_app(Settings(settle_seconds=0)).test_client()
+    sent, body = otel_client.json_body()
+    assert client.post("/v1/traces", data=body, headers=JSON).status_code == 200
+    page = client.get(f"/trace/{sent.trace_id}").get_data(as_text=True)
+    rows = re.findall(r'<details class="span([^"]*)" data-span-id="([0-9a-f]+)">(.*?)</details>', page, re.S)
+    assert [r[1] for r in rows] == [sent.root, sent.client, sent.internal]
+    assert all(otel_client.SERVICE in r[2] for r in rows)
+    assert [r[1] for r in rows if "error" in r[0]] == [sent.internal]
+    assert "<dt>deployment.environment</dt><dd>test</dd>" in page

@@ -88,7 +88,7 @@ def test_downstream_receives_each_body_unchanged_at_the_same_version_path():
 
         def counted():
             # The stand-in records a body before the proxy has read its reply and counted it.
-            snapshot = requests.get(f"{proxy.url}/metrics", timeout=5).json()
+            snapshot = requests.get(f"{proxy.url}/metrics.json", timeout=5).json()
             return snapshot if snapshot["forwarded"].get("downstream", 0) >= 13 else None
 
         metrics = wait_for(counted, 10, "both mirrored bodies counted as forwarded")

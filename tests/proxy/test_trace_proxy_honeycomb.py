@@ -1,4 +1,4 @@
-"""The trace proxy forwards spans to Honeycomb through real libhoney, in the upstream shape.
+"""The trace proxy forwards spans to Honeycomb's batch API, in the upstream proxy's event shape.
 
 A stand-in for Honeycomb's batch API on loopback records what arrives.
 """
@@ -139,11 +139,11 @@ def test_sample_rate_keeps_whole_traces_and_records_the_rate(standin):
         assert client.post("/api/v2/spans", json=spans).status_code == 202
     try:
         standin.wait_for(lambda reqs: sum(len(r.events) for r in reqs if r.dataset == "sampled") >= 30, "30 events")
-        time.sleep(0.5)  # a few more batches would show wrong sampling; libhoney sends every 0.25 s
+        time.sleep(0.5)  # a few more batches would show wrong sampling; the sink sends every 0.25 s
         events = standin.events("sampled")
         assert sorted({e["data"]["traceId"] for e in events}) == [f"{t:016x}" for t in (0, 10, 20)]
         assert len(events) == 30 and {e["samplerate"] for e in events} == {10}
-        dropped = client.get("/metrics").get_json()["dropped"]["honeycomb"]
+        dropped = client.get("/metrics.json").get_json()["dropped"]["honeycomb"]
         assert dropped == {"sampled": 270}
     finally:
         app.extensions["trace_proxy"].close()
@@ -176,12 +176,12 @@ def test_unresponsive_honeycomb_never_slows_ingest_and_memory_stays_bounded():
         sink = next(s for s in app.extensions["trace_proxy"].sinks if s.name == "honeycomb")
         client = app.test_client()
         slowest = _flood(client, rounds=40, per_round=100)
-        metrics = client.get("/metrics").get_json()
+        metrics = client.get("/metrics.json").get_json()
         assert slowest < 1.0
         assert sink.pending() <= 200 and metrics["queues"]["honeycomb"] <= 200
         assert metrics["dropped"]["honeycomb"]["backlog_full"] >= 4000 - 200
         assert metrics["received"]["spans"] == 4000 and metrics["store"]["spans"] == 4000
-    # black hole gone: the stuck connections reset, libhoney gives up and counts the failures
+    # black hole gone: the stuck connections reset, the sink gives up and counts the failures
     deadline = time.monotonic() + 15
     while sink.pending() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -197,7 +197,7 @@ def test_unreachable_honeycomb_live_process_answers_202_and_counts_failures():
             assert post(running.url, 2, v2_payload(secrets.token_hex(8)) * 20, gzipped=False).status_code == 202
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            metrics = requests.get(f"{running.url}/metrics", timeout=5).json()
+            metrics = requests.get(f"{running.url}/metrics.json", timeout=5).json()
             dropped = sum(metrics["dropped"].get("honeycomb", {}).values())
             if dropped == 200:
                 break
@@ -205,3 +205,22 @@ def test_unreachable_honeycomb_live_process_answers_202_and_counts_failures():
         assert dropped == 200 and metrics["queues"]["honeycomb"] <= 100
         assert metrics.get("forwarded", {}).get("honeycomb", 0) == 0
         assert "sending to Honeycomb failed" in running.output()
+
+
+def test_a_thrift_span_makes_the_same_event_as_its_v1_json(standin, proxy):
+    from tests.support.zipkin_thrift_writer import ipv4, signed64, thrift_body, zipkin_core as zc
+
+    trace_id = secrets.token_hex(8)
+    ep = zc.Endpoint(ipv4=ipv4("10.129.211.111"), service_name="poodle")
+    annotations = [zc.BinaryAnnotation(key=k, value=v.encode(), annotation_type=6, host=ep)
+                   for k, v in (("lc", "poodle"), ("responseLength", "136"), ("cache.hit", "true"), ("ratio", "0.25"),
+                                ("keyToDrop", "secret"))]
+    annotations.append(zc.BinaryAnnotation(key="sa", value=b"\x01", annotation_type=0,
+                                           host=zc.Endpoint(ipv4=ipv4("10.0.0.9"), service_name="db")))
+    span = zc.Span(trace_id=signed64(trace_id), name="persist", id=signed64("34472e70cb669b31"),
+                   timestamp=1506629747288651, duration=192, binary_annotations=annotations)
+    reply = requests.post(f"{proxy.url}/api/v1/spans", data=thrift_body([span]),
+                          headers={"Content-Type": "application/x-thrift"}, timeout=5)
+    assert reply.status_code == 202
+    batches = standin.wait_for_trace(trace_id, 1)
+    assert [e for b in batches for e in b.events if e["data"]["traceId"] == trace_id] == [v1_expected(trace_id)]

@@ -34,8 +34,8 @@ def gz(data: bytes) -> bytes:
 
 BAD_REQUESTS = [
     # (description, path, body, headers, status, reason fragment)
-    ("protobuf", "/api/v2/spans", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}, 415, "Content-Type"),
-    ("thrift", "/api/v1/spans", b"\x0c\x00", {"Content-Type": "application/x-thrift"}, 415, "Content-Type"),
+    ("xml", "/api/v2/spans", b"<spans/>", {"Content-Type": "application/xml"}, 415, "Content-Type"),
+    ("protobuf on v1", "/api/v1/spans", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}, 415, "Content-Type"),
     ("brotli", "/api/v2/spans", b"[]", {"Content-Type": "application/json", "Content-Encoding": "br"}, 415, "Content-Encoding"),
     ("not json", "/api/v2/spans", b"[{", {"Content-Type": "application/json"}, 400, "not valid JSON"),
     ("NaN", "/api/v2/spans", b'[{"traceId": "1", "id": "1", "tags": {"x": NaN}}]', {"Content-Type": "application/json"},
@@ -70,9 +70,9 @@ def test_bad_bodies_get_4xx_with_a_reason(client, path, body, headers, status, r
 
 def test_rejections_are_counted(app):
     client = app.test_client()
-    before = client.get("/metrics").get_json()["rejected"]["requests"]
+    before = client.get("/metrics.json").get_json()["rejected"]["requests"]
     client.post("/api/v2/spans", data=b"nope", headers={"Content-Type": "application/json"})
-    assert client.get("/metrics").get_json()["rejected"]["requests"] == before + 1
+    assert client.get("/metrics.json").get_json()["rejected"]["requests"] == before + 1
 
 
 def test_gzip_and_plain_v2_bodies_are_stored_alike(client):

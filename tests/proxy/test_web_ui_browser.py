@@ -122,3 +122,25 @@ def test_a_heatmap_cell_leads_to_its_traces(page, demo, screenshots):
     assert rows.count() >= 1
     rows.first.get_by_role("link").click()
     assert page.locator("details.span").count() >= 2
+
+
+def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
+    import requests
+
+    from tests.support.trace_proxy_spans import envoy_trace
+
+    spans = envoy_trace(request_id="hostile-browser")
+    markup = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    spans[0]["localEndpoint"]["serviceName"] = markup
+    spans[1]["tags"]["evil"] = markup + "\x1b[31m\x00" + "Z" * 50_000
+    assert requests.post(f"{demo['url']}/api/v2/spans", json=spans, timeout=5).status_code == 202
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{demo['url']}/trace/hostile-browser")
+    assert page.locator("details.span").count() == 12
+    assert page.locator("details.span .service").first.inner_text() == markup.lower()  # shown, as text
+    page.locator("details.span").nth(1).locator("summary").click()
+    assert "\\x1b[31m\\x00ZZZ" in page.locator("details.span").nth(1).inner_text()
+    page.goto(f"{demo['url']}/?arriving=1")
+    assert page.locator("table.traces").is_visible()
+    assert dialogs == [] and page.locator("img[src=x]").count() == 0

@@ -1,7 +1,14 @@
 """A local stand-in for Honeycomb's batch API: a real HTTP server on loopback.
 
-It answers `POST /1/batch/<dataset>` the way Honeycomb does (one status per event) and records
-every request's path, headers and (gunzipped) JSON body for the tests to inspect.
+It answers `POST /1/batch/<dataset>` the way Honeycomb does: a body that is not strict JSON
+(Python's `NaN`/`Infinity` included) or not a list is refused whole with 400; otherwise
+every event gets its own status, 400 for an event Honeycomb would refuse (its `data` not an
+object, more columns than `max_columns`, larger than `max_event_bytes`), 202 for the rest.
+It records every request's path, headers and (decompressed) JSON body for the tests to
+inspect, or with `keep_events=False` only counts them (the benchmark's long runs).
+
+`python -m tests.support.honeycomb_standin PORT` serves one on its own (the benchmark runs
+it in a process of its own); `GET /stats` answers its counts.
 """
 from __future__ import annotations
 
@@ -9,11 +16,18 @@ import contextlib
 import gzip
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
+
+import zstandard
+
+MALFORMED = "Request body is malformed and cannot be read"
+TOO_MANY_COLUMNS = "Event has too many columns"
+TOO_LARGE = "Event exceeds max event size"
 
 
 @dataclass
@@ -22,16 +36,39 @@ class BatchRequest:
     headers: dict[str, str]
     raw: bytes
     events: list[dict[str, Any]]
+    statuses: list[int] | None = None  # per event, as answered (None: refused whole)
 
     @property
     def dataset(self) -> str:
         return self.path.removeprefix("/1/batch/")
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def event_status(event: Any, max_columns: int, max_event_bytes: int) -> dict[str, Any]:
+    """Honeycomb's answer for one event of a batch."""
+    data = event.get("data") if isinstance(event, dict) else None
+    if not isinstance(data, dict):
+        return {"status": 400, "error": MALFORMED}
+    if len(data) > max_columns:
+        return {"status": 400, "error": TOO_MANY_COLUMNS}
+    if len(json.dumps(data)) > max_event_bytes:
+        return {"status": 400, "error": TOO_LARGE}
+    return {"status": 202}
+
+
 class HoneycombStandin:
-    def __init__(self, server: ThreadingHTTPServer):
+    def __init__(self, server: ThreadingHTTPServer, *, keep_events: bool = True, max_columns: int = 2000,
+                 max_event_bytes: int = 1_000_000):
         self._server = server
+        self.keep_events = keep_events
+        self.max_columns = max_columns
+        self.max_event_bytes = max_event_bytes
         self.requests: list[BatchRequest] = []
+        self.refused: list[BatchRequest] = []  # batches answered 400 whole (invalid JSON)
+        self.counts = {"batches": 0, "events": 0, "accepted": 0, "rejected": 0, "refused_batches": 0}
         self._cond = threading.Condition()
 
     @property
@@ -41,12 +78,28 @@ class HoneycombStandin:
 
     def record(self, req: BatchRequest) -> None:
         with self._cond:
-            self.requests.append(req)
+            statuses = req.statuses or []
+            if req.statuses is None and req.path.startswith("/1/batch/"):
+                self.counts["refused_batches"] += 1
+                self.refused.append(req)
+            else:
+                self.counts["batches"] += 1
+                self.counts["events"] += len(statuses)
+                self.counts["accepted"] += sum(1 for s in statuses if s == 202)
+                self.counts["rejected"] += sum(1 for s in statuses if s != 202)
+                if self.keep_events:
+                    self.requests.append(req)
             self._cond.notify_all()
 
-    def events(self, dataset: str | None = None) -> list[dict[str, Any]]:
+    def stats(self) -> dict[str, int]:
         with self._cond:
-            return [ev for r in self.requests if dataset in (None, r.dataset) for ev in r.events]
+            return dict(self.counts)
+
+    def events(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Events Honeycomb would have kept (answered 202)."""
+        with self._cond:
+            return [ev for r in self.requests if dataset in (None, r.dataset)
+                    for ev, status in zip(r.events, r.statuses or ()) if status == 202]
 
     def wait_for(self, predicate, what: str, timeout: float = 10.0):
         """Wait until `predicate(requests)` is truthy and return its value."""
@@ -55,7 +108,8 @@ class HoneycombStandin:
             while not (result := predicate(list(self.requests))):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"stand-in did not get {what} within {timeout}s; it got {self.requests}")
+                    raise AssertionError(f"stand-in did not get {what} within {timeout}s; it got {self.counts}: "
+                                         f"{[e['data'] for r in self.requests for e in r.events][:5]} …")
                 self._cond.wait(left)
         return result
 
@@ -68,26 +122,54 @@ class HoneycombStandin:
         return self.wait_for(done, f"{count} events of trace {trace_id}", timeout)
 
 
+def _decompress(raw: bytes, encoding: str) -> bytes:
+    """The encodings Honeycomb's API takes: gzip, zstd or none."""
+    if encoding == "gzip":
+        return gzip.decompress(raw)
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=64 * 1024 * 1024)
+    return raw
+
+
 def _handler(standin_ref: list[HoneycombStandin]):
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        protocol_version = "HTTP/1.1"  # keep-alive, as Honeycomb's API
+
+        def _reply(self, status: int, body: bytes = b"", ctype: str = "application/json") -> None:
+            self.send_response(status)
+            if body:
+                self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path == "/stats":
+                self._reply(200, json.dumps(standin_ref[0].stats()).encode())
+            else:
+                self._reply(404)
+
+        def do_POST(self):  # noqa: N802
+            standin = standin_ref[0]
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
             if not self.path.startswith("/1/batch/"):
                 # Anything else is recorded as-is: the stand-in doubles as a downstream collector.
-                standin_ref[0].record(BatchRequest(self.path, dict(self.headers.items()), raw, []))
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], []))
+                self._reply(202)
                 return
-            events = json.loads(body)
-            standin_ref[0].record(BatchRequest(self.path, dict(self.headers.items()), raw, events))
-            reply = json.dumps([{"status": 202}] * len(events)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
+            try:
+                body = _decompress(raw, self.headers.get("Content-Encoding", ""))
+                events = json.loads(body, parse_constant=_refuse_constant)
+                if not isinstance(events, list):
+                    raise ValueError("not a list")
+            except (ValueError, OSError, EOFError, zstandard.ZstdError):
+                standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], None))
+                self._reply(400, json.dumps({"error": MALFORMED}).encode())
+                return
+            answers = [event_status(ev, standin.max_columns, standin.max_event_bytes) for ev in events]
+            statuses = [a["status"] for a in answers]
+            standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, events, statuses))
+            self._reply(200, json.dumps(answers).encode())
 
         def log_message(self, *args):
             pass
@@ -96,11 +178,11 @@ def _handler(standin_ref: list[HoneycombStandin]):
 
 
 @contextlib.contextmanager
-def honeycomb_standin() -> Iterator[HoneycombStandin]:
+def honeycomb_standin(port: int = 0, **options) -> Iterator[HoneycombStandin]:
     ref: list[HoneycombStandin] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ref))
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(ref))
     server.daemon_threads = True
-    ref.append(HoneycombStandin(server))
+    ref.append(HoneycombStandin(server, **options))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -124,3 +206,16 @@ def black_hole() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: python -m tests.support.honeycomb_standin PORT", file=sys.stderr)
+        return 2
+    with honeycomb_standin(int(argv[0]), keep_events=False):
+        threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,8 @@
 The binary is unpacked, never installed (installing the package would start a registry on
 every interface): `.ci/run` puts it under .cache/docker-registry/ with `apt-get download
 docker-registry` and `dpkg -x`. It serves 127.0.0.1:FREE_PORT only, from a config file and a
-storage directory of the test's own. Docker pushes to a loopback registry without TLS.
+storage directory of the test's own, and asks for a user and password (htpasswd, as a private
+registry would). Docker pushes to a loopback registry without TLS.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import bcrypt
 import requests
 import yaml
 
@@ -40,20 +42,26 @@ def binary() -> str | None:
 class Registry:
     host: str  # 127.0.0.1:PORT, what `--registry` takes
     storage: Path
+    user: str
+    password: str
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.user, self.password
 
     @property
     def url(self) -> str:
         return f"http://{self.host}"
 
     def tags(self, repository: str) -> list[str]:
-        reply = requests.get(f"{self.url}/v2/{repository}/tags/list", timeout=10)
+        reply = requests.get(f"{self.url}/v2/{repository}/tags/list", auth=self.auth, timeout=10)
         if reply.status_code == 404:
             return []
         reply.raise_for_status()
         return reply.json().get("tags") or []
 
     def manifest_digest(self, repository: str, tag: str) -> str:
-        reply = requests.head(f"{self.url}/v2/{repository}/manifests/{tag}", timeout=10, headers={"Accept": ", ".join([
+        reply = requests.head(f"{self.url}/v2/{repository}/manifests/{tag}", auth=self.auth, timeout=10, headers={"Accept": ", ".join([
             "application/vnd.docker.distribution.manifest.v2+json",
             "application/vnd.oci.image.manifest.v1+json",
             "application/vnd.oci.image.index.v1+json",
@@ -68,30 +76,34 @@ class Registry:
         return {path.name for path in root.glob("*/*/*") if path.is_dir()}
 
 
-def serve(directory: Path, executable: str) -> Iterator[Registry]:
-    """Run the registry on a free loopback port until the generator is closed."""
+def serve(directory: Path, executable: str, user: str, password: str) -> Iterator[Registry]:
+    """Run the registry on a free loopback port, for `user` only, until the generator is closed."""
     port = free_port()
     storage = directory / "storage"
     storage.mkdir()
+    htpasswd = directory / "htpasswd"
+    # bcrypt is the only hash the registry's htpasswd accepts; cost 4 keeps each check fast.
+    htpasswd.write_bytes(user.encode() + b":" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)) + b"\n")
     config = directory / "config.yml"
     config.write_text(yaml.safe_dump({
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
         "storage": {"filesystem": {"rootdirectory": str(storage)}},
         "http": {"addr": f"{LOOPBACK}:{port}"},
+        "auth": {"htpasswd": {"realm": "envoy-tracing-tests", "path": str(htpasswd)}},
     }))
     log = directory / "registry.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([executable, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    registry = Registry(f"{LOOPBACK}:{port}", storage)
+    registry = Registry(f"{LOOPBACK}:{port}", storage, user, password)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"docker-registry exited ({process.returncode}): {log.read_text()[-2000:]}")
             try:
-                if requests.get(f"{registry.url}/v2/", timeout=2).status_code == 200:
+                if requests.get(f"{registry.url}/v2/", auth=registry.auth, timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass

@@ -6,28 +6,33 @@ import zlib
 from dataclasses import dataclass
 from typing import IO, Any
 
+import orjson
+
 _CHUNK = 64 * 1024
 # Zipkin clients send JSON; a missing Content-Type is what curl -d and some old clients send.
 _JSON_TYPES = {"", "application/json", "text/json"}
 
 
 class IngestError(Exception):
-    def __init__(self, status: int, reason: str):
+    """A body the proxy refuses: HTTP status, a sentence for the client, a short code for /metrics."""
+
+    def __init__(self, status: int, reason: str, code: str = ""):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.code = code
 
 
 @dataclass
 class Body:
     raw: bytes  # exactly as received (possibly gzip), for mirroring downstream
-    payload: Any  # decoded JSON
+    payload: Any  # decoded JSON, or the decoded bytes of a binary encoding
     content_type: str
     content_encoding: str
 
 
 def check_content_type(header: str | None) -> str:
-    mime = (header or "").split(";", 1)[0].strip().lower()
+    mime = media_type(header)
     if mime not in _JSON_TYPES:
         raise IngestError(415, f"unsupported Content-Type {mime!r}: send application/json")
     return header or "application/json"
@@ -55,9 +60,9 @@ def gunzip_limited(data: bytes, limit: int) -> bytes:
         if len(out) > limit or inflater.unconsumed_tail:
             raise IngestError(413, f"body larger than {limit} bytes once decompressed")
         if not inflater.eof:
-            raise IngestError(400, "gzip body is truncated")
+            raise IngestError(400, "gzip body is truncated", "bad_gzip")
     except zlib.error as exc:
-        raise IngestError(400, f"body is not valid gzip: {exc}") from None
+        raise IngestError(400, f"body is not valid gzip: {exc}", "bad_gzip") from None
     return out
 
 
@@ -66,18 +71,41 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str | None,
-           limit: int) -> Body:
-    ctype = check_content_type(content_type)
+def media_type(header: str | None) -> str:
+    """The bare media type of a Content-Type header, lowercase ("" when there is none)."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def read_body(stream: IO[bytes], *, content_encoding: str | None, limit: int) -> tuple[bytes, bytes, str]:
+    """(raw as received, decoded bytes, encoding): the size limit before and after gzip."""
     encoding = (content_encoding or "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
         raise IngestError(415, f"unsupported Content-Encoding {encoding!r}: send gzip or nothing")
     raw = read_limited(stream, limit)
-    text = gunzip_limited(raw, limit) if encoding == "gzip" else raw
+    return raw, (gunzip_limited(raw, limit) if encoding == "gzip" else raw), encoding
+
+
+def parse_json(text: bytes) -> Any:
     try:
-        payload = json.loads(text, parse_constant=_refuse_constant)
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson is strict where the standard library is lenient on purpose: a number too
+        # large for a double (1e999, kept as infinity, sent on as a string) and lone
+        # surrogates. The standard parser decides, and words the error when there is one.
+        return _strict_json(text)
+
+
+def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str | None,
+           limit: int) -> Body:
+    ctype = check_content_type(content_type)
+    raw, text, encoding = read_body(stream, content_encoding=content_encoding, limit=limit)
+    return Body(raw=raw, payload=parse_json(text), content_type=ctype, content_encoding=encoding)
+
+
+def _strict_json(text: bytes) -> Any:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+        raise IngestError(400, f"body is not valid JSON: {exc}", "malformed") from None
     except RecursionError:
-        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
-    return Body(raw=raw, payload=payload, content_type=ctype, content_encoding=encoding)
+        raise IngestError(400, "body is not valid JSON: nested too deeply", "malformed") from None

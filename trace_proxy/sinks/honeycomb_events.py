@@ -8,10 +8,20 @@ view looks for by default, so a new environment draws the waterfall without setu
 
 All of this is derived here, from the span as received, so that ingest without a Honeycomb
 key never pays for it.
+
+Every value is made JSON that Honeycomb accepts (`json_safe`): a number JSON cannot carry
+(NaN, ±Infinity: a v1 annotation "Infinity", a v2 tag 1e999) travels as the string Zipkin's
+own Java model prints for it ("NaN", "Infinity", "-Infinity"), and so does an integer
+beyond 64 bits. A string rather than dropping the field: Zipkin tag values are strings by
+definition (v2) or arrived as strings (v1), so nothing the client said is lost, and a
+string is a value Honeycomb takes in any column, where one bare `Infinity` would make
+Honeycomb refuse the whole batch, other requests' spans included.
 """
 from __future__ import annotations
 
-import datetime as dt
+import functools
+import math
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -19,13 +29,15 @@ from trace_proxy.ingest.zipkin_json import ADDRESS_KEYS, Span, guess_type, micro
 
 DATASET_TAG = "honeycomb.dataset"
 SAMPLE_RATE_TAG = "honeycomb.samplerate"
-_EPOCH = dt.datetime(1970, 1, 1)
+_MAX_EVENT_MICROS = 253_402_300_800_000_000  # year 10000: RFC 3339 has four digits for the year
+_INT64 = range(-(2**63), 2**64)  # what a JSON parser such as Honeycomb's reads as an integer
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 @dataclass
 class Event:
     fields: dict[str, Any]
-    timestamp: dt.datetime  # naive UTC, as libhoney expects
+    time: str  # RFC 3339 UTC, Honeycomb's event time
     dataset: str | None = None  # None: the configured dataset
     sample_rate: int = 1
 
@@ -50,13 +62,35 @@ def sample_rate_from_tag(value: Any) -> int:
     return int(value)
 
 
-def event_time(timestamp_us: int | None) -> dt.datetime:
-    if timestamp_us:
-        try:
-            return _EPOCH + dt.timedelta(microseconds=timestamp_us)
-        except OverflowError:
-            pass
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+@functools.lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # The spans of one batch share a handful of seconds: format each second once.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def event_time(timestamp_us: int | None) -> str:
+    """The span's start as RFC 3339 UTC (microseconds left out when zero); now without one."""
+    if not timestamp_us or timestamp_us >= _MAX_EVENT_MICROS:
+        timestamp_us = time.time_ns() // 1000
+    seconds, fraction = divmod(timestamp_us, 1_000_000)
+    return f"{_second(seconds)}.{fraction:06d}Z" if fraction else f"{_second(seconds)}Z"
+
+
+def json_safe(value: Any) -> Any:
+    """`value` as JSON Honeycomb accepts: non-finite floats and integers beyond 64 bits as
+    strings, containers walked (v2 tags may hold any JSON); everything else unchanged."""
+    kind = type(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        return _NON_FINITE.get(value, value)
+    if kind is int:
+        return value if value in _INT64 else str(value)
+    if kind is dict:
+        return {k: json_safe(v) for k, v in value.items()}
+    if kind is list:
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _v1_upstream(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -118,7 +152,7 @@ def to_event(span: Span, drop_fields: Iterable[str] = (), sample_rate: int = 1) 
         elif key == SAMPLE_RATE_TAG:
             tag_rate = sample_rate_from_tag(value)
         else:
-            fields[key] = value
+            fields[key] = value if type(value) is str else json_safe(value)
     fields["trace.trace_id"] = core["traceId"]
     fields["trace.span_id"] = core["id"]
     if core.get("parentId"):

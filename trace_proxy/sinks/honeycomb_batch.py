@@ -1,0 +1,99 @@
+"""Honeycomb's batch API on the wire: events → compressed request bodies, answers → per-event results.
+
+Each event is serialised on its own, so one that cannot become JSON (a string with a lone
+surrogate, a type JSON has no word for) is scrubbed or, failing that, left out and reported
+alone, never taking the rest of its batch with it. A body stays under Honeycomb's batch
+size limit by starting a new one when the next event would cross it.
+
+Bodies are zstd-compressed (Honeycomb takes zstd or gzip): on Envoy-shaped events zstd at
+level 1 took 0.3 µs per event where gzip at level 1 took 5.8 µs, the largest single cost
+of the sending side, and made bodies smaller too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import orjson
+import zstandard
+
+from trace_proxy.sinks.honeycomb_events import Event, json_safe
+
+MAX_BODY_BYTES = 4_500_000  # Honeycomb takes batches up to 5 MB (uncompressed); keep a margin
+MAX_EVENTS_PER_BODY = 2_000
+ZSTD_LEVEL = 1  # fastest; repetitive JSON compresses well already
+CONTENT_ENCODING = "zstd"
+
+
+@dataclass
+class Body:
+    dataset: str
+    data: bytes  # compressed (CONTENT_ENCODING)
+    span_ids: list[str] = field(default_factory=list)  # per event, to name a refused one in the log
+
+    @property
+    def events(self) -> int:
+        return len(self.span_ids)
+
+
+def _scrub(value: Any) -> Any:
+    """The slow path for an event orjson refused: strings made valid UTF-8, the rest JSON-safe."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return json_safe(value)
+    return str(value)
+
+
+def encode_event(event: Event) -> bytes | None:
+    """One event as Honeycomb's batch element; None when it cannot be made JSON at all."""
+    doc = {"time": event.time, "samplerate": event.sample_rate, "data": event.fields}
+    try:
+        return orjson.dumps(doc)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return orjson.dumps(_scrub(doc))
+    except (TypeError, orjson.JSONEncodeError, RecursionError):
+        return None
+
+
+def bodies(dataset: str, encoded: Iterable[tuple[str, bytes]]) -> Iterator[Body]:
+    """(span id, event JSON) pairs → compressed JSON array bodies within Honeycomb's limits."""
+    parts: list[bytes] = []
+    ids: list[str] = []
+    size = 2
+    for span_id, doc in encoded:
+        if parts and (size + len(doc) + 1 > MAX_BODY_BYTES or len(parts) >= MAX_EVENTS_PER_BODY):
+            yield Body(dataset, _compress(parts), ids)
+            parts, ids, size = [], [], 2
+        parts.append(doc)
+        ids.append(span_id)
+        size += len(doc) + 1
+    if parts:
+        yield Body(dataset, _compress(parts), ids)
+
+
+def _compress(parts: list[bytes]) -> bytes:
+    # A compressor per body: cheap next to the body, and safe across the sender threads.
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(b"[" + b",".join(parts) + b"]")
+
+
+def event_results(reply_body: bytes, count: int) -> list[tuple[int, str]]:
+    """Honeycomb's 200 answer: one {"status", "error"} per event, in order.
+
+    Raises ValueError when the answer is not that (then no event can be counted as kept).
+    """
+    answers = orjson.loads(reply_body)
+    if not isinstance(answers, list) or len(answers) != count:
+        raise ValueError(f"expected {count} event statuses, got {str(answers)[:200]}")
+    results = []
+    for answer in answers:
+        answer = answer if isinstance(answer, dict) else {}
+        status = answer.get("status")
+        results.append((status if isinstance(status, int) else 0, str(answer.get("error") or "")))
+    return results
