@@ -114,7 +114,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
             command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
-            listens=(layout.trace_proxy_port,),
+            listens=tuple(p for p in (layout.trace_proxy_port, layout.otlp_port) if p),  # Zipkin, then OTLP
         )
     ]
     for instance in layout.envoys:

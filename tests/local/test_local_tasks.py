@@ -23,6 +23,9 @@ def test_local_up_then_down_leaves_no_process_and_no_listening_port(tmp_path):
         assert f"Traces in your browser: http://127.0.0.1:{layout.trace_proxy_port}/" in up.stdout
         status = inv("local.status", state_dir=tmp_path)
         assert status.returncode == 0 and "front-envoy" in status.stdout and "NOT HEALTHY" not in status.stdout
+        # Every port a user may point a client at, the OTLP one too.
+        proxy_row = next(line for line in status.stdout.splitlines() if line.startswith("trace-proxy "))
+        assert f" {layout.trace_proxy_port} {layout.otlp_port} " in proxy_row
         again = inv("local.up", *layout_flags(layout), state_dir=tmp_path)
         assert again.returncode == 0 and "already up" in again.stdout
         supervisord = int((tmp_path / "supervisord.pid").read_text())
