@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from invoke.exceptions import Exit, UnexpectedExit
 
 from meshtools.cluster import forward as port_forward
-from meshtools.cluster import stack
+from meshtools.cluster import kind, remote, stack
 from meshtools.cluster.target import Target
 from meshtools.cluster.state import state_dir
 from meshtools.shared.net import accepts_connections
@@ -25,6 +25,16 @@ from meshtools.shared.readiness import wait_until
 from meshtools.shared.watch import relative, watch_changes, watched
 
 SERVING_TIMEOUT = 60.0
+
+
+def check(target: Target) -> None:
+    """End the task now, not at the first save, when a change could not be deployed: every missing
+    tool named at once, then the cluster (or the shared cluster's guard and registry), then Docker's daemon."""
+    kind.require_tools("docker", *(["kind"] if target.is_kind else []), "kubectl")
+    if not target.is_kind:
+        remote.require_registry(target)
+    stack.open_target(target)
+    kind.require_docker_daemon()
 
 
 def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None) -> str | None:

@@ -33,6 +33,7 @@ def dev(c, cluster=False):
     """
     if cluster:
         target = target_from(c)
+        cluster_dev.check(target)
         say(f"{WATCHING} On each change: inv build deploy on {target.context}.")
         try:
             cluster_dev.watch(target, say)

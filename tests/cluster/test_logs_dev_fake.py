@@ -6,7 +6,7 @@ import re
 import pytest
 
 from meshtools.cluster.target import resolve
-from meshtools.tasks import cli, logs
+from meshtools.tasks import cli, dev, logs
 from tests.support.fakes_harness import Fakes, fakes_for
 
 POD_LINES = [
@@ -21,6 +21,7 @@ class LogsFakes(Fakes):
     def namespace(self, configure=None):
         ns = super().namespace(configure)
         ns.add_task(logs.logs)
+        ns.add_task(dev.dev)
         return ns
 
 
@@ -99,3 +100,16 @@ def test_dev_on_the_cluster_reports_a_failed_step_and_keeps_watching_fake(fakes,
     monkeypatch.setenv("FAKE_DOCKER_DAEMON", "down")
     line = cluster_dev.apply(resolve("envoy-tracing"), [PROJECT_ROOT / "service" / "__init__.py"])
     assert line.startswith("service/__init__.py changed: NOT deployed, the running pods keep serving: Docker"), line
+
+
+def test_dev_on_the_cluster_says_what_is_missing_before_it_watches_fake(fakes):
+    # It used to print "Watching …" and wait: the missing kind surfaced only at the first save.
+    fakes.install()
+    code, out, err = fakes.inv("dev", "--cluster")
+    assert code == 1 and "Watching" not in out and "Traceback" not in err
+    assert err.startswith("docker, kind and kubectl are not on PATH: install")
+    fakes.install("docker", "kind", "kubectl")
+    code, out, err = fakes.inv("dev", "--cluster")
+    assert code == 1 and "Watching" not in out
+    assert err.strip() == "There is no kind cluster named 'envoy-tracing': run `inv cluster.up` first."
+    assert not fakes.argvs("docker", "build")
