@@ -288,7 +288,8 @@ class LocalMesh:
         if taken:
             raise MeshError(
                 f"Port {', '.join(map(str, taken))} on {self.layout.host} is already in use; stop what listens there "
-                "(`ss -ltnp` shows it) or choose other ports (`inv local.up --help`)."
+                "(`ss -ltnp` shows it) or start the mesh on other ports with `inv local.up --front-port`, "
+                "`--trace-proxy-port`, `--otlp-port` or `--base-port` (`inv demo` then uses it)."
             )
 
     def up(self, timeout: float = 90.0) -> None:

@@ -48,6 +48,8 @@ def test_local_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
         result = inv("local.up", *layout_flags(layout), state_dir=tmp_path)
     assert result.returncode == 1
     assert f"Port {layout.front_port} on 127.0.0.1 is already in use" in result.stderr
+    # Says how to move the ports, also to someone who ran `inv demo` (which has no port flags).
+    assert "`inv local.up --front-port`" in result.stderr and "`inv demo` then uses it" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "supervisord.pid").exists()
 
