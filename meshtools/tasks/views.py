@@ -129,7 +129,8 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     console = trace_view.terminal_console()
     try:
         if id is not None:
-            spans = trace_by_id_or_request_id(client, id.strip())
+            spans = trace_by_id_or_request_id(client, id.strip(), on_wait=lambda: print(
+                "Not listed yet; waiting for the traces still arriving …", file=sys.stderr, flush=True))
             trace_view.render_trace(spans, console)
             if logs:
                 print_request_logs(c, spans, console)

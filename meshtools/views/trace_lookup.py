@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Callable
 
 from meshtools.views.urls import shorten
 from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
@@ -56,21 +57,42 @@ def why_no_traces(client: ZipkinClient, service: str | None = None, lookback_s: 
     return f"No traces {' '.join(filters)} at {where}{count}; widen the filter or send a request."
 
 
-def trace_by_id_or_request_id(client: ZipkinClient, ident: str) -> list[dict]:
+ARRIVAL_SECONDS = 6.0  # a just-answered request's trace: its spans in, then the settle time, on a busy machine
+
+
+def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = ARRIVAL_SECONDS,
+                              on_wait: Callable[[], None] | None = None) -> list[dict]:
     """The trace whose id is `ident`, else the newest whose spans carry x-request-id `ident`.
 
-    So `inv traces --id` takes a trace id or the x-request-id `inv echo` printed.
+    So `inv traces --id` takes a trace id or the x-request-id `inv echo` printed. The proxy
+    lists a trace by x-request-id only once it is whole and settled, a second or two after the
+    answer: while traces are arriving, a miss is asked again for up to `wait` seconds
+    (`on_wait` is called once first); with nothing arriving it is final at once.
     """
+    deadline = time.monotonic() + wait
+    waiting = False
+    while True:
+        found = _lookup(client, ident)
+        if found:
+            return found
+        census = client.store_census()
+        if not census or not census["arriving"] or time.monotonic() >= deadline:
+            raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
+                                f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
+        if not waiting and on_wait:
+            on_wait()
+        waiting = True
+        time.sleep(0.2)
+
+
+def _lookup(client: ZipkinClient, ident: str) -> list[dict]:
     if TRACE_ID.fullmatch(ident):
         try:
             return client.trace(ident)
         except TraceNotFound:
             pass
     found = client.traces(annotation_query=request_id_query(ident), limit=1)
-    if found and found[0]:
-        return found[0]
-    raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
-                        f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
+    return found[0] if found and found[0] else []
 
 
 def join_ids(spans: list[dict]) -> set[str]:

@@ -344,3 +344,21 @@ def test_a_trace_still_missing_spans_is_labelled_partial():
     render_trace_list([spans, spans[:4] + spans[5:]], console)  # the second lost a span: listed, labelled
     lines = [line for line in console.export_text().splitlines() if "ab00000000000002" in line]
     assert len(lines) == 2 and "PARTIAL" not in lines[0] and lines[1].rstrip().endswith("PARTIAL")
+
+
+def test_id_of_a_request_just_answered_waits_for_its_trace_to_settle():
+    # `inv echo` prints `inv traces --id X-REQUEST-ID`; run at once, it found nothing: the proxy
+    # lists a trace by x-request-id only once settled. Here the settle time outlasts inv's start.
+    with running_proxy("--settle", "3") as proxy:
+        trace_id = "5e771e0000000001"
+        reply = requests.post(f"{proxy.url}/api/v2/spans", json=echo_trace(trace_id, NOW_US), timeout=10)
+        assert reply.status_code == 202, reply.text
+        result = inv("traces", "--url", proxy.url, "--id", f"req-{trace_id}")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"trace {trace_id} · 12 spans")
+        assert "waiting for the traces still arriving" in result.stderr
+        # A miss while nothing is arriving is final at once, not after the wait.
+        started = time.monotonic()
+        unknown = inv("traces", "--url", proxy.url, "--id", "no-such-request")
+        assert unknown.returncode == 1 and unknown.stderr.startswith("No trace no-such-request")
+        assert "waiting" not in unknown.stderr and time.monotonic() - started < 6
