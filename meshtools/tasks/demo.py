@@ -65,10 +65,16 @@ def demo(c, replicas=None, tracer=None):
     if running.is_running():
         # A second `inv demo` is the natural thing to try: show the tour again on the same mesh.
         layout = running.layout
-        console.print(f"The local mesh is already up; reusing it ({running.tracer} tracer).")
+        # Refused before "reusing it" is said: a mesh that is not what was asked for is not reused.
         if asked and wanted != running.tracer:
             raise Exit(f"The running mesh uses the {running.tracer} tracer: `inv local.down`, then "
                        f"`inv demo --tracer {wanted}`.", code=1)
+        asked_replicas = options.whole_number(replicas, "--replicas", minimum=1)
+        if asked_replicas is not None and asked_replicas != layout.replicas:
+            n = layout.replicas
+            raise Exit(f"The running mesh runs {n} service1 replica{'s' if n != 1 else ''}: `inv local.down`, "
+                       f"then `inv demo --replicas {asked_replicas}`.", code=1)
+        console.print(f"The local mesh is already up; reusing it ({running.tracer} tracer).")
     else:
         layout = layout_from(c, replicas=replicas)
         launch.start(mesh_from(c, layout, wanted), console, local_timeout(c))

@@ -15,6 +15,8 @@ def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
     try:
         first = run_inv("demo", state_dir=tmp_path, env=ports, timeout=180)
         again = run_inv("demo", state_dir=tmp_path, env=ports, timeout=180)
+        other_tracer = run_inv("demo", "--tracer", "opentelemetry", state_dir=tmp_path, env=ports, timeout=60)
+        more_replicas = run_inv("demo", "--replicas", "2", state_dir=tmp_path, env=ports, timeout=60)
     finally:
         down = run_inv("local.down", state_dir=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -28,4 +30,11 @@ def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
     # The web UI's address, with this trace's page on it.
     assert f"{layout.trace_proxy_url}/trace/" in out and f"at {layout.trace_proxy_url}/" in out
     assert again.returncode == 0 and "already up; reusing it" in again.stdout and "12 spans" in again.stdout
+    # A running mesh that is not what was asked for is refused, not said to be reused.
+    assert other_tracer.returncode == 1 and "reusing" not in other_tracer.stdout
+    assert other_tracer.stderr.strip() == ("The running mesh uses the zipkin tracer: `inv local.down`, then "
+                                           "`inv demo --tracer opentelemetry`.")
+    assert more_replicas.returncode == 1 and "reusing" not in more_replicas.stdout
+    assert more_replicas.stderr.strip() == ("The running mesh runs 1 service1 replica: `inv local.down`, then "
+                                            "`inv demo --replicas 2`.")
     assert down.returncode == 0 and "stopped" in down.stdout
