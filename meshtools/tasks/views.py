@@ -80,12 +80,22 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         raise Exit(f"Nothing listens at {config.url}; start the mesh with `inv local.up` "
                    "(or `inv forward` for the cluster) or pass --url.")
     out = Console()
+    run = loadgen.LoadRun(config)
     with sigterm_as_interrupt():  # `kill` and `timeout` get the summary, as Ctrl-C does
-        summary = loadgen.run_load(config, progress=loadgen.live_progress(Console(stderr=True)))
+        summary = loadgen.live_progress(Console(stderr=True))(run)
     if json:
         print(jsonlib.dumps(summary.to_dict(), indent=2))
     else:
         loadgen.render_summary(summary, out)
+    if summary.in_flight_abandoned and not summary.interrupted:
+        # Exiting now would cut them off, and their traces would read as errors.
+        print(f"Letting the {loadgen.plural(summary.in_flight_abandoned, 'request')} still in flight finish "
+              "(uncounted) so their traces end cleanly; Ctrl-C skips.", file=sys.stderr, flush=True)
+        with sigterm_as_interrupt():
+            try:
+                run.drain(config.timeout)
+            except KeyboardInterrupt:
+                pass
     if summary.completed and summary.errors.get("connection error", 0) == summary.completed:
         raise Exit(f"No request reached {config.url}; is the mesh still up (`inv local.status`)?")
     if summary.interrupted:

@@ -245,6 +245,7 @@ class LoadRun:
         self._last_send = 0.0
         self._deadline = math.inf
         self._closed = False  # the run has ended: answers arriving now are not counted
+        self._threads: list[threading.Thread] = []
 
     # -- progress, read by the live line from another thread
     def snapshot(self) -> dict:
@@ -341,7 +342,7 @@ class LoadRun:
         self._started = time.monotonic()
         if self.config.duration is not None:
             self._deadline = self._started + self.config.duration
-        threads = [
+        threads = self._threads = [
             threading.Thread(target=self._worker, name=f"load-{n}", daemon=True)
             for n in range(self.config.workers)
         ]
@@ -367,6 +368,19 @@ class LoadRun:
         if self.config.rate and self.summary.sent:
             self.summary.send_window = self._last_send - self._started + 1 / self.config.rate
         return self.summary
+
+    def drain(self, timeout: float) -> int:
+        """After `run`: let the requests still in flight get their answers (not counted), for up to
+        `timeout` seconds; how many are still unanswered then.
+
+        A request cut off when the process exits is a client disconnect to Envoy: its trace, in
+        the UI and in Honeycomb, would read as an error (no response, DC) that never happened.
+        """
+        end = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
+        with self._lock:
+            return self._in_flight
 
 
 def run_load(

@@ -329,3 +329,22 @@ def test_inv_load_on_sigterm_still_prints_the_summary_fake_front(fake_front):
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130, err
     assert "requests " in out and "interrupted;" in out and "Traceback" not in err
+
+
+def test_requests_in_flight_at_the_end_can_finish_instead_of_being_cut_off_fake_front(fake_front):
+    # `inv load --duration N` exited with requests in flight: Envoy saw client disconnects and
+    # every such trace read "ERROR (no response, DC)" while the summary said "errors 0".
+    fake_front.delay = 0.8
+    run = LoadRun(LoadConfig(url=fake_front.url, concurrency=3, duration=0.5))
+    summary = run.run()
+    assert summary.in_flight_abandoned == 3
+    assert run.drain(10) == 0  # each got its answer
+    assert summary.completed == 0 and summary.in_flight_abandoned == 3  # and none is counted late
+
+
+def test_inv_load_lets_what_is_in_flight_finish_after_the_summary_fake_front(fake_front):
+    fake_front.delay = 1.0
+    result = inv("load", "--url", fake_front.url, "--duration", "0.5", "--concurrency", "2")
+    assert result.returncode == 0, result.stderr
+    assert "2 requests still in flight were not counted" in result.stdout
+    assert "Letting the 2 requests still in flight finish (uncounted)" in result.stderr
