@@ -13,9 +13,11 @@ Why not libhoney: it builds, queues, serialises and accounts for every event sep
 over half its time there, which capped the proxy near 6,500 spans/s on one core
 (bench/proxy_forwarding.py measures both).
 
-Memory is bounded by `honeycomb_backlog`: spans accepted but not yet answered. Beyond it,
-new spans are dropped and counted (reason backlog_full), so an unreachable Honeycomb
-never grows the process or slows ingest.
+Memory is bounded by `honeycomb_backlog`: spans accepted but not yet answered. When it is
+full while Honeycomb is answering (the proxy itself is the bottleneck), a request waits up
+to BACKPRESSURE_SECONDS for room; otherwise, and after that, new spans are dropped and
+counted (reason backlog_full), so an unreachable Honeycomb never grows the process or
+slows ingest.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, to_eve
 log = logging.getLogger("trace_proxy.honeycomb")
 USER_AGENT = "envoy-tracing-trace-proxy"
 SENDERS = 4  # concurrent batch requests: Honeycomb is ~100 ms away, bodies keep coming
+BACKPRESSURE_SECONDS = 2.0  # the longest a request waits for room while Honeycomb is answering
+ANSWERING_SECONDS = 5.0  # Honeycomb counts as answering this long after its last 200
 
 
 @dataclass
@@ -62,6 +66,8 @@ class HoneycombSink:
         self._batch_url = urljoin(settings.api_host, "/1/batch/")
         self._outstanding = 0
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified whenever the backlog shrinks
+        self._last_answer = float("-inf")  # when Honeycomb last answered a batch with 200
         self._gather = threading.Lock()  # one sender gathers at a time: full bodies, not fragments
         self._warn = ThrottledWarning(log)
         self._waiting: queue.Queue = queue.Queue()  # bounded by the backlog through _outstanding
@@ -82,7 +88,17 @@ class HoneycombSink:
             spans = kept
         if not spans:
             return
-        with self._lock:
+        with self._room:
+            # Honeycomb answering but the backlog full: the senders are behind because this
+            # process is busy, so wait a little for room (clients slow down) rather than drop.
+            # Honeycomb silent or failing: drop at once, so an outage never slows ingest.
+            deadline = None
+            while self._outstanding + len(spans) > self.backlog and self._outstanding and self._answering():
+                deadline = deadline or time.monotonic() + BACKPRESSURE_SECONDS
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._room.wait(left)
             room = max(0, self.backlog - self._outstanding)
             taken = min(room, len(spans))
             self._outstanding += taken
@@ -122,8 +138,13 @@ class HoneycombSink:
             return self._outstanding
 
     def _settle(self, count: int) -> None:
-        with self._lock:
+        with self._room:
             self._outstanding = max(0, self._outstanding - count)
+            self._room.notify_all()
+
+    def _answering(self) -> bool:
+        """Honeycomb answered a batch lately (called holding the lock)."""
+        return time.monotonic() - self._last_answer < ANSWERING_SECONDS
 
     # -- sender threads -------------------------------------------------------------------
     def _gather_pending(self) -> list[_Pending] | None:
@@ -197,6 +218,8 @@ class HoneycombSink:
         self._warn.warn("sending to Honeycomb failed (%d events): %s", body.events, error)
 
     def _count(self, body: Body, results: list[tuple[int, str]]) -> None:
+        with self._lock:
+            self._last_answer = time.monotonic()
         kept = sum(1 for status, _ in results if 200 <= status < 300)
         self.metrics.incr("forwarded", kept, sink=self.name)
         if kept == len(results):
