@@ -46,6 +46,7 @@ def test_local_up_on_the_running_mesh_says_it_is_up(local_mesh):
     again = inv(local_mesh, "local.up")
     assert again.returncode == 0, again.stderr
     assert "already up" in again.stdout and local_mesh.layout.front_url in again.stdout
+    assert f"Traces in your browser: {local_mesh.layout.trace_proxy_url}/" in again.stdout  # its port, not 9411
     same = inv(local_mesh, "local.up", "--front-port", str(local_mesh.layout.front_port))
     assert same.returncode == 0, same.stderr
 
