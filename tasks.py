@@ -3,11 +3,11 @@
 This file only assembles the task collections; each lives in meshtools/tasks/ over a
 tested module in meshtools/. `inv --list` shows them all.
 """
-from invoke import Collection
+from meshtools.tasks import cli, cluster, demo, dev, local, logs, stack, views
 
-from meshtools.tasks import cluster, demo, local, stack, views
-
-ns = Collection()
+# Bare `inv` lists the tasks; numeric flags say what they take in --help (meshtools/tasks/cli.py).
+cli.adjust_program()
+ns = cli.MeshCollection()
 
 # The local target (default) and the kind cluster target.
 ns.add_collection(local.ns)
@@ -19,6 +19,8 @@ ns.add_task(demo.echo)
 ns.add_task(views.load)
 ns.add_task(views.traces)
 ns.add_task(views.bench)
+ns.add_task(logs.logs)
+ns.add_task(dev.dev)
 for cluster_task in cluster.TOP_LEVEL_TASKS:  # build, deploy, secret, forward
     ns.add_task(cluster_task)
 ns.add_task(stack.up)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import textwrap
 import time
 import uuid
 from collections import Counter
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ itself, also 
 from meshtools.views.front import echo_url  # noqa: E402
 from meshtools.views.load import LoadConfig, LoadSummary, classify, run_load  # noqa: E402
 from meshtools.shared.background import serving  # noqa: E402
+from meshtools.local.dev import DevLoop  # noqa: E402
 from meshtools.local.mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
 from meshtools.shared.net import free_layout, free_port  # noqa: E402
 from meshtools.views.stats import nearest_rank  # noqa: E402
@@ -58,6 +60,9 @@ RESULTS_START = "<!-- benchmark figures: written by `inv bench --write` -->"
 RESULTS_END = "<!-- end of benchmark figures -->"
 
 
+SERVICE_FILE = PROJECT_ROOT / "service" / "__init__.py"
+
+
 class Plan:
     """How long each measurement runs; --quick trades precision for time."""
 
@@ -66,6 +71,7 @@ class Plan:
         self.throughput_seconds = 3.0 if quick else 6.0
         self.hop_samples = 200 if quick else 600
         self.ingest_seconds = 3.0 if quick else 6.0
+        self.dev_saves = 2 if quick else 5  # `inv dev`: saves of a service file, each timed to served
 
 
 # -- machine ----------------------------------------------------------------------------
@@ -178,7 +184,50 @@ class Report:
 
     def add(self, label: str, text: str) -> None:
         self.lines.append((label, text))
-        print(f"{label:<28} {text}", flush=True)
+        say(f"{label:<{LABEL_WIDTH}} {text}", indent=LABEL_WIDTH + 1)
+
+
+LABEL_WIDTH = 28
+LINE_WIDTH = 100  # a terminal, a CI log or `| tee`: no line of the report is wider
+
+
+def say(text: str, indent: int = 2) -> None:
+    """Print `text` wrapped at LINE_WIDTH, its continuation lines indented."""
+    print(textwrap.fill(text, LINE_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False), flush=True)
+
+
+def hop_figure(via: list[float], straight: list[float]) -> str:
+    """The sidecar's cost per hop (seconds in, milliseconds out): a signed difference, as measured."""
+    p50 = (statistics.median(via) - statistics.median(straight)) * 1000
+    p99 = (nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000
+    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms   "
+            f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+
+
+def save_to_served(m: LocalMesh, saves: int) -> list[float]:
+    """`inv dev` as a user meets it: seconds from saving service/__init__.py (its time touched,
+    the content unchanged) to a request served again, as the watcher's line reports each."""
+    lines: list[str] = []
+    stop = threading.Event()
+    loop = DevLoop(m)
+    watcher = threading.Thread(target=loop.watch, args=(lines.append, stop), daemon=True)
+    watcher.start()
+    try:
+        time.sleep(1.0)  # the watcher's inotify watches are set up once it runs
+        for n in range(saves):
+            SERVICE_FILE.touch()
+            deadline = time.monotonic() + 60
+            while len(lines) <= n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if len(lines) <= n:
+                raise RuntimeError("inv dev reported nothing within 60 s of a save")
+    finally:
+        stop.set()
+        watcher.join(10)
+    seconds = [re.search(r"served again (\d+\.\d) s", line) for line in lines]
+    if not all(seconds):
+        raise RuntimeError(f"inv dev did not serve the change: {lines[-1]}")
+    return [float(found[1]) for found in seconds]
 
 
 def cold_start(m: LocalMesh) -> float:
@@ -388,10 +437,10 @@ def run(plan: Plan, report: Report) -> None:
                        f"({through / direct:.2f}×, concurrency 8{failed.note()})" if direct
                        else f"not measured: no request to the apps direct succeeded{failed.note()}")
             via, straight = per_hop(m, plan)
-            report.add("per-hop overhead /stage/0",
-                       f"p50 +{(statistics.median(via) - statistics.median(straight)) * 1000:.2f} ms · "
-                       f"p99 +{(nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000:.2f} ms   "
-                       f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+            report.add("per-hop overhead /stage/0", hop_figure(via, straight))
+            served = save_to_served(m, plan.dev_saves)
+            report.add("inv dev: save to served", f"median {statistics.median(served):.1f} s · max {max(served):.1f} s "
+                       f"over {len(served)} saves of service/ (target ≤ 2 s; each app process reloaded in turn)")
         if not hasattr(os, "sched_setaffinity"):
             report.add("trace proxy ingest", "not measured: this OS cannot pin a process to one core")
         else:
@@ -438,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key, None)
     started = time.monotonic()
     header = machine_line()
-    print(f"envoy-tracing benchmark · {header}", flush=True)
+    say(f"envoy-tracing benchmark · {header}")
     report = Report()
     try:
         run(Plan(args.quick), report)
@@ -449,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the benchmark stopped: {exc}", file=sys.stderr)
         return 1
     seconds = time.monotonic() - started
-    print(f"{'total':<28} {seconds:.0f} s", flush=True)
+    say(f"{'total':<{LABEL_WIDTH}} {seconds:.0f} s")
     for problem in report.problems:
         print(f"WARNING: {problem}", file=sys.stderr)
     if args.write:

@@ -11,10 +11,11 @@ import random
 import socket
 import sys
 import time
+from datetime import datetime, timezone
 
 import requests
 import requests.adapters
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from markupsafe import escape
 from werkzeug.routing import PathConverter
 
@@ -59,6 +60,22 @@ pod: {pod}</code></pre>
 """
 
 
+def utc_timestamp() -> str:
+    """Now, as Envoy's access log writes it: 2026-11-26T18:27:45.123Z (logs merge in time order)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def trace_id(headers) -> str | None:
+    """The request's trace id from whichever propagation headers it came with (B3, W3C)."""
+    if headers.get("x-b3-traceid"):
+        return headers["x-b3-traceid"]
+    if headers.get("b3"):
+        return headers["b3"].split("-")[0]
+    parent = headers.get("traceparent", "").split("-")
+    return parent[1] if len(parent) >= 2 and parent[1] else None
+
+
 class AnyText(PathConverter):
     regex = r"[^/][\s\S]*?"
 
@@ -82,8 +99,29 @@ def create_app(test_config: dict | None = None) -> Flask:
     session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=gunicorn_conf.threads))
 
     def log_event(**fields) -> None:
-        # JSON lines on stdout: what `kubectl logs` and the local log files show.
-        print(json.dumps({"service": app.config["SERVICE_NAME"], "pod": app.config["HOSTNAME"], **fields}), flush=True)
+        # JSON lines on stdout: what `kubectl logs` and the local log files show. Each carries
+        # the request's x-request-id and trace id, as every span and Envoy access log line does,
+        # so `inv logs --request ID` and `inv traces --id ID --logs` find it.
+        print(json.dumps({
+            "time": utc_timestamp(),
+            "service": app.config["SERVICE_NAME"],
+            "pod": app.config["HOSTNAME"],
+            "request_id": request.headers.get("x-request-id") if has_request_context() else None,
+            "trace_id": trace_id(request.headers) if has_request_context() else None,
+            **fields,
+        }), flush=True)
+
+    @app.before_request
+    def start_clock():
+        g.started = time.monotonic()
+
+    @app.after_request
+    def log_request(response: Response) -> Response:
+        # One line per request served, as an access log: health checks would drown the rest.
+        if request.path != "/healthz":
+            log_event(method=request.method, path=request.path, status=response.status_code,
+                      duration_ms=round((time.monotonic() - g.started) * 1000, 1))
+        return response
 
     def call_stages() -> Response | None:
         forwarded = {h: request.headers[h] for h in TRACE_HEADERS if h in request.headers}
@@ -112,7 +150,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         failure = call_stages()
         if failure is not None:
             return failure
-        log_event(path=request.path, status=200)
         page = PAGE.format(name=escape(name), service=escape(app.config["SERVICE_NAME"]), pod=escape(app.config["HOSTNAME"]))
         return Response(page, mimetype="text/html")
 

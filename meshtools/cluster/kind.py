@@ -5,6 +5,7 @@ The kubectl context of a cluster NAME is `kind-NAME`; every kubectl call names i
 """
 from __future__ import annotations
 
+import platform
 import shutil
 import sys
 import tempfile
@@ -20,25 +21,61 @@ DEFAULT_CLUSTER_NAME = "envoy-tracing"
 KIND_CONFIG = PROJECT_ROOT / "kind-config.yaml"
 CREATE_WAIT = "120s"  # kind waits this long for the control plane to be Ready
 
+# How to install each tool, by platform.system(): the user's own OS first, never another's.
 INSTALL_HINTS = {
-    "docker": "Docker (Docker Desktop on macOS, Docker Engine on Linux: https://docs.docker.com/get-docker/)",
-    "kind": "kind (`brew install kind`, or https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
-    "kubectl": "kubectl (`brew install kubectl`, or https://kubernetes.io/docs/tasks/tools/)",
+    "Linux": {
+        "docker": "Docker Engine (`sudo apt-get install docker.io` on Debian and Ubuntu, or "
+                  "https://docs.docker.com/engine/install/)",
+        "kind": "kind (the release binary: https://kind.sigs.k8s.io/docs/user/quick-start/"
+                "#installing-from-release-binaries)",
+        "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/)",
+    },
+    "Darwin": {
+        "docker": "Docker Desktop (`brew install --cask docker`, then start it)",
+        "kind": "kind (`brew install kind`)",
+        "kubectl": "kubectl (`brew install kubectl`)",
+    },
+    "Windows": {
+        "docker": "Docker Desktop (`winget install Docker.DockerDesktop`)",
+        "kind": "kind (`winget install Kubernetes.kind`)",
+        "kubectl": "kubectl (`winget install Kubernetes.kubectl`)",
+    },
 }
+OTHER_HINTS = {
+    "docker": "Docker (https://docs.docker.com/get-docker/)",
+    "kind": "kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+    "kubectl": "kubectl (https://kubernetes.io/docs/tasks/tools/)",
+}
+
+
+def install_hint(tool: str, system: str | None = None) -> str:
+    """How to install `tool` on this OS (`system` as platform.system() names it)."""
+    return INSTALL_HINTS.get(system or platform.system(), OTHER_HINTS)[tool]
+
+
+def missing_tools(*tools: str) -> list[str]:
+    return [tool for tool in tools if shutil.which(tool) is None]
 
 
 def context_name(cluster: str) -> str:
     return f"kind-{cluster}"
 
 
-def require_tools(*tools: str) -> None:
-    """End the task with one line naming every missing tool and how to install it."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
+def require_tools(*tools: str, otherwise: str = "") -> None:
+    """End the task with one line naming every missing tool and how to install it on this OS.
+
+    `otherwise`: what works without kind, said when kind is among the missing.
+    """
+    missing = missing_tools(*tools)
     if missing:
-        names = " and ".join(missing)
-        verb = "is" if len(missing) == 1 else "are"
-        hints = "; ".join(INSTALL_HINTS[tool] for tool in missing)
-        raise Exit(f"{names} {verb} not on PATH: install {hints}.")
+        alternative = f"; {otherwise}" if otherwise and "kind" in missing else ""
+        raise Exit(f"{joined(missing)} {'is' if len(missing) == 1 else 'are'} not on PATH: install "
+                   f"{'; '.join(install_hint(tool) for tool in missing)}{alternative}.")
+
+
+def joined(names: list[str]) -> str:
+    """'kind', 'kind and docker', 'docker, kind and kubectl'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 START_DOCKER = "start Docker Desktop, or `sudo systemctl start docker` on Linux"
@@ -58,14 +95,12 @@ def require_docker_daemon() -> None:
 
 
 def missing_runtime() -> str | None:
-    """The tool (kind or docker) whose absence means no kind cluster can exist here, if any.
+    """The tools (kind, docker) whose absence means no kind cluster can exist here, named together.
 
     kind keeps a cluster's nodes as Docker containers, so without either tool there is none.
     """
-    for tool in ("kind", "docker"):
-        if shutil.which(tool) is None:
-            return tool
-    return None
+    missing = missing_tools("kind", "docker")
+    return joined(missing) if missing else None
 
 
 def preflight() -> None:

@@ -4,12 +4,12 @@ The steps (create_cluster, build_image, put_secret, roll_out, start_forwards) ea
 the tools, Docker's daemon and (but for create_cluster) the cluster are there. The entry
 points below them (up, down, status, build, deploy, secret, forward) check what their step
 needs, then run it; `up` checks once and runs every step in a row. Every kubectl call
-carries `--context kind-<name>`.
+carries the target's `--context` (`kind-<name>` unless a shared cluster was named and let
+through by meshtools.cluster.target's guard) and, when one is set, its `--namespace`.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -292,6 +292,10 @@ def up(target: Target, variant: str = "default", build_options: image.BuildOptio
         console.print(line)
 
 
+def _is_are(names: str) -> str:
+    return "are" if " and " in names else "is"
+
+
 def cluster_up(cluster: str) -> None:
     """Only the cluster: create it (unless it exists) and wait for its node."""
     kind.preflight()
@@ -325,7 +329,8 @@ def delete_kind_cluster(cluster: str) -> None:
     stop_forwards()
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r}; nothing to delete.")
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r}; "
+                      "nothing to delete.")
         return
     if not kind.docker_daemon_answers():
         raise Exit(
@@ -364,7 +369,7 @@ def kind_status(target: Target) -> Kubectl:
     cluster = target.cluster
     missing = kind.missing_runtime()
     if missing:
-        console.print(f"{missing} is not installed, so there is no kind cluster {cluster!r} "
+        console.print(f"{missing} {_is_are(missing)} not installed, so there is no kind cluster {cluster!r} "
                       "(`inv cluster.up` says how to install it).")
         raise Exit(code=NOT_RUNNING)
     if not kind.docker_daemon_answers():
@@ -383,15 +388,15 @@ def kind_status(target: Target) -> Kubectl:
 def build(target: Target, options: image.BuildOptions = image.BuildOptions(), load: bool = True) -> str:
     """Build (needs only Docker); push it to the target's registry, or with `load` load it into the
     kind cluster (needs kind and the cluster too)."""
-    kind.require_tools("docker")
+    # Every missing tool in one message; without kind, building alone (or for a registry) still works.
+    into_kind = load and not target.registry and target.is_kind
+    kind.require_tools("docker", *(["kind"] if into_kind else []),
+                       otherwise="or build without loading it into kind: inv build --no-load" if into_kind else "")
     if target.registry:  # the cluster pulls it: no kind and no cluster needed to build and push
         kind.require_docker_daemon()
         return build_image(None, options, load=False, to_registry=target.registry)
     if not target.is_kind:
         remote.require_registry(target)
-    if load and shutil.which("kind") is None:
-        raise Exit(f"kind is not on PATH, so the image cannot be loaded into a cluster: install {kind.INSTALL_HINTS['kind']}, "
-                   "or build without loading: inv build --no-load.")
     kind.require_docker_daemon()
     if load:
         kind.require_cluster(target.cluster)

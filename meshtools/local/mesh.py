@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,10 +28,15 @@ from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".mesh" / "local"
+ENVOY_LOG_FLUSH_MS = 500  # how often each Envoy writes out its access log (the manifests say the same)
+SPAWNED = re.compile(r"spawned: '(?P<name>[^']+)' with pid")  # supervisord's log line per start
 TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
-# The Flask service under gunicorn; BIND in its environment says where it listens.
-APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+# The Flask service under gunicorn; BIND in its environment says where it listens. The config
+# is given as a file, not as python:service.gunicorn_conf, so gunicorn's master process never
+# imports the `service` package: a worker it starts on SIGHUP (`inv dev`) loads the code anew.
+APP_COMMAND = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "service" / "gunicorn_conf.py"),
+               "service:create_app()"]
 
 
 def trace_proxy_command(host: str, port: int, *options: str, otlp_port: int = 0) -> list[str]:
@@ -49,6 +55,8 @@ class Program:
     command: list[str]
     health_url: str
     env: dict[str, str]
+    listens: tuple[int, ...] = ()  # the ports it serves on
+    admin_port: int | None = None  # an Envoy's admin interface (/stats, /clusters, /ready)
 
 
 def _app_program(instance: Instance, layout: LocalLayout, service_env: dict[str, str]) -> Program:
@@ -65,6 +73,7 @@ def _app_program(instance: Instance, layout: LocalLayout, service_env: dict[str,
         command=APP_COMMAND,
         health_url=f"http://{layout.host}:{instance.app_port}/healthz",
         env=env,
+        listens=(instance.app_port,),
     )
 
 
@@ -82,9 +91,13 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
             "--service-cluster", instance.name,
             "--service-node", instance.name,
             "--log-level", "warn",
+            # The access log reaches the log file within half a second (Envoy's default: 10 s).
+            "--file-flush-interval-msec", str(ENVOY_LOG_FLUSH_MS),
         ],
         health_url=f"http://{layout.host}:{instance.admin_port}/ready",
         env=tracers.resource_env(instance.name),
+        listens=tuple(p for p in (instance.ingress_port, instance.egress_port) if p),
+        admin_port=instance.admin_port,
     )
 
 
@@ -101,6 +114,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
             command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
+            listens=(layout.trace_proxy_port,),
         )
     ]
     for instance in layout.envoys:
@@ -124,6 +138,10 @@ class ProcessState:
     healthy: bool
     health_url: str
     log: Path
+    uptime: float | None = None  # seconds since it (re)started; None unless running
+    restarts: int = 0  # times supervisord started it again since the mesh came up
+    listens: tuple[int, ...] = ()
+    admin_port: int | None = None
 
 
 class LocalMesh:
@@ -347,26 +365,46 @@ class LocalMesh:
         self._rpc().startProcess(name)
 
     def status(self) -> list[ProcessState]:
-        # Only names and health URLs are read here: any binary name does, found or not.
-        health = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        # Only names, ports and health URLs are read here: any binary name does, found or not.
+        known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
         try:
             infos = self._rpc().getAllProcessInfo()
         except (OSError, xmlrpc.client.Error):
             return []
+        spawns = self.spawn_counts()
         result = []
         for info in infos:
-            url = health.get(info["name"], "")
+            prog = known.get(info["name"])
+            url = prog.health_url if prog else ""
+            running = info["statename"] == "RUNNING"
             result.append(
                 ProcessState(
                     name=info["name"],
                     state=info["statename"],
                     pid=info["pid"],
-                    healthy=info["statename"] == "RUNNING" and _answers(url),
+                    healthy=running and _answers(url),
                     health_url=url,
                     log=Path(info["stdout_logfile"]),
+                    uptime=max(0, info["now"] - info["start"]) if running else None,
+                    restarts=max(0, spawns.get(info["name"], 1) - 1),
+                    listens=prog.listens if prog else (),
+                    admin_port=prog.admin_port if prog else None,
                 )
             )
         return result
+
+    def spawn_counts(self) -> dict[str, int]:
+        """How often supervisord started each process since this mesh came up (its log says)."""
+        counts: dict[str, int] = {}
+        try:
+            text = self.supervisord_log.read_text(errors="replace")
+        except OSError:
+            return counts
+        # supervisord appends to its log: count from this supervisord's own start line.
+        start = text.rfind("supervisord started with pid")
+        for match in SPAWNED.finditer(text, max(start, 0)):
+            counts[match["name"]] = counts.get(match["name"], 0) + 1
+        return counts
 
 
 def _answers(url: str) -> bool:

@@ -34,3 +34,13 @@ def wait_until_ok(url: str, timeout: float, *, accept: Callable[[requests.Respon
             last = type(exc).__name__
         time.sleep(interval)
     raise NotReady(f"{url} did not answer within {timeout:g} s (last: {last})", last)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -13,6 +13,7 @@ from invoke import Collection, task
 
 from meshtools.cluster import kind, stack
 from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     BASE_IMAGE_HELP,
     BUILD_NETWORK_HELP,
@@ -105,7 +106,7 @@ def secret(c, name=None, context=None, namespace=None, allow_context=False):
     stack.secret(target_from(c, name, context, namespace, None, allow_context))
 
 
-@task(help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,

@@ -7,14 +7,17 @@ from rich.markup import escape
 
 from meshtools.views.front import EchoReply, echo as send_echo
 from meshtools.local import launch
-from meshtools.tasks.options import TRACER_HELP, layout_from, local_timeout, mesh_from, tracer_from
-from meshtools.shared.topology import DEFAULT_REPLICAS, FRONT_URL
+from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
+from meshtools.tasks.options import FRONT_URL_HELP, TRACER_HELP, layout_from, local_timeout, mesh_from, tracer_from
+from meshtools.shared.topology import DEFAULT_REPLICAS
 from meshtools.views.trace_lookup import find_trace
 from meshtools.views.trace_view import render_trace, terminal_console
-from meshtools.views.urls import shorten, url_flag
+from meshtools.views.urls import readable, shorten, url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
 DEMO_NAMES = ("friend", "earth", "chris")  # chris: the seed's error path
+DEFAULT_ECHO_NAME = "friend"
 
 
 def _echo_or_exit(front_url: str, name: str) -> EchoReply:
@@ -26,23 +29,32 @@ def _echo_or_exit(front_url: str, name: str) -> EchoReply:
                    "`inv local.up` (or `inv forward` for the cluster) or pass --url.", code=1)
 
 
-@task(help={"name": "the name to echo (any text: it is URL-encoded)", "url": f"the front of the mesh (default {FRONT_URL})"})
-def echo(c, name="friend", url=FRONT_URL):
+@task(klass=MeshTask, metavars={"name": "NAME", "url": "URL"},
+      help={"name": f"the name to echo (default {DEFAULT_ECHO_NAME}; any text: it is URL-encoded)",
+            "url": FRONT_URL_HELP})
+def echo(c, name=DEFAULT_ECHO_NAME, url=None):
     """GET /echo/NAME through front-envoy; print the reply.
 
-    A reply other than 2xx exits non-zero. The last line says how to see the request's trace.
+    A reply other than 2xx exits non-zero. The last lines say how many tries front-envoy made
+    (x-envoy-attempt-count: 2 or more means it retried) and how to see the request's trace.
     """
-    reply = _echo_or_exit(url, name)
+    if not name:
+        raise Exit(f"--name needs a name, e.g. --name {DEFAULT_ECHO_NAME} (the default when --name is left out).")
+    reply = _echo_or_exit(options.front_url(c, url), name)
     print(reply.body.rstrip())
     print(f"-- HTTP {reply.status} · x-request-id {reply.request_id or '(none)'}")
+    if reply.attempts:
+        retried = " (front-envoy retried it)" if reply.attempts != "1" else ""
+        print(f"-- x-envoy-attempt-count {reply.attempts}{retried}")
     if reply.request_id:
         # Every span carries the request id; `inv traces --id` finds the trace by it.
         print(f"-- trace: inv traces --id {reply.request_id}")
     if not reply.ok:
-        raise Exit(f"{shorten(reply.url)} answered HTTP {reply.status}.", code=1)
+        raise Exit(f"{shorten(readable(reply.url))} answered HTTP {reply.status}.", code=1)
 
 
-@task(help={"replicas": f"service1 replicas when it starts the mesh (default {DEFAULT_REPLICAS})",
+@task(klass=MeshTask, metavars={"replicas": "N", "tracer": "TRACER"},
+      help={"replicas": f"service1 replicas when it starts the mesh (default {DEFAULT_REPLICAS})",
             "tracer": TRACER_HELP})
 def demo(c, replicas=None, tracer=None):
     """Start the local mesh (or reuse it), send a few requests and show a trace."""
@@ -66,7 +78,7 @@ def demo(c, replicas=None, tracer=None):
         reply = _echo_or_exit(layout.front_url, name)
         replies.append(reply)
         style = "green" if reply.ok else "bold red"
-        outcome = "" if reply.ok else "  (ERROR: the seed's deliberate failure)"
+        outcome = "" if reply.ok else "  (ERROR on purpose: the app fails every /echo/chris)"
         console.print(f"GET /echo/{escape(name)} → [{style}]HTTP {reply.status}[/]{outcome}")
     first = replies[0]
     console.print(f"\nThe trace of GET /echo/{DEMO_NAMES[0]} (x-request-id {first.request_id}), "

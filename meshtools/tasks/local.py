@@ -6,7 +6,18 @@ from rich.console import Console
 from rich.table import Table
 
 from meshtools.local import launch
-from meshtools.tasks.options import OTLP_PORT_HELP, TRACER_HELP, layout_from, local_timeout, mesh_from, tracer_from
+from meshtools.tasks.cli import MeshTask
+from meshtools.views.trace_view import terminal_console
+from meshtools.tasks.options import (
+    OTLP_PORT_HELP,
+    TRACER_HELP,
+    layout_from,
+    local_timeout,
+    mesh_from,
+    requested_layout,
+    running_mesh,
+    tracer_from,
+)
 from meshtools.shared.topology import (
     DEFAULT_REPLICAS,
     FRONT_LOCAL_PORT,
@@ -16,7 +27,14 @@ from meshtools.shared.topology import (
 )
 
 
+PORT_FLAGS = {"front_port": "--front-port", "trace_proxy_port": "--trace-proxy-port", "base_port": "--base-port",
+              "replicas": "--replicas", "otlp_port": "--otlp-port", "tracer": "--tracer"}
+
+
 @task(
+    klass=MeshTask,
+    metavars={"replicas": "N", "front_port": "PORT", "trace_proxy_port": "PORT", "base_port": "PORT",
+              "otlp_port": "PORT", "tracer": "TRACER"},
     help={
         "replicas": f"service1 replicas (default {DEFAULT_REPLICAS}, as in the seed)",
         "front_port": f"front-envoy's port on {LOOPBACK} (default {FRONT_LOCAL_PORT})",
@@ -27,9 +45,27 @@ from meshtools.shared.topology import (
     }
 )
 def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None, tracer=None):
-    """Start the mesh locally (real Envoy, Flask, trace proxy) and wait until it serves."""
+    """Start the mesh locally (real Envoy, Flask, trace proxy) and wait until it serves.
+
+    On a running mesh it only says so (exit 0), unless asked for another layout or tracer (exit 1).
+    """
     console = Console()
+    requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
     layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
+    running = running_mesh(c)
+    if running:
+        different = {key: value for key, value in requested.items() if getattr(running.layout, key) != value}
+        if tracer and tracer_from(c, tracer, "local") != running.tracer:
+            different["tracer"] = tracer_from(c, tracer, "local")
+        if different:
+            asked = ", ".join(f"{PORT_FLAGS[key]} {value}" for key, value in different.items())
+            now = ", ".join(f"{PORT_FLAGS[key]} {running.tracer if key == 'tracer' else getattr(running.layout, key)}"
+                            for key in different)
+            raise Exit(f"The local mesh is already up with {now}; stop it with `inv local.down` to start it "
+                       f"with {asked}.")
+        console.print(f"The local mesh is already up: front {running.layout.front_url}, trace proxy "
+                      f"{running.layout.trace_proxy_url} (`inv local.status` shows it, `inv local.down` stops it).")
+        return running
     mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
     console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer). Front: {layout.front_url}   "
                   f"Trace proxy: {layout.trace_proxy_url}")
@@ -51,24 +87,44 @@ def down(c):
 
 @task
 def status(c):
-    """Show each local process, its health and its log file; exits 3 when nothing runs."""
-    console = Console()
+    """Show each local process: pid, uptime, restarts, ports, health; exits 3 when nothing runs.
+
+    Exits 1 when a process is not healthy. Envoy's admin port serves /stats, /clusters, /ready.
+    """
+    console = terminal_console()
     mesh = mesh_from(c)
     states = mesh.status() if mesh.is_running() else []
     if not states:
         console.print("The local mesh is not running; `inv local.up` starts it.")
         raise Exit(code=3)
-    table = Table(title=f"local mesh ({mesh.tracer} tracer): front {mesh.layout.front_url}, "
-                        f"trace proxy {mesh.layout.trace_proxy_url}",
-                  caption=f"logs in {mesh.logs_dir}/")
-    for column in ("process", "state", "pid", "health", "log"):
-        table.add_column(column)
+    console.print(f"local mesh ({mesh.tracer} tracer): front {mesh.layout.front_url}, "
+                  f"trace proxy {mesh.layout.trace_proxy_url}")
+    table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, header_style="bold")
+    for column in ("process", "pid", "uptime", "restarts", "listens", "admin", "health"):
+        table.add_column(column, no_wrap=True)
     for state in states:
-        health = "[green]healthy[/]" if state.healthy else "[red]NOT HEALTHY[/]"
-        table.add_row(state.name, state.state, str(state.pid or "-"), health, state.log.name)
+        health = "[green]healthy[/]" if state.healthy else f"[red]NOT HEALTHY[/] ({state.state})"
+        table.add_row(state.name, str(state.pid or "-"), duration(state.uptime), str(state.restarts),
+                      " ".join(map(str, state.listens)) or "-", str(state.admin_port or "-"), health)
     console.print(table)
+    console.print(f"logs: {mesh.logs_dir}/NAME.log (`inv logs NAME`); Envoy's admin: "
+                  f"http://{mesh.layout.host}:ADMIN/stats")
     if not all(state.healthy for state in states):
         raise Exit(code=1)
+
+
+def duration(seconds: float | None) -> str:
+    """An uptime the way `ps` and `kubectl get pods` put it: 42s, 3m05s, 2h07m, 3d04h."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 ns = Collection("local", up, down, status)

@@ -16,8 +16,16 @@ from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
-from meshtools.shared.topology import (FRONT_LOCAL_PORT, LOOPBACK, TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT, ZIPKIN_UI_LOCAL_PORT,
-                                       LocalLayout)
+from meshtools.shared.topology import (
+    FRONT_LOCAL_PORT,
+    FRONT_URL,
+    LOOPBACK,
+    TRACE_PROXY_OTLP_PORT,
+    TRACE_PROXY_PORT,
+    TRACE_PROXY_URL,
+    ZIPKIN_UI_LOCAL_PORT,
+    LocalLayout,
+)
 from meshtools.shared.tracers import DEFAULT_TRACER, TRACERS
 
 MAX_PORT = 65535
@@ -140,8 +148,9 @@ def target_from(c, name=None, context=None, namespace=None, registry=None,
     )
 
 
-def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None) -> LocalLayout:
-    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
+def requested_layout(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
+                     otlp_port=None) -> dict[str, int]:
+    """The layout settings the user chose (flags, then invoke config `local.*`), checked; the rest left out."""
     cfg = c.config.get("local", {})
 
     def chosen(flag_value, key):
@@ -154,9 +163,13 @@ def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_p
         "base_port": port(chosen(base_port, "base_port"), "--base-port"),
         "otlp_port": port(chosen(otlp_port, "otlp_port"), "--otlp-port"),
     }
-    numbers = {key: value for key, value in numbers.items() if value is not None}
+    return {key: value for key, value in numbers.items() if value is not None}
+
+
+def layout_from(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None) -> LocalLayout:
+    """Flags first, then invoke config (`local.*`), then LocalLayout's defaults."""
     try:
-        return LocalLayout(**numbers)
+        return LocalLayout(**requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port))
     except ValueError as exc:
         raise Exit(f"{exc}.")
 
@@ -165,6 +178,32 @@ def mesh_from(c, layout: LocalLayout | None = None, tracer: str | None = None) -
     """The mesh in the configured state directory (`local.state_dir`, default .mesh/local)."""
     state_dir = c.config.get("local", {}).get("state_dir")
     return LocalMesh(layout=layout, state_dir=Path(state_dir) if state_dir else None, tracer=tracer)
+
+
+def running_mesh(c) -> LocalMesh | None:
+    """The local mesh of the configured state directory when it runs, with its saved layout."""
+    mesh = mesh_from(c)
+    return mesh if mesh.is_running() else None
+
+
+def front_url(c, url: str | None = None) -> str:
+    """--url when given, else the running local mesh's front (its ports may be moved), else FRONT_URL."""
+    if url is not None:
+        return url
+    mesh = running_mesh(c)
+    return mesh.layout.front_url if mesh else FRONT_URL
+
+
+def trace_proxy_url(c, url: str | None = None) -> str:
+    """--url when given, else the running local mesh's trace proxy, else TRACE_PROXY_URL."""
+    if url is not None:
+        return url
+    mesh = running_mesh(c)
+    return mesh.layout.trace_proxy_url if mesh else TRACE_PROXY_URL
+
+
+FRONT_URL_HELP = f"the front of the mesh (default: the running local mesh's, else {FRONT_URL})"
+TRACE_PROXY_URL_HELP = f"the trace proxy's Zipkin API (default: the running local mesh's, else {TRACE_PROXY_URL})"
 
 
 def local_timeout(c) -> float:

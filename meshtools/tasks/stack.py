@@ -11,6 +11,7 @@ from invoke import task
 
 from meshtools.cluster import stack
 from meshtools.tasks import options
+from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     FRONT_PORT_HELP,
     NAME_HELP,
@@ -25,7 +26,7 @@ from meshtools.tasks.options import (
 )
 
 
-@task(help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "rebuild": REBUILD_HELP,

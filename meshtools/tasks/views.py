@@ -8,31 +8,32 @@ from __future__ import annotations
 import json as jsonlib
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from invoke import Exit, Task, task
+from invoke import Exit, task
 from rich.console import Console
 
+from meshtools.cluster import kind
+from meshtools.cluster import logs as cluster_logs
+from meshtools.cluster import stack
+from meshtools.local import logs as local_logs
 from meshtools.views import load as loadgen
 from meshtools.views import trace_view
 from meshtools.shared.net import accepts_connections
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
-from meshtools.shared.topology import FRONT_URL, LOOPBACK, PROJECT_ROOT, TRACE_PROXY_URL
-from meshtools.views.trace_lookup import trace_by_id_or_request_id, why_no_traces
+from meshtools.tasks.cli import MeshTask
+from meshtools.tasks.options import FRONT_URL_HELP, TRACE_PROXY_URL_HELP
+from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
+from meshtools.views.trace_lookup import join_ids, trace_by_id_or_request_id, why_no_traces
 from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
 AVAILABLE_FIELDS_SHOWN = 12
-
-
-class HelpSafeTask(Task):
-    """A task whose automatic short flags never take -h: `inv TASK -h` must stay help."""
-
-    def arg_opts(self, name, default, taken_names):
-        return super().arg_opts(name, default, taken_names | {"h"})
 
 
 def listening(url: str) -> bool:
@@ -43,9 +44,11 @@ def listening(url: str) -> bool:
 
 
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
+    metavars={"duration": "SECONDS", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
+              "timeout": "SECONDS", "url": "URL", "names": "NAMES"},
     help={
-        "url": f"the front's URL (default {FRONT_URL})",
+        "url": FRONT_URL_HELP,
         "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
         "duration": "seconds to run (default 10 when --requests is not given)",
         "requests": "stop after this many requests",
@@ -62,7 +65,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
     """
     try:
         config = loadgen.LoadConfig(
-            url=url or FRONT_URL,
+            url=options.front_url(c, url),
             names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
             # Parsed here, their limits checked by LoadConfig, which tests and the benchmark share.
             duration=options.number(duration, "--duration"),
@@ -90,23 +93,27 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
 
 
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
+    metavars={"limit": "N", "lookback": "SECONDS", "url": "URL", "id": "ID", "breakdown": "FIELDS",
+              "service": "NAME"},
     help={
-        "url": f"the trace proxy's Zipkin API (default {TRACE_PROXY_URL})",
+        "url": TRACE_PROXY_URL_HELP,
         "id": "show this trace instead of the latest: a hex trace id, or the x-request-id `inv echo` printed",
         "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
         "heatmap": "plot durationMs over time as a terminal heatmap",
         "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
         "lookback": "only traces from the last N seconds",
+        "logs": "with --id: print the request's log lines from every process under the waterfall",
     }
 )
-def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None):
+def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, service=None, lookback=None,
+           logs=False):
     """Show traces: the latest, a list, a breakdown or a heatmap.
 
     The traces come from the trace proxy's Zipkin API.
     """
-    client = ZipkinClient(url_flag(url or TRACE_PROXY_URL))
+    client = ZipkinClient(url_flag(options.trace_proxy_url(c, url)))
     limit = options.whole_number(limit, "--limit", minimum=1)
     lookback_s = options.positive_number(lookback, "--lookback", of="seconds")
     if id is not None and not id.strip():
@@ -117,10 +124,15 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     fields = [f.strip() for f in (breakdown or "").split(",") if f.strip()]
     if breakdown is not None and not fields:
         raise Exit("--breakdown needs field names, e.g. --breakdown serviceName,http.url.")
+    if logs and id is None:
+        raise Exit("--logs shows one request's log lines: give its --id (the x-request-id `inv echo` printed).")
     console = trace_view.terminal_console()
     try:
         if id is not None:
-            trace_view.render_trace(trace_by_id_or_request_id(client, id.strip()), console)
+            spans = trace_by_id_or_request_id(client, id.strip())
+            trace_view.render_trace(spans, console)
+            if logs:
+                print_request_logs(c, spans, console)
             return
         if fields or heatmap:
             found = client.traces(limit=limit or ANALYSIS_TRACES, **query)
@@ -150,8 +162,41 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
         raise Exit(str(exc))
 
 
+LOG_FLUSH_SECONDS = 1.0  # Envoy writes its access log out every 0.5 s (--file-flush-interval-msec)
+
+
+def print_request_logs(c, spans: list[dict], console) -> None:
+    """The log lines of the trace's request(s), from the local mesh if it runs, else the kind cluster."""
+    ids = join_ids(spans)
+    ends = [(s.get("timestamp", 0) + s.get("duration", 0)) / 1e6 for s in spans]
+    wait = max(ends, default=0) + LOG_FLUSH_SECONDS - time.time()
+    if 0 < wait <= LOG_FLUSH_SECONDS:
+        time.sleep(wait)  # a trace this fresh may still have lines in Envoy's buffer
+    console.print("\nlog lines of this request (`inv logs --request ID` prints them alone):")
+    lines: list[str] = []
+    mesh = options.running_mesh(c)
+    if mesh is not None:
+        try:
+            chosen = local_logs.select(mesh.logs_dir, [])
+        except local_logs.LogsError as exc:
+            raise Exit(str(exc)) from None
+        width = local_logs.prefix_width(chosen)
+        lines = [local_logs.format_line(line, width) for line in local_logs.merged(mesh.logs_dir, chosen, ids=ids)]
+    else:
+        starts = [s["timestamp"] / 1e6 for s in spans if s.get("timestamp")]
+        since = datetime.fromtimestamp(min(starts) - 60, timezone.utc) if starts else None
+        kind.require_tools("kubectl")
+        code = cluster_logs.show(stack.open_target(options.target_from(c)), [], since, False, ids, lines.append)
+        if code:
+            raise Exit(f"kubectl logs failed (exit {code}); is the cluster up (`inv cluster.status`)?", code=code)
+    for line in lines:
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    if not lines:
+        console.print("(none: the processes that served it have no lines left that mention it)")
+
+
 @task(
-    klass=HelpSafeTask,
+    klass=MeshTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
         "write": "also write the figures to README.md's Benchmark section",

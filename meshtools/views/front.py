@@ -13,6 +13,7 @@ class EchoReply:
     status: int
     body: str
     request_id: str | None  # front-envoy returns it; every span of the trace carries it
+    attempts: str | None = None  # x-envoy-attempt-count: how many tries front-envoy made
 
     @property
     def ok(self) -> bool:
@@ -29,4 +30,5 @@ def echo(front_url: str, name: str, timeout: float = 30.0, session: requests.Ses
     """GET /echo/NAME; raises requests.RequestException when nothing answers."""
     url = echo_url(front_url, name)
     reply = (session or requests).get(url, timeout=timeout)
-    return EchoReply(url, reply.status_code, reply.text, reply.headers.get("x-request-id"))
+    return EchoReply(url, reply.status_code, reply.text, reply.headers.get("x-request-id"),
+                     reply.headers.get("x-envoy-attempt-count"))

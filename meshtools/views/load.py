@@ -21,7 +21,6 @@ from typing import Callable, Iterable
 import requests
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from meshtools.views.front import echo_url
@@ -245,6 +244,7 @@ class LoadRun:
         self._started = 0.0
         self._last_send = 0.0
         self._deadline = math.inf
+        self._closed = False  # the run has ended: answers arriving now are not counted
 
     # -- progress, read by the live line from another thread
     def snapshot(self) -> dict:
@@ -304,6 +304,8 @@ class LoadRun:
         name, url = self._url(i)
         status, exc, request_id = None, None, None
         with self._lock:
+            if self._closed:
+                return  # the run ended while this worker took its ticket: not sent, not counted
             self._in_flight += 1
             self.summary.sent += 1
             self._last_send = time.monotonic()
@@ -318,8 +320,8 @@ class LoadRun:
         error = classify(status, exc)
         with self._lock:
             self._in_flight -= 1
-            if self._stop.is_set() and self.summary.interrupted:
-                return  # answered after Ctrl-C: the summary is already being printed
+            if self._closed:
+                return  # answered after the end (--duration, Ctrl-C): the summary is being printed
             self.summary.histogram.record(latency)
             if status is not None:
                 self.summary.statuses[status] += 1
@@ -332,8 +334,9 @@ class LoadRun:
     def run(self, grace: float = 2.0) -> LoadSummary:
         """Run to the end (or to `stop()`/Ctrl-C) and return the summary.
 
-        After Ctrl-C, requests still in flight get `grace` seconds to answer; the rest are
-        counted as abandoned rather than waited for.
+        A run with a duration ends on time: requests still in flight then are counted as
+        abandoned, not waited for (the slow stage alone takes up to 3.3 s). After Ctrl-C they
+        get `grace` seconds to answer first.
         """
         self._started = time.monotonic()
         if self.config.duration is not None:
@@ -345,17 +348,21 @@ class LoadRun:
         for t in threads:
             t.start()
         try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.1)
+            while any(t.is_alive() for t in threads):
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(0.05, left))
+            self._stop.set()
         except KeyboardInterrupt:
             self._stop.set()
             end = time.monotonic() + grace
             for t in threads:
                 t.join(max(0.0, end - time.monotonic()))
-            with self._lock:
-                self.summary.interrupted = True
-                self.summary.in_flight_abandoned = self._in_flight
+            self.summary.interrupted = True
+        with self._lock:
+            self._closed = True
+            self.summary.in_flight_abandoned = self._in_flight
         self.summary.elapsed = time.monotonic() - self._started
         if self.config.rate and self.summary.sent:
             self.summary.send_window = self._last_send - self._started + 1 / self.config.rate
@@ -387,16 +394,24 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 request', '0 requests', '3 requests'."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 def progress_line(snap: dict, config: LoadConfig) -> Text:
-    limit = (
-        f"/{config.duration:g}s" if config.duration is not None else f" of {config.requests} req"
-    )
+    elapsed = snap["elapsed"]
+    if config.duration is not None:
+        # Whole seconds gone, never past the duration: 0s/5s … 5s/5s.
+        clock = f"{int(min(elapsed, config.duration))}s/{config.duration:g}s"
+    else:
+        clock = f"{int(elapsed)}s · {snap['requests']}/{config.requests}"
     line = Text(
-        f"{snap['requests']} requests · {snap['rate']:.1f} req/s · "
-        f"{snap['elapsed']:.0f}s{limit} · p50 {_ms(snap['p50'])} · {snap['in_flight']} in flight · "
+        f"{plural(snap['requests'], 'request')} · {snap['rate']:.1f} req/s · "
+        f"{clock} · p50 {_ms(snap['p50'])} · {snap['in_flight']} in flight · "
     )
     errors = snap["errors"]
-    line.append(f"{errors} errors", style="bold red" if errors else "green")
+    line.append(plural(errors, "error"), style="bold red" if errors else "green")
     return line
 
 
@@ -416,6 +431,15 @@ def live_progress(console: Console) -> Callable[[LoadRun], LoadSummary]:
     return wrap
 
 
+MIN_FOR_HISTOGRAM = 5  # fewer answers: the latency line already shows each of them
+HISTOGRAM_BINS = 12  # at most; fewer for small runs (about the square root of the count)
+
+
+def histogram_bins(count: int) -> int:
+    """How many bins `count` latencies fill usefully: ~√count, at most HISTOGRAM_BINS."""
+    return max(1, min(HISTOGRAM_BINS, round(math.sqrt(count))))
+
+
 def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) -> None:
     d = summary.to_dict()
     lat = d["latency_ms"]
@@ -425,12 +449,17 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
     else:
         title += f" · concurrency {d['concurrency']}"
     console.print(Text(title, style="bold"))
+    if not summary.completed:
+        stopped = "interrupted" if summary.interrupted else "stopped"
+        console.print(Text(f"{stopped} after {d['elapsed_s']:.1f} s with no answer"
+                           + _abandoned(summary), style="yellow"))
+        return
     if summary.send_rate is None:
-        console.print(f"requests {d['requests']} in {d['elapsed_s']:.1f} s · {summary.throughput:.1f} req/s")
+        console.print(f"{plural(d['requests'], 'request')} in {d['elapsed_s']:.1f} s · {summary.throughput:.1f} req/s")
     else:
         # The wait for the last answers is not sending time: both rates, each named.
         console.print(
-            f"requests {d['requests']} in {d['elapsed_s']:.1f} s · sent at {summary.send_rate:.1f} req/s "
+            f"{plural(d['requests'], 'request')} in {d['elapsed_s']:.1f} s · sent at {summary.send_rate:.1f} req/s "
             f"(target {summary.config.rate:g}) · {summary.throughput:.1f} answers/s overall"
         )
     if summary.error_count:
@@ -445,31 +474,29 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
     if summary.late_starts:
         console.print(
             Text(
-                f"{summary.late_starts} requests started late: all {d['concurrency']} workers were "
+                f"{plural(summary.late_starts, 'request')} started late: all {d['concurrency']} workers were "
                 "busy (their wait counts in the latencies; raise --concurrency to offer the full rate)",
                 style="yellow",
             )
         )
-    if summary.interrupted:
-        console.print(
-            Text(
-                f"interrupted; {summary.in_flight_abandoned} requests still in flight were not counted",
-                style="yellow",
-            )
-        )
-    bins = summary.histogram.bins()
-    if not bins:
+    if summary.interrupted or summary.in_flight_abandoned:
+        stopped = "interrupted" if summary.interrupted else "time is up"
+        console.print(Text(stopped + (_abandoned(summary) or "; every request sent was answered"), style="yellow"))
+    if summary.completed < MIN_FOR_HISTOGRAM:
         return
-    table = Table(box=None, show_header=False, padding=(0, 1))
-    table.add_column(justify="right", no_wrap=True)
-    table.add_column(no_wrap=True)
-    table.add_column(justify="right", no_wrap=True)
+    bins = summary.histogram.bins(histogram_bins(summary.completed))
     peak = max(c for _, _, c in bins)
-    for low, high, count in bins:
+    ranges = [f"{low * 1000:.1f}–{high * 1000:.1f} ms" for low, high, _ in bins]
+    range_width = max(map(len, ranges))
+    count_width = max(len(str(c)) for _, _, c in bins)
+    for text, (_, _, count) in zip(ranges, bins):
         width = 0 if not count else max(1, round(bar_width * count / peak))
-        table.add_row(
-            f"{low * 1000:.1f}–{high * 1000:.1f} ms",
-            Text("█" * width, style="cyan"),
-            str(count),
-        )
-    console.print(table)
+        line = Text(f"{text:>{range_width}}  {str(count):>{count_width}}")
+        if width:
+            line.append(" " + "█" * width, style="cyan")
+        console.print(line)
+
+
+def _abandoned(summary: LoadSummary) -> str:
+    n = summary.in_flight_abandoned
+    return f"; {plural(n, 'request')} still in flight {'was' if n == 1 else 'were'} not counted" if n else ""

@@ -71,3 +71,9 @@ def trace_by_id_or_request_id(client: ZipkinClient, ident: str) -> list[dict]:
         return found[0]
     raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
                         f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
+
+
+def join_ids(spans: list[dict]) -> set[str]:
+    """What a trace's log lines carry: its trace id and each x-request-id its spans were tagged with."""
+    ids = {s.get("traceId", "") for s in spans} | {(s.get("tags") or {}).get(REQUEST_ID_TAG, "") for s in spans}
+    return {i for i in ids if i}

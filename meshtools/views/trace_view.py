@@ -26,12 +26,13 @@ from rich.table import Table
 from rich.text import Text
 
 from meshtools.views.stats import LogBins, nearest_rank
+from meshtools.views.urls import readable
 
 BAR_WIDTH = 40
 MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
 MIN_LABEL = 8  # columns a cut breakdown label or span name keeps, unless the console is tiny
 LAST_RESORT_LABEL = 3  # ...then labels go down to this rather than numbers being cut
-PIPED_WIDTH = 140  # piped output has no terminal width to respect: room for names and bars
+PIPED_WIDTH = 100  # piped output (tee, CI logs) has no terminal width: what a log viewer shows
 BAR_CHAR = "█"
 EMPTY_CHAR = " "
 SHADES = "░▒▓█"  # heatmap cells, fewest to most spans
@@ -116,11 +117,12 @@ def status_label(span: dict) -> str:
 
 
 def url_path(span: dict) -> str:
+    """The path (and query) of the span's http.url, decoded for reading."""
     url = tags_of(span).get("http.url", "")
     if not url:
         return ""
     parts = urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return readable((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
 
 
 def duration_ms(span: dict) -> float:
@@ -440,7 +442,8 @@ def group_value(span: dict, name: str):
 
 
 def group_header(name: str) -> str:
-    return "http.url path" if name == "http.url" else name
+    """A breakdown column is headed by the field asked for (http.url shows its path)."""
+    return name
 
 
 def missing_fields(spans: Iterable[dict], fields: Sequence[str]) -> list[str]:

@@ -1,7 +1,7 @@
 """The --url check and the URL shortening every task's messages share."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from invoke import Exit
 
@@ -37,3 +37,10 @@ def url_flag(url: str, flag: str = "--url") -> str:
         return check_base_url(url, flag)
     except ValueError as exc:
         raise Exit(str(exc)) from None
+
+
+def readable(text: str) -> str:
+    """A URL or path as a person reads it: percent-escapes decoded (`/echo/café`, not
+    `/echo/caf%C3%A9`), anything unprintable (a decoded CR or LF) shown escaped so it stays one line."""
+    decoded = unquote(text, errors="replace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in decoded)

@@ -452,3 +452,19 @@ def test_the_image_archive_fallback_works_on_docker_api_1_41_fake(fakes, monkeyp
     assert "--platform" not in save and save[-1] == image.last_built()
     state = json.loads((fakes.state / "state.json").read_text())
     assert state["clusters"]["envoy-tracing"]["images"] == [image.last_built()]
+
+
+def test_missing_tools_are_named_together_with_the_install_for_this_os_fake(fakes, monkeypatch):
+    # A newcomer on Linux was told `brew install kind`, and learnt of one missing tool per run.
+    fakes.install()
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    code, _, err = fakes.inv("cluster.up")
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("docker, kind and kubectl are not on PATH: install Docker Engine")
+    assert "brew" not in err and "install-kubectl-linux" in err
+    monkeypatch.setattr("platform.system", lambda: "Darwin")
+    code, _, err = fakes.inv("build")
+    assert err.startswith("docker and kind are not on PATH") and "`brew install kind`" in err
+    assert "apt-get" not in err and err.strip().endswith("inv build --no-load.")
+    code, out, _ = fakes.inv("cluster.status")
+    assert code == 3 and "kind and docker are not installed" in out

@@ -84,3 +84,20 @@ def test_missing_envoy_binary_is_one_clear_sentence(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(envoy_config.EnvoyMissing, match="envoy is not on PATH"):
         envoy_config.envoy_binary()
+
+
+ACCESS_LOG_FIELDS = {"time", "method", "path", "status", "response_flags", "upstream_host", "duration_ms",
+                     "request_id", "trace_id"}
+
+
+@pytest.mark.parametrize("service", sorted(ENVOY_CONFIG_FILES))
+def test_every_listener_writes_a_json_access_log_that_joins_its_trace(service):
+    # Envoy ran with no access log: nothing tied a request's hops to its trace.
+    config = envoy_config.load(service)
+    for listener in config["static_resources"]["listeners"]:
+        (manager,) = [f["typed_config"] for chain in listener["filter_chains"] for f in chain["filters"]]
+        (log,) = manager["access_log"]
+        assert log["typed_config"]["@type"].endswith("StdoutAccessLog"), listener["name"]
+        fields = log["typed_config"]["log_format"]["json_format"]
+        assert ACCESS_LOG_FIELDS <= set(fields)
+        assert fields["request_id"] == "%REQ(X-REQUEST-ID)%" and fields["trace_id"] == "%TRACE_ID%"

@@ -23,7 +23,8 @@ def test_local_up_then_down_leaves_no_process_and_no_listening_port(tmp_path):
         assert f"Traces in your browser: http://127.0.0.1:{layout.trace_proxy_port}/" in up.stdout
         status = inv("local.status", state_dir=tmp_path)
         assert status.returncode == 0 and "front-envoy" in status.stdout and "NOT HEALTHY" not in status.stdout
-        assert "already up" in inv("local.up", *layout_flags(layout), state_dir=tmp_path).stderr
+        again = inv("local.up", *layout_flags(layout), state_dir=tmp_path)
+        assert again.returncode == 0 and "already up" in again.stdout
         supervisord = int((tmp_path / "supervisord.pid").read_text())
         children = psutil.Process(supervisord).children(recursive=True)
         assert len(children) >= 5
@@ -91,3 +92,39 @@ def test_local_up_refuses_a_layout_that_cannot_work_before_starting_anything(tmp
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "Starting" not in result.stdout
     assert not (tmp_path / "supervisord.pid").exists()
+
+
+def test_bare_inv_lists_the_tasks(tmp_path):
+    result = inv(state_dir=tmp_path)
+    assert result.returncode == 0 and "Available tasks:" in result.stdout
+    assert "local.up" in result.stdout and "--echo" not in result.stdout  # not invoke's core options
+
+
+@pytest.mark.parametrize("args, flag, task", [(["load", "--duration"], "--duration", "load"),
+                                              (["echo", "--name"], "--name", "echo"),
+                                              (["local.up", "--front-port"], "--front-port", "local.up")])
+def test_a_flag_without_its_value_is_one_sentence_naming_it(tmp_path, args, flag, task):
+    result = inv(*args, state_dir=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{flag} needs a value after it; `inv --help {task}` says what it takes."
+
+
+@pytest.mark.parametrize("task, specs", [
+    ("load", ["--duration=SECONDS", "--requests=N", "--concurrency=N", "--rate=PER_SECOND", "--timeout=SECONDS"]),
+    ("traces", ["--limit=N", "--lookback=SECONDS"]),
+    ("local.up", ["--replicas=N", "--front-port=PORT", "--base-port=PORT"]),
+    ("forward", ["--front-port=PORT"]),
+])
+def test_numeric_flags_say_what_they_take_in_help(tmp_path, task, specs):
+    result = inv("--help", task, state_dir=tmp_path)
+    assert result.returncode == 0
+    assert all(spec in result.stdout for spec in specs), result.stdout
+    for spec in specs:
+        assert spec.replace(spec.split("=")[1], "STRING") not in result.stdout
+
+
+def test_echo_with_an_empty_name_says_what_to_give(tmp_path):
+    result = inv("echo", "--name", "", state_dir=tmp_path)
+    assert result.returncode == 1 and "<html" not in result.stdout + result.stderr
+    assert result.stderr.strip() == "--name needs a name, e.g. --name friend (the default when --name is left out)."
+    assert "default friend" in inv("--help", "echo", state_dir=tmp_path).stdout

@@ -26,7 +26,7 @@ LAYERS = {
 # Parts of one layer that stand side by side and must not lean on each other.
 SIBLINGS = [{"meshtools.local", "meshtools.cluster", "meshtools.views"}]
 # Task modules may share meshtools.tasks.options (the shared flags), never each other's helpers.
-TASK_HELPERS = {"meshtools.tasks.options"}
+TASK_HELPERS = {"meshtools.tasks.options", "meshtools.tasks.cli"}
 # Packages that must never import another (the image runs service/ and trace_proxy/ without the tooling).
 FORBIDDEN = {
     "service": ("meshtools", "trace_proxy", "tests"),

@@ -1,7 +1,9 @@
 """The Flask service: the contract of DESIGN.md, through its app factory and under gunicorn."""
 from __future__ import annotations
 
+import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -126,3 +128,23 @@ def test_gunicorn_serves_a_fast_stage_while_slow_ones_are_in_flight():
             for future in slow:
                 future.result()
         assert len(finished) == 9
+
+
+def test_each_request_logs_one_json_line_with_its_request_and_trace_id(recorder, capsys):
+    # Log lines read `{"service": "1", "pod": …, "path": …, "status": 200}`: nothing to find a trace by.
+    egress, _ = recorder
+    client = create_app({"SERVICE_NAME": "1", "EGRESS_URL": egress, "HOSTNAME": "service1-abc"}).test_client()
+    capsys.readouterr()
+    client.get("/echo/friend", headers={"x-request-id": "req-1", "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124"})
+    client.get("/echo/chris", headers={"x-request-id": "req-2", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    client.get("/healthz")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    served = [line for line in lines if "status" in line]
+    assert [(l["path"], l["status"], l["request_id"], l["trace_id"]) for l in served] == [
+        ("/echo/friend", 200, "req-1", "463ac35c9f6413ad48485a3953bb6124"),
+        ("/echo/chris", 500, "req-2", "0af7651916cd43dd8448eb211c80319c"),
+    ]
+    error = next(line for line in lines if line.get("error") == "too many chrises")
+    assert error["request_id"] == "req-2"
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
+    assert served[0]["method"] == "GET" and served[0]["duration_ms"] >= 0

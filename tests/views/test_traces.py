@@ -157,7 +157,7 @@ def test_breakdown_by_service_and_url_gives_counts_errors_and_percentiles(trace_
     result = inv("traces", "--url", trace_proxy, "--breakdown", "serviceName,http.url", "--service", "service1-bd")
     assert result.returncode == 0, result.stderr
     header, rows = table_lines(result.stdout, "p99 ms")
-    assert header.split() == ["serviceName", "http.url", "path", "count", "errors", "p50", "ms", "p95", "ms",
+    assert header.split() == ["serviceName", "http.url", "count", "errors", "p50", "ms", "p95", "ms",
                               "p99", "ms"]
     # Slowest p99 first: the echo spans that wrap everything, then the slow stage.
     assert rows[0].split()[:3] == ["service1-bd", "/echo/earth", "20"]
@@ -235,12 +235,14 @@ def test_an_80_column_breakdown_shows_url_paths_and_whole_numbers(trace_proxy):
     header, rows = table_lines(result.stdout, "p99 ms")
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert header.split()[-8:] == ["count", "errors", "p50", "ms", "p95", "ms", "p99", "ms"]
+    assert header.split()[:2] == ["serviceName", "http.url"]  # as asked for, not "http.url path"
     slow = [r.split() for r in rows if r.split()[1] == "/stage/3"]
     assert sorted(float(r[-1]) for r in slow) == [ms - 0.4 for ms in BREAKDOWN_SLOW_MS]
     assert sum(r[-5] == "ERRORS" for r in slow) == len(BREAKDOWN_ERRORS)
 
 
-def test_piped_output_is_140_columns_wide_like_inv_demo():
+def test_piped_output_is_100_columns_wide_like_inv_demo():
+    # `| tee` and CI logs got lines up to 245 columns.
     import os
     import subprocess
     import sys
@@ -249,7 +251,7 @@ def test_piped_output_is_140_columns_wide_like_inv_demo():
             "print(c.width); c.print('x' + ' ' * 5)")
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
-    assert out == "140\nx\n"
+    assert out == "100\nx\n"
 
 
 BAD_TRACES_CALLS = {
@@ -307,6 +309,14 @@ def test_a_request_that_got_no_answer_reads_as_such_not_as_error_0():
     render_trace(spans, console)
     text = console.export_text()
     assert "ERROR (no response, DC)" in text and "ERROR 0" not in text
+
+
+def test_urls_are_shown_decoded_and_on_one_line():
+    # `inv traces` showed /echo/caf%C3%A9; a decoded CR or LF must not break the line either.
+    from meshtools.views.trace_view import url_path
+
+    span = {"tags": {"http.url": "http://front/echo/caf%C3%A9%20au%20lait%0D%0Aok?x=%2F"}}
+    assert url_path(span) == "/echo/café au lait\\r\\nok?x=/"
 
 
 def test_empty_filters_count_what_is_stored_and_name_the_services(trace_proxy):

@@ -1,0 +1,76 @@
+"""What both targets' `inv logs` share: a line's time, `--since`, and which lines a request left.
+
+Every process writes a time on its lines, each in its own format: the app's and Envoy's
+access log JSON (`"time": "2026-11-26T18:27:45.123Z"`, UTC), Envoy's own log
+(`[2026-11-26 18:27:45.123][pid][level]…`, local time), gunicorn
+(`[2026-11-26 18:27:45 +0000] …`) and Python's logging (`2026-11-26 18:27:45,123 …`, local time).
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+ISO_Z = re.compile(r'"time":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z"')
+ENVOY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
+GUNICORN = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ([+-]\d{4})\]")
+PYTHON_LOGGING = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def line_time(text: str) -> datetime | None:
+    """The time a log line was written, as an aware UTC datetime; None when it names none."""
+    if match := ISO_Z.search(text[:200]):
+        return datetime.fromisoformat(match[1]).replace(tzinfo=timezone.utc)
+    if match := ENVOY.match(text):
+        return _local(datetime.fromisoformat(match[1]))
+    if match := GUNICORN.match(text):
+        return datetime.strptime(f"{match[1]} {match[2]}", "%Y-%m-%d %H:%M:%S %z").astimezone(timezone.utc)
+    if match := PYTHON_LOGGING.match(text):
+        return _local(datetime.fromisoformat(f"{match[1]}.{match[2]}"))
+    return None
+
+
+def _local(naive: datetime) -> datetime:
+    return naive.astimezone().astimezone(timezone.utc)
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`--since`: a span back from now (30s, 10m, 2h, 1d) or a time (2026-11-26T18:00, UTC unless it says)."""
+    now = now or datetime.now(timezone.utc)
+    text = value.strip()
+    if match := SINCE.match(text):
+        return now - timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since takes a span like 30s, 10m or 2h, or a time like 2026-11-26T18:00, "
+                         f"got {value!r}.") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def since_seconds(moment: datetime, now: datetime | None = None) -> int:
+    """Whole seconds from `moment` to now, at least 1: kubectl's --since wants a duration."""
+    now = now or datetime.now(timezone.utc)
+    return max(1, round((now - moment).total_seconds()))
+
+
+def mentions(text: str, ids: set[str]) -> bool:
+    """Whether a line belongs to a request: its x-request-id or trace id appears in it.
+
+    JSON lines are matched on their request_id/trace_id fields (a trace id is also a prefix
+    of a longer 128-bit one, so both lengths match); other lines on the text.
+    """
+    if not ids:
+        return True
+    if text.lstrip().startswith("{"):
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            fields = None
+        if isinstance(fields, dict):
+            values = {str(fields.get("request_id") or ""), str(fields.get("trace_id") or "")} - {""}
+            return any(v == i or (len(i) >= 16 and (v.endswith(i) or i.endswith(v) and len(v) >= 16))
+                       for v in values for i in ids)
+    return any(i in text for i in ids)
