@@ -328,7 +328,8 @@ def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str |
         if store_only:
             figures = our_proxy(seconds, "json", False, url, tmp)
             report("proxy store only (json)", f"{figures.accepted_rate:,.0f} spans/s, "
-                   f"{figures.cpu_us_per_span:.0f} µs CPU/span, p50 {figures.p50_ms:.1f} ms · p99 {figures.p99_ms:.1f} ms")
+                   f"{figures.cpu_us_per_span:.0f} µs CPU/span, peak RSS {figures.peak_rss_mb:.0f} MB, "
+                   f"p50 {figures.p50_ms:.1f} ms · p99 {figures.p99_ms:.1f} ms")
         if go_binary:
             figures = results["go"] = go_proxy(go_binary, seconds, url, tmp)
             sat, fixed = describe(figures)

@@ -47,7 +47,8 @@ def cpu(pid: int) -> float:
 
 
 def proxy_pids(port: int) -> list[int]:
-    pids = []
+    """The trace proxy's gunicorn master (found by its command line) and its worker (its child:
+    gunicorn may retitle the worker, so it is not looked up by command line)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -55,8 +56,10 @@ def proxy_pids(port: int) -> list[int]:
             except OSError:
                 continue
             if "-m trace_proxy" in text and f"--port {port} " in text + " ":
-                pids.append(int(entry.name))
-    return pids
+                master = int(entry.name)
+                children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+                return [master, *map(int, children)]
+    return []
 
 
 def measure(encoding: str, requests_n: int, tmp: Path) -> dict[str, float]:
@@ -64,10 +67,11 @@ def measure(encoding: str, requests_n: int, tmp: Path) -> dict[str, float]:
                      zipkin_encoding=encoding)
     try:
         mesh.up(timeout=120)
-        envoys = envoy_pids(mesh.envoy_dir)
-        proxies = proxy_pids(mesh.layout.trace_proxy_port)
         run_load(LoadConfig(url=mesh.layout.front_url, concurrency=4, requests=50, duration=None, timeout=30.0))
         time.sleep(1.5)  # let the warm-up's spans flush before the CPU count starts
+        # Looked up after the warm-up: the proxy's gunicorn forks its worker a little after it listens.
+        envoys = envoy_pids(mesh.envoy_dir)
+        proxies = proxy_pids(mesh.layout.trace_proxy_port)
         before = {pid: cpu(pid) for pid in envoys + proxies}
         summary = run_load(LoadConfig(url=mesh.layout.front_url, concurrency=4, requests=requests_n, duration=None,
                                       timeout=30.0))

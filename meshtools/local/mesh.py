@@ -354,6 +354,10 @@ class LocalMesh:
             time.sleep(0.05)
         if self.supervisord_pid() == pid:
             os.kill(pid, signal.SIGKILL)
+        # A gunicorn master can exit while its workers, which hold the listening socket too,
+        # are still finishing: wait for the ports, so `local.up` right after never finds them taken.
+        while time.monotonic() < deadline and any(port_in_use(self.layout.host, p) for p in self.layout.ports()):
+            time.sleep(0.05)
         self._clear_stale_state()
         return True
 

@@ -122,10 +122,11 @@ def test_hostile_service_names_and_tag_values_are_escaped_and_cut(client):
     assert "characters)" in trace_page
 
 
-def test_a_heatmap_cell_lists_the_traces_with_a_span_in_it(client):
-    now_us = int(time.time() * 1_000_000)
-    slow = envoy_trace(request_id="slow", slow_stage_us=3_000_000, start_us=now_us - 20_000_000)
-    fast = envoy_trace(request_id="fast", slow_stage_us=300_000, start_us=now_us - 2_000_000)
+@pytest.mark.parametrize("spread_s", [18, 297.123457])  # one second per column, and an odd column width
+def test_a_heatmap_cell_lists_the_traces_with_a_span_in_it(client, spread_s):
+    now_us = int(time.time() * 1_000_000) - 1_000_000
+    slow = envoy_trace(request_id="slow", slow_stage_us=3_000_000, start_us=now_us - round(spread_s * 1e6) - 333)
+    fast = envoy_trace(request_id="fast", slow_stage_us=300_000, start_us=now_us)
     post(client, slow + fast)
     body = page(client, "/heatmap?service=service2-0")
     cells = re.findall(r'<a href="(/\?[^"]+)" title="(\d+) spans', body)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+_CANONICAL_ID = re.compile(r"[0-9a-f]{16}")  # a 64-bit id as it is stored
 _MAX_MICROS = 2**63 - 1
 # Annotations that v1 used to mark the RPC boundaries; v2 folds them into `kind`.
 _CORE_ANNOTATIONS = {"cs", "cr", "sr", "ss", "ms", "mr", "ws", "wr"}
@@ -36,6 +37,8 @@ class Span:
 
 def normalize_trace_id(value: Any, *, where: str = "traceId") -> str:
     """Lowercase hex, 16 or 32 characters; a 128-bit id with zero high bits becomes 64-bit."""
+    if type(value) is str and len(value) == 16 and _CANONICAL_ID.fullmatch(value):
+        return value  # what Envoy and most tracers send: nothing to normalise
     tid = _hex_id(value, where)
     tid = tid.zfill(32 if len(tid) > 16 else 16)
     if len(tid) == 32 and tid.startswith("0" * 16):
@@ -50,6 +53,8 @@ def _hex_id(value: Any, where: str) -> str:
 
 
 def _span_id(value: Any, where: str) -> str:
+    if type(value) is str and len(value) == 16 and _CANONICAL_ID.fullmatch(value):
+        return value
     sid = _hex_id(value, where)
     if len(sid) > 16:
         raise SpanError(f"{where} must be at most 16 hex characters")
@@ -67,6 +72,8 @@ def micros(span: dict, key: str) -> int | None:
     value = span.get(key)
     if value is None:
         return None
+    if type(value) is int and 0 <= value <= _MAX_MICROS:
+        return value or None  # the common case, checked in one step
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpanError(f"{key} must be a number of microseconds")
     if value != value or not 0 <= value <= _MAX_MICROS:  # NaN or out of range

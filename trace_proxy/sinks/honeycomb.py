@@ -31,7 +31,8 @@ import requests
 from trace_proxy.metrics import Metrics
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, ThrottledWarning
-from trace_proxy.sinks.honeycomb_batch import CONTENT_ENCODING, MAX_EVENTS_PER_BODY, Body, bodies, encode_event, event_results
+from trace_proxy.sinks.honeycomb_batch import (CONTENT_ENCODING, MAX_EVENTS_PER_BODY, Body, Piece, bodies, encode_event,
+                                                event_results, pieces)
 from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, to_event
 
 log = logging.getLogger("trace_proxy.honeycomb")
@@ -43,7 +44,7 @@ SENDERS = 4  # concurrent batch requests: Honeycomb is ~100 ms away, bodies keep
 class _Pending:
     """One accepted batch's events, serialised, waiting for a sender."""
     arrived: float
-    docs: dict[str, list[tuple[str, bytes]]]  # dataset → (span id, event JSON)
+    docs: dict[str, list[Piece]]  # dataset → its events, serialised
     count: int
 
 
@@ -113,7 +114,8 @@ class HoneycombSink:
                 continue
             docs.setdefault(event.dataset or self.settings.dataset, []).append((event.fields["id"], doc))
         self._settle(unusable)
-        return _Pending(time.monotonic(), docs, len(spans) - unusable)
+        return _Pending(time.monotonic(), {dataset: pieces(encoded) for dataset, encoded in docs.items()},
+                        len(spans) - unusable)
 
     def pending(self) -> int:
         with self._lock:
@@ -155,7 +157,7 @@ class HoneycombSink:
     def _send_loop(self) -> None:
         with requests.Session() as session:
             while (gathered := self._gather_pending()) is not None:
-                by_dataset: dict[str, list[tuple[str, bytes]]] = {}
+                by_dataset: dict[str, list[Piece]] = {}
                 for item in gathered:
                     for dataset, docs in item.docs.items():
                         by_dataset.setdefault(dataset, []).extend(docs)

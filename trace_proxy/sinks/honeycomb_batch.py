@@ -62,19 +62,41 @@ def encode_event(event: Event) -> bytes | None:
         return None
 
 
-def bodies(dataset: str, encoded: Iterable[tuple[str, bytes]]) -> Iterator[Body]:
-    """(span id, event JSON) pairs → compressed JSON array bodies within Honeycomb's limits."""
-    parts: list[bytes] = []
+@dataclass
+class Piece:
+    """Events serialised together: their JSON joined with commas, and their span ids in order.
+
+    One `bytes` per piece instead of one per event: orjson hands back each event in a buffer
+    several times its size, so thousands of waiting events held that many times the memory.
+    """
+    span_ids: list[str]
+    data: bytes
+
+
+def _pack(items: Iterable[tuple[list[str], bytes]]) -> Iterator[tuple[list[str], list[bytes]]]:
+    """Group (ids, JSON) items into runs that fit one body; an item too big alone goes alone."""
     ids: list[str] = []
-    size = 2
-    for span_id, doc in encoded:
-        if parts and (size + len(doc) + 1 > MAX_BODY_BYTES or len(parts) >= MAX_EVENTS_PER_BODY):
-            yield Body(dataset, _compress(parts), ids)
-            parts, ids, size = [], [], 2
-        parts.append(doc)
-        ids.append(span_id)
-        size += len(doc) + 1
+    parts: list[bytes] = []
+    size = 2  # the brackets
+    for item_ids, data in items:
+        if parts and (size + len(data) + 1 > MAX_BODY_BYTES or len(ids) + len(item_ids) > MAX_EVENTS_PER_BODY):
+            yield ids, parts
+            ids, parts, size = [], [], 2
+        ids.extend(item_ids)
+        parts.append(data)
+        size += len(data) + 1
     if parts:
+        yield ids, parts
+
+
+def pieces(encoded: Iterable[tuple[str, bytes]]) -> list[Piece]:
+    """(span id, event JSON) pairs → pieces, each small enough for one body."""
+    return [Piece(ids, b",".join(parts)) for ids, parts in _pack(([span_id], doc) for span_id, doc in encoded)]
+
+
+def bodies(dataset: str, waiting: Iterable[Piece]) -> Iterator[Body]:
+    """Pieces of one dataset → compressed JSON array bodies within Honeycomb's limits."""
+    for ids, parts in _pack((piece.span_ids, piece.data) for piece in waiting):
         yield Body(dataset, _compress(parts), ids)
 
 

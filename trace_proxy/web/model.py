@@ -241,9 +241,11 @@ def heatmap(traces: list[list[dict]], service: str | None = None, columns: int =
                    if s.get("duration") and (service is None or service_name(s) == service)]
     if not points:
         return None
-    t0 = min(p[0] for p in points)
+    # Columns start and end on whole milliseconds, the search's time unit, so the link of a
+    # cell (endTs and lookback in ms) covers exactly the cell's time span.
+    t0 = min(p[0] for p in points) // 1000 * 1000
     t1 = max(p[0] for p in points)
-    column = max(1_000_000, math.ceil((t1 - t0 + 1) / columns))  # at least a second per column
+    column = max(1_000_000, math.ceil((t1 - t0 + 1) / columns / 1000) * 1000)  # at least a second per column
     columns = min(columns, (t1 - t0) // column + 1)
     low = 2 ** math.floor(math.log2(min(p[1] for p in points)))
     high = max(p[1] for p in points)
