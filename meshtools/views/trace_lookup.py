@@ -10,6 +10,7 @@ from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
 REQUEST_ID_TAG = "guid:x-request-id"
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
+ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
 
 
 def request_id_query(request_id: str) -> str:
@@ -66,9 +67,17 @@ def trace_by_id_or_request_id(client: ZipkinClient, ident: str) -> list[dict]:
             return client.trace(ident)
         except TraceNotFound:
             pass
-    found = client.traces(annotation_query=request_id_query(ident), limit=1)
-    if found and found[0]:
-        return found[0]
+    deadline = time.monotonic() + ARRIVING_WAIT
+    while True:
+        found = client.traces(annotation_query=request_id_query(ident), limit=1)
+        if found and found[0]:
+            return found[0]
+        # Right after `inv echo` the trace is still arriving (lists show it about a second
+        # later): wait for it while the trace proxy says traces are arriving.
+        census = client.store_census()
+        if not census or not census.get("arriving") or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
                         f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
 
