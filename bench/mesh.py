@@ -3,11 +3,11 @@
     python bench/mesh.py [--quick] [--write]      (or `inv bench`)
 
 Figures: cold start, mesh scaling under a fixed 0.5 s slow stage, the sidecars' cost,
-the per-hop overhead of one Envoy, the trace proxy's ingest rate on one core (store only;
-Zipkin JSON and OTLP protobuf, forwarding to a local Honeycomb stand-in), the trace proxy
-forwarding to a Honeycomb stand-in (bench/proxy_forwarding.py: saturated spans/s delivered,
-latency at 40 req/s, peak RSS; JSON and protobuf; the Go upstream proxy too when GO_PROXY
-names its binary), and trace completeness under load.
+the per-hop overhead of one Envoy, the trace proxy's ingest rate on one core (store only), the
+trace proxy forwarding to a Honeycomb stand-in (bench/proxy_forwarding.py: saturated spans/s
+delivered, latency at 40 req/s, peak RSS; Zipkin JSON and protobuf and the same spans as OTLP
+protobuf, with OTLP's ratio to Zipkin JSON; the Go upstream proxy too when GO_PROXY names its
+binary), and trace completeness under load.
 Everything runs on free loopback ports in a temporary directory, never on 8000/9411, and stops
 whatever happens. No span reaches the real Honeycomb (no key of yours is passed on). `--write`
 puts the figures and the machine into README.md; nothing else is saved.
@@ -49,7 +49,6 @@ from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT  # noqa: E402
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
 from meshtools.views.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
-import otlp_batch  # noqa: E402  (bench/, beside this file)
 
 import proxy_forwarding  # noqa: E402  (bench/ is this script's own directory)
 
@@ -348,13 +347,8 @@ def span_batch(n: int = 100) -> bytes:
     return json.dumps(spans).encode()
 
 
-def ingest(plan: Plan, tmp: Path, failures: Failures, *, otlp: bool = False,
-           env: dict[str, str] | None = None) -> tuple[float, float | None, str]:
-    """Spans/s a trace proxy pinned to one core accepts, in batches of 100; p99 POST latency (None: no answer).
-
-    `otlp`: the same batches as OTLP/HTTP protobuf to /v1/traces instead of Zipkin JSON;
-    `env`: the proxy's environment (a Honeycomb key and host turn forwarding on).
-    """
+def ingest(plan: Plan, tmp: Path, failures: Failures) -> tuple[float, float | None, str]:
+    """Spans/s a trace proxy pinned to one core accepts, in batches of 100; p99 POST latency (None: no answer)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     note = ""
     if len(cores) >= 2:
@@ -364,9 +358,7 @@ def ingest(plan: Plan, tmp: Path, failures: Failures, *, otlp: bool = False,
         note = " (the load client shared the core: this machine has only one)"
     port = free_port()
     url = f"http://{LOOPBACK}:{port}"
-    path, content_type, expected = (otlp_batch.PATH, otlp_batch.CONTENT_TYPE, 200) if otlp else \
-        ("/api/v2/spans", "application/json", 202)
-    proxy_env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES} | (env or {})
+    proxy_env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
     with serving(trace_proxy_command(LOOPBACK, port), f"{url}/healthz", log=tmp / "ingest-trace-proxy.log",
                  cores=proxy_cores, env=proxy_env):
         saved = os.sched_getaffinity(0) if client_cores else None
@@ -380,17 +372,17 @@ def ingest(plan: Plan, tmp: Path, failures: Failures, *, otlp: bool = False,
 
             def client():
                 with requests.Session() as s:
-                    headers = {"content-type": content_type}
+                    headers = {"content-type": "application/json"}
                     while time.monotonic() < stop:
-                        body = otlp_batch.from_zipkin(span_batch()) if otlp else span_batch()
+                        body = span_batch()
                         start = time.perf_counter()
                         try:
-                            reply = s.post(f"{url}{path}", data=body, headers=headers, timeout=10)
+                            reply = s.post(f"{url}/api/v2/spans", data=body, headers=headers, timeout=10)
                         except requests.RequestException as exc:
-                            failures.record(None, exc, expected)
+                            failures.record(None, exc, 202)
                             continue
                         took = time.perf_counter() - start
-                        ok = failures.record(reply.status_code, None, expected)
+                        ok = failures.record(reply.status_code, None, 202)
                         with lock:
                             latencies.append(took)
                             accepted[0] += 100 if ok else 0
@@ -406,25 +398,6 @@ def ingest(plan: Plan, tmp: Path, failures: Failures, *, otlp: bool = False,
             if saved:
                 os.sched_setaffinity(0, saved)
     return accepted[0] / elapsed, nearest_rank(latencies, 99), note
-
-
-def ingest_by_encoding(plan: Plan, tmp: Path) -> str:
-    """Zipkin JSON and OTLP protobuf ingest of the same spans, each with forwarding to a local
-    Honeycomb stand-in on: spans/s on one core, p99, and OTLP's rate over Zipkin's."""
-    from tests.support.honeycomb_standin import honeycomb_standin
-
-    figures = {}
-    with honeycomb_standin() as standin:
-        env = {"HONEYCOMB_API_KEY": "bench-not-a-real-key", "HONEYCOMB_API_HOST": standin.url}
-        for name, otlp in (("Zipkin JSON", False), ("OTLP protobuf", True)):
-            failed = Failures()
-            rate, p99, _ = ingest(plan, tmp, failed, otlp=otlp, env=env)
-            if p99 is None:
-                return f"not measured: no {name} POST was answered; {failed.describe()}"
-            figures[name] = (rate, p99, failed.note())
-    (zipkin, zp99, znote), (otlp, op99, onote) = figures.values()
-    return (f"Zipkin JSON {zipkin:,.0f} spans/s (p99 {zp99 * 1000:.1f} ms{znote}) · OTLP protobuf {otlp:,.0f} spans/s "
-            f"(p99 {op99 * 1000:.1f} ms{onote}): OTLP {otlp / zipkin:.2f}× Zipkin, one core, batches of 100")
 
 
 # -- main -------------------------------------------------------------------------------
@@ -479,8 +452,7 @@ def run(plan: Plan, report: Report) -> None:
             else:
                 report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
                                                  f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
-            report.add("OTLP vs Zipkin ingest", ingest_by_encoding(plan, tmp))
-            forwarding = proxy_forwarding.run(plan.ingest_seconds, ["json", "proto"], False,
+            forwarding = proxy_forwarding.run(plan.ingest_seconds, ["json", "proto", "otlp"], False,
                                               os.environ.get("GO_PROXY"), report.add)
             ours = forwarding.get("json")
             if ours and (ours.delivered_rate < proxy_forwarding.TARGET_SPANS or ours.lost):

@@ -1,6 +1,6 @@
 """The trace proxy forwarding to a Honeycomb stand-in: throughput, latency, memory.
 
-    python bench/proxy_forwarding.py [--seconds N] [--encoding json|proto]
+    python bench/proxy_forwarding.py [--seconds N] [--encoding json|proto|otlp]
                                      [--store-only] [--go-proxy PATH]
 
 The proxy runs pinned to one core; the load client and the stand-in (a process of its own)
@@ -31,6 +31,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # otlp_batch, beside this file
 
 from meshtools.local.mesh import trace_proxy_command  # noqa: E402
 from meshtools.shared.background import serving  # noqa: E402
@@ -82,7 +83,16 @@ def span_batch(n: int = SPANS_PER_BATCH) -> list[dict]:
     } for i in range(n)]
 
 
+def endpoint(encoding: str) -> str:
+    """Where a body of `encoding` is posted: OTLP to /v1/traces, Zipkin to /api/v2/spans."""
+    return "/v1/traces" if encoding == "otlp" else "/api/v2/spans"
+
+
 def encode(spans: list[dict], encoding: str) -> tuple[bytes, str]:
+    if encoding == "otlp":  # the same spans as OTLP/HTTP protobuf (bench/otlp_batch.py)
+        import otlp_batch
+
+        return otlp_batch.from_spans(spans), otlp_batch.CONTENT_TYPE
     if encoding == "proto":
         from trace_proxy.ingest.zipkin_proto import encode_spans
 
@@ -132,7 +142,7 @@ def standin(cores: set[int] | None, log: Path):
 
 
 def post_loop(port: int, bodies: list[bytes], ctype: str, stop: float, counts: dict, lock: threading.Lock,
-              latencies: list[float] | None = None, schedule=None) -> None:
+              latencies: list[float] | None = None, schedule=None, path: str = "/api/v2/spans") -> None:
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
     n = 0
     try:
@@ -148,10 +158,10 @@ def post_loop(port: int, bodies: list[bytes], ctype: str, stop: float, counts: d
             n += 1
             start = time.perf_counter()
             try:
-                conn.request("POST", "/api/v2/spans", body, {"Content-Type": ctype})
+                conn.request("POST", path, body, {"Content-Type": ctype})
                 reply = conn.getresponse()
                 reply.read()
-                ok = reply.status == 202
+                ok = reply.status == (200 if path == "/v1/traces" else 202)  # OTLP's success is 200
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
@@ -183,14 +193,14 @@ def wait_delivered(url: str, expected: int, timeout: float = 30.0) -> tuple[int,
 
 
 def saturated(port: int, standin_url: str, bodies: list[bytes], ctype: str, seconds: float, figures: Figures,
-              pid: int, forwarding: bool) -> None:
+              pid: int, forwarding: bool, path: str = "/api/v2/spans") -> None:
     before = standin_stats(standin_url)["accepted"] if forwarding else 0
     counts, lock = {"accepted": 0, "failed": 0}, threading.Lock()
     cpu0 = cpu_seconds(pid)
     started = time.monotonic()
     stop = started + seconds
-    threads = [threading.Thread(target=post_loop, args=(port, bodies, ctype, stop, counts, lock))
-               for _ in range(CONNECTIONS)]
+    threads = [threading.Thread(target=post_loop, args=(port, bodies, ctype, stop, counts, lock),
+                                kwargs={"path": path}) for _ in range(CONNECTIONS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -210,7 +220,7 @@ def saturated(port: int, standin_url: str, bodies: list[bytes], ctype: str, seco
 
 
 def fixed_rate(port: int, standin_url: str, bodies: list[bytes], ctype: str, seconds: float, figures: Figures,
-               forwarding: bool) -> None:
+               forwarding: bool, path: str = "/api/v2/spans") -> None:
     before = standin_stats(standin_url)["accepted"] if forwarding else 0
     counts, lock, latencies = {"accepted": 0, "failed": 0}, threading.Lock(), []
     total = int(seconds * FIXED_RATE)
@@ -223,8 +233,8 @@ def fixed_rate(port: int, standin_url: str, bodies: list[bytes], ctype: str, sec
             n = next(slots, None)
         return None if n is None else start + n / FIXED_RATE
 
-    threads = [threading.Thread(target=post_loop, args=(port, bodies, ctype, 0, counts, lock, latencies, schedule))
-               for _ in range(4)]
+    threads = [threading.Thread(target=post_loop, args=(port, bodies, ctype, 0, counts, lock, latencies, schedule),
+                                kwargs={"path": path}) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -259,9 +269,10 @@ def measure(command: list[str], env: dict[str, str], health_path: str, *, second
             os.sched_setaffinity(0, client_cores)
         try:
             warm = Figures()
-            saturated(port, standin_url, bodies, ctype, 1.0, warm, pid, forwarding)
-            saturated(port, standin_url, bodies, ctype, seconds, figures, pid, forwarding)
-            fixed_rate(port, standin_url, bodies, ctype, seconds, figures, forwarding)
+            path = endpoint(encoding)
+            saturated(port, standin_url, bodies, ctype, 1.0, warm, pid, forwarding, path)
+            saturated(port, standin_url, bodies, ctype, seconds, figures, pid, forwarding, path)
+            fixed_rate(port, standin_url, bodies, ctype, seconds, figures, forwarding, path)
         finally:
             if saved:
                 os.sched_setaffinity(0, saved)
@@ -309,6 +320,11 @@ def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str |
             sat, fixed = describe(figures)
             report(f"proxy → Honeycomb ({encoding})", sat)
             report(f"  at {FIXED_RATE} req/s × {SPANS_PER_BATCH}", fixed)
+        if "otlp" in results and "json" in results and results["json"].delivered_rate:
+            otlp, zipkin = results["otlp"], results["json"]
+            report("  OTLP / Zipkin JSON", f"{otlp.delivered_rate / zipkin.delivered_rate:.2f}× delivered spans/s, "
+                   f"{otlp.cpu_us_per_span / zipkin.cpu_us_per_span:.2f}× CPU per span, "
+                   f"p99 {otlp.p99_ms / zipkin.p99_ms:.2f}×")
         if store_only:
             figures = our_proxy(seconds, "json", False, url, tmp)
             report("proxy store only (json)", f"{figures.accepted_rate:,.0f} spans/s, "
@@ -330,7 +346,8 @@ def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str |
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each run")
-    parser.add_argument("--encoding", action="append", choices=("json", "proto"), help="repeatable (default json)")
+    parser.add_argument("--encoding", action="append", choices=("json", "proto", "otlp"),
+                        help="repeatable (default json); otlp: the same spans as OTLP/HTTP protobuf to /v1/traces")
     parser.add_argument("--store-only", action="store_true", help="also measure the proxy without a Honeycomb key")
     parser.add_argument("--go-proxy", default=os.environ.get("GO_PROXY"), help="path of the Go upstream proxy binary")
     args = parser.parse_args(argv)

@@ -127,13 +127,13 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
                                     content_encoding=request.headers.get("Content-Encoding"),
                                     limit=settings.max_body_bytes)
         except IngestError as exc:
-            reject(exc.status, exc.reason)
+            reject(exc.status, exc.reason, exc.code)
             return otlp_reply(exc.status, otlp_wire.failure(encoding, exc.status, exc.reason))
         converted = otlp_spans.convert(body.request)
         refused = converted.rejected
         if refused and not converted.spans:
             reason = f"every span was refused: {refused[0][1]}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
-            reject(400, reason)
+            reject(400, reason, "invalid_span")
             return otlp_reply(400, otlp_wire.failure(encoding, 400, reason, refused[:100]))
         if converted.spans:
             # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.

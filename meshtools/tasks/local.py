@@ -65,6 +65,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
                        f"with {asked}.")
         console.print(f"The local mesh is already up: front {running.layout.front_url}, trace proxy "
                       f"{running.layout.trace_proxy_url} (`inv local.status` shows it, `inv local.down` stops it).")
+        console.print(f"Traces in your browser: {running.layout.trace_proxy_url}/")
         return running
     mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
     console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer). Front: {layout.front_url}   "

@@ -11,6 +11,7 @@ from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
 REQUEST_ID_TAG = "guid:x-request-id"
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
+ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
 
 
 def request_id_query(request_id: str) -> str:
@@ -57,10 +58,7 @@ def why_no_traces(client: ZipkinClient, service: str | None = None, lookback_s: 
     return f"No traces {' '.join(filters)} at {where}{count}; widen the filter or send a request."
 
 
-ARRIVAL_SECONDS = 6.0  # a just-answered request's trace: its spans in, then the settle time, on a busy machine
-
-
-def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = ARRIVAL_SECONDS,
+def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = ARRIVING_WAIT,
                               on_wait: Callable[[], None] | None = None) -> list[dict]:
     """The trace whose id is `ident`, else the newest whose spans carry x-request-id `ident`.
 
@@ -76,7 +74,7 @@ def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = AR
         if found:
             return found
         census = client.store_census()
-        if not census or not census["arriving"] or time.monotonic() >= deadline:
+        if not census or not census.get("arriving") or time.monotonic() >= deadline:
             raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
                                 f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
         if not waiting and on_wait:

@@ -129,8 +129,9 @@ def test_one_request_s_lines_from_every_process_it_crossed(local_mesh):
 def test_traces_id_logs_prints_the_request_s_lines_under_its_waterfall(local_mesh):
     request_id = request_id_of(inv(local_mesh, "echo", "--name", "chris"), 500)
     lines_of(local_mesh, request_id, 3)
-    result = inv(local_mesh, "traces", "--id", request_id, "--logs")
-    assert result.returncode == 0, result.stderr
+    # The trace is listed once whole (its spans arrive within a second or so).
+    result = wait_for(lambda: (r := inv(local_mesh, "traces", "--id", request_id, "--logs")).returncode == 0 and r,
+                      20, f"inv traces --id {request_id} --logs")
     waterfall, _, logs = result.stdout.partition("log lines of this request")
     assert "/echo/chris" in waterfall and "500" in waterfall
     assert '"error": "too many chrises"' in logs and request_id in logs and "front-envoy" in logs

@@ -11,6 +11,7 @@ import pytest
 
 from meshtools.shared.topology import FRONT_LOCAL_PORT, TRACE_PROXY_PORT
 from tests.support.inv_process import run_inv
+from tests.support.waiting import wait_for
 
 MAX_PIPED_COLUMNS = 100
 
@@ -28,8 +29,9 @@ def test_echo_load_and_traces_find_the_running_mesh_without_url(local_mesh):
     echo = inv(local_mesh, "echo", "--name", "friend")
     assert echo.returncode == 0, echo.stderr
     request_id = re.search(r"x-request-id (\S+)", echo.stdout)[1]
-    traces = inv(local_mesh, "traces", "--id", request_id)
-    assert traces.returncode == 0, traces.stderr
+    # The trace is listed once whole (its spans arrive within a second or so).
+    traces = wait_for(lambda: (r := inv(local_mesh, "traces", "--id", request_id)).returncode == 0 and r, 20,
+                      f"inv traces --id {request_id} finding the trace at the moved port")
     assert "/echo/friend" in traces.stdout
     load = inv(local_mesh, "load", "--requests", "2")
     assert load.returncode == 0, load.stderr
@@ -46,6 +48,7 @@ def test_local_up_on_the_running_mesh_says_it_is_up(local_mesh):
     again = inv(local_mesh, "local.up")
     assert again.returncode == 0, again.stderr
     assert "already up" in again.stdout and local_mesh.layout.front_url in again.stdout
+    assert f"Traces in your browser: {local_mesh.layout.trace_proxy_url}/" in again.stdout  # its port, not 9411
     same = inv(local_mesh, "local.up", "--front-port", str(local_mesh.layout.front_port))
     assert same.returncode == 0, same.stderr
 

@@ -65,7 +65,7 @@ def test_trace_proxy_ingest_counts_accepted_spans_on_one_core(bench, plan, tmp_p
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
-@pytest.mark.parametrize("encoding", ["json", "proto"])
+@pytest.mark.parametrize("encoding", ["json", "proto", "otlp"])
 def test_forwarding_figures_count_every_span_delivered_to_the_standin(bench, tmp_path, encoding):
     forwarding = bench.proxy_forwarding
     lines = []
@@ -160,20 +160,15 @@ def test_save_to_served_times_inv_dev_from_a_save_to_serving_again(bench, local_
     assert 0 < seconds < 30
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")
-def test_otlp_ingest_is_measured_beside_zipkin_with_forwarding_on(bench, plan, tmp_path):
-    line = bench.ingest_by_encoding(plan, tmp_path)
-    assert line.startswith("Zipkin JSON ") and " · OTLP protobuf " in line, line
-    assert "× Zipkin" in line and "failed" not in line
-
-
-def test_the_otlp_batch_carries_the_same_spans_as_the_zipkin_one(bench):
+def test_the_otlp_bodies_carry_the_same_spans_as_the_zipkin_ones(bench):
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from trace_proxy.ingest.otlp_spans import convert
 
-    zipkin = bench.span_batch(10)
-    otlp = ExportTraceServiceRequest.FromString(bench.otlp_batch.from_zipkin(zipkin))
-    converted = [s.v2 for s in convert(otlp).spans]
-    expected = json.loads(zipkin)
-    assert [(s["id"], s.get("parentId"), s["name"], s["kind"], s["duration"], s["tags"]) for s in converted] == \
-        [(s["id"], s.get("parentId"), s["name"], s["kind"], s["duration"], s["tags"]) for s in expected]
+    spans = bench.proxy_forwarding.span_batch(10)
+    body, ctype = bench.proxy_forwarding.encode(spans, "otlp")
+    assert ctype == "application/x-protobuf" and bench.proxy_forwarding.endpoint("otlp") == "/v1/traces"
+    converted = {s.v2["id"]: s.v2 for s in convert(ExportTraceServiceRequest.FromString(body)).spans}
+    fields = ("traceId", "parentId", "name", "kind", "timestamp", "duration", "tags")
+    assert [{k: converted[s["id"]].get(k) for k in fields} | {"service": converted[s["id"]]["localEndpoint"]["serviceName"]}
+            for s in spans] == [{k: s.get(k) for k in fields} | {"service": s["localEndpoint"]["serviceName"]}
+                                for s in spans]

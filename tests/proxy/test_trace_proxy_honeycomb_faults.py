@@ -130,3 +130,18 @@ def test_json_safe_keeps_finite_values_as_they_are():
     assert json_safe(1.5) == 1.5 and json_safe(-(2**63)) == -(2**63) and json_safe(2**64 - 1) == 2**64 - 1
     assert json_safe(True) is True and json_safe("Infinity") == "Infinity" and json_safe(None) is None
     assert json_safe([math.nan, {"k": -math.inf}, 2**64]) == ["NaN", {"k": "-Infinity"}, str(2**64)]
+
+
+@pytest.mark.parametrize("forwarding", [{"answer_delay": 0.1}], indirect=True)
+def test_a_slow_but_answering_honeycomb_slows_ingest_instead_of_dropping(forwarding):
+    client, standin, app = forwarding
+    sink = next(s for s in app.extensions["trace_proxy"].sinks if s.name == "honeycomb")
+    sink.backlog = 60  # a small backlog, so the requests below outrun the senders
+    trace_id = secrets.token_hex(8)
+    assert client.post("/api/v2/spans", json=healthy(trace_id, 50)).status_code == 202  # Honeycomb answers once
+    counted(client, lambda m: m["forwarded"].get("honeycomb") == 50, "the first batch answered")
+    for n in range(1, 8):
+        assert client.post("/api/v2/spans", json=healthy(trace_id, 50, first=1 + 50 * n)).status_code == 202
+    standin.wait_for(lambda _: standin.stats()["accepted"] >= 400, "every span", timeout=20)
+    metrics = counted(client, lambda m: m["forwarded"].get("honeycomb") == 400, "400 forwarded")
+    assert metrics["dropped"] == {}

@@ -63,7 +63,8 @@ def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str
         try:
             request.ParseFromString(data)
         except DecodeError as exc:
-            raise IngestError(400, f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}") from None
+            raise IngestError(400, f"body is not a valid OTLP protobuf ExportTraceServiceRequest: {exc}",
+                              "malformed") from None
     else:
         _parse_json(data, request)
     return OtlpBody(request, encoding)
@@ -73,17 +74,18 @@ def _parse_json(data: bytes, request: ExportTraceServiceRequest) -> None:
     try:
         payload = json.loads(data, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+        raise IngestError(400, f"body is not valid JSON: {exc}", "malformed") from None
     except RecursionError:
-        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
+        raise IngestError(400, "body is not valid JSON: nested too deeply", "malformed") from None
     if not isinstance(payload, dict):
-        raise IngestError(400, "body must be a JSON object (an ExportTraceServiceRequest)")
+        raise IngestError(400, "body must be a JSON object (an ExportTraceServiceRequest)", "malformed")
     try:
         _hex_ids_to_base64(payload)
         # Receivers MUST ignore unknown fields (the spec's JSON rules).
         json_format.ParseDict(payload, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise IngestError(400, f"body is not a valid OTLP JSON ExportTraceServiceRequest: {_short(exc)}") from None
+        raise IngestError(400, f"body is not a valid OTLP JSON ExportTraceServiceRequest: {_short(exc)}",
+                          "malformed") from None
 
 
 def _refuse_constant(name: str):
