@@ -17,6 +17,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "64"))
 # Envoy keeps upstream connections open; a short keep-alive would reset them mid-load.
 keepalive = 75
 timeout = 60
+# A stopping worker (a pod's SIGTERM, `inv dev`'s reload) finishes what it serves, but also waits
+# on idle connections Envoy holds open, up to this long: longer than the slowest request (the
+# slow stage's 3.3 s), far shorter than gunicorn's 30 s, so old code stops answering promptly.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "5"))
 accesslog = None  # the app writes its own JSON lines
 errorlog = "-"
 # gunicorn >= 25.1 opens a control socket at one fixed path under $HOME; several services on

@@ -120,8 +120,11 @@ class DevLoop:
         return [(i, f"{i.name}-envoy" if i.app_port else i.name) for i in self.layout.envoys if i.service == service]
 
     # -- restarts --------------------------------------------------------------------------
-    def reload_app(self, program: str, health_url: str) -> None:
-        """SIGHUP to the app's gunicorn: a new worker with the new code, the old one retired."""
+    def reload_app(self, program: str, health_url: str) -> tuple[int, set[int]]:
+        """SIGHUP to the app's gunicorn: a new worker with the new code, the old one retired.
+
+        Returns the master's pid and its old workers, which may still be finishing (see _service).
+        """
         master = self._info(program)["pid"]
         if Path("/proc/self").exists() and cmdline_contains(master, "python:service.gunicorn_conf"):
             # Started before `inv dev` existed: its master holds the old code and would hand it on.
@@ -132,6 +135,7 @@ class DevLoop:
         # The master retires the old worker (it stops accepting, finishes what it serves) as soon
         # as it has started the new one: a new worker that answers is the new code serving.
         wait(lambda: bool(children(master) - old) and answers(health_url), f"{program} serving the new code")
+        return master, old
 
     def restart(self, program: str, health_url: str) -> None:
         """Stop and start one process under supervisord; back once it answers `health_url`."""
@@ -184,8 +188,10 @@ class DevLoop:
     def _service(self, _paths) -> str:
         python_check(CHECK_APP, self.source_root)
         programs = self.app_programs()
-        for program, health in programs:
-            self.reload_app(program, health)
+        retiring = [self.reload_app(program, health) for program, health in programs]
+        # A retired gthread worker still answers on its open keep-alive connections (Envoy's)
+        # for up to 2 s: only once every old worker is gone is every answer the new code's.
+        wait(lambda: not any(children(master) & old for master, old in retiring), "the old app workers exiting")
         return f"{', '.join(p for p, _ in programs)} (one at a time)"
 
     def _trace_proxy(self, _paths) -> str:
