@@ -27,6 +27,7 @@ from rich.text import Text
 
 from meshtools.views.stats import LogBins, nearest_rank
 from meshtools.views.urls import readable
+from trace_proxy.web.model import tree_order  # one span order for the terminal and the web UI
 
 BAR_WIDTH = 40
 MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
@@ -165,36 +166,6 @@ def _clock(ts_us: int | float) -> str:
 
 
 # -- trace shape ------------------------------------------------------------------------
-
-
-def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
-    """(depth, span) in depth-first order, children by start time.
-
-    Spans whose parent is missing (not yet arrived, or cut off) are shown as extra roots,
-    so nothing that was received is hidden.
-    """
-    ids = {s.get("id") for s in spans}
-    children: dict[str | None, list[dict]] = defaultdict(list)
-    for s in spans:
-        parent = s.get("parentId")
-        children[parent if parent in ids and parent != s.get("id") else None].append(s)
-    key = lambda s: (s.get("timestamp") or 0, s.get("id") or "")  # noqa: E731
-    out: list[tuple[int, dict]] = []
-    seen: set[int] = set()
-
-    def walk(span: dict, depth: int) -> None:
-        if id(span) in seen:
-            return
-        seen.add(id(span))
-        out.append((depth, span))
-        for child in sorted(children.get(span.get("id"), []), key=key):
-            walk(child, depth + 1)
-
-    for root in sorted(children[None], key=key):
-        walk(root, 0)
-    for s in sorted(spans, key=key):  # a parent cycle leaves spans unvisited; keep them
-        walk(s, 0)
-    return out
 
 
 def structurally_whole(spans: Sequence[dict]) -> bool:
