@@ -5,7 +5,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, abort, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
@@ -18,6 +18,7 @@ from trace_proxy.sinks import Batch, Sink
 from trace_proxy.store.span_store import SpanStore
 from trace_proxy.web.api import api_blueprint
 from trace_proxy.web.pages import pages_blueprint
+from trace_proxy.web.replies import required, text
 
 log = logging.getLogger("trace_proxy")
 
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     def reject(status: int, reason: str, code: str = "") -> Response:
         metrics.reject(status, code)
         log.info("rejected %s %s: %s", request.path, status, reason)
-        return _text(status, reason)
+        return text(status, reason)
 
     def ingest_spans(version: int) -> Response:
         metrics.incr("received", reason="requests")
@@ -160,18 +161,18 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
 
     @app.get("/api/v2/remoteServices")
     def remote_services():
-        return jsonify(store.remote_services(_required("serviceName")))
+        return jsonify(store.remote_services(required("serviceName")))
 
     @app.get("/api/v2/spans")
     def span_names():
-        return jsonify(store.span_names(_required("serviceName")))
+        return jsonify(store.span_names(required("serviceName")))
 
     @app.get("/api/v2/traces")
     def traces():
         try:
             query = TraceQuery.from_args(request.args)
         except QueryError as exc:
-            return _text(400, str(exc))
+            return text(400, str(exc))
         return jsonify(store.traces(query))
 
     @app.get("/api/v2/trace/<trace_id>")
@@ -179,17 +180,17 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         try:
             tid = zipkin_json.normalize_trace_id(trace_id)
         except zipkin_json.SpanError:
-            return _text(404, f"no trace {trace_id[:64]!r}: a trace id is 1 to 32 hex characters")
+            return text(404, f"no trace {trace_id[:64]!r}: a trace id is 1 to 32 hex characters")
         found = store.trace(tid)
         if found is None:
-            return _text(404, f"trace {tid} not found")
+            return text(404, f"trace {tid} not found")
         return jsonify(found)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         # Flask's default error pages are HTML, which Zipkin clients (ours included) take
         # for another web server on the wrong port; every error here is one line of text.
-        reply = _text(exc.code or 500, f"{exc.name}: {request.method} {request.path[:200]}")
+        reply = text(exc.code or 500, f"{exc.name}: {request.method} {request.path[:200]}")
         reply.headers.extend((k, v) for k, v in exc.get_headers() if k == "Allow")
         return reply
 
@@ -223,14 +224,3 @@ def _state_gauges(state: ProxyState):
                   stats["late_spans_dropped"])
     yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
                 {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}, "sink")
-
-
-def _text(status: int, reason: str) -> Response:
-    return Response(reason + "\n", status=status, mimetype="text/plain")
-
-
-def _required(name: str) -> str:
-    value = request.args.get(name, "").strip()
-    if not value:
-        abort(_text(400, f"{name} is required"))
-    return value

@@ -27,7 +27,7 @@ from rich.text import Text
 
 from meshtools.views.stats import LogBins, nearest_rank
 from meshtools.views.urls import readable
-from trace_proxy.web.model import tree_order  # one span order for the terminal and the web UI
+from trace_proxy.web.model import self_times, tree_order  # one implementation for terminal and web UI
 
 BAR_WIDTH = 40
 MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
@@ -196,31 +196,6 @@ def bar_cells(timestamp: int, duration: int, t0: int, total: int, width: int = B
     first = min(width - 1, max(0, math.floor((timestamp - t0) * width / total)))
     length = max(1, round(duration * width / total))
     return first, min(length, width - first)
-
-
-def self_times(spans: Sequence[dict]) -> dict[int, float]:
-    """Time (µs) each span spends outside its children, keyed by id(span)."""
-    by_parent: dict[str, list[dict]] = defaultdict(list)
-    for s in spans:
-        if s.get("parentId"):
-            by_parent[s["parentId"]].append(s)
-    result = {}
-    for s in spans:
-        start, dur = s.get("timestamp") or 0, s.get("duration") or 0
-        end = start + dur
-        covered, cursor = 0, start
-        kids = sorted(
-            (max(start, c.get("timestamp") or 0), min(end, (c.get("timestamp") or 0) + (c.get("duration") or 0)))
-            for c in by_parent.get(s.get("id"), [])
-            if c is not s
-        )
-        for a, b in kids:
-            a = max(a, cursor)
-            if b > a:
-                covered += b - a
-                cursor = b
-        result[id(s)] = dur - covered
-    return result
 
 
 # -- waterfall --------------------------------------------------------------------------
