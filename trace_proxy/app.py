@@ -1,4 +1,4 @@
-"""The WSGI app: Zipkin and OTLP ingest, the Zipkin query API over the local store, the web UI, health, metrics."""
+"""The WSGI app: Zipkin and OTLP ingest (collector.py), the Zipkin query API over the local store, the web UI, health, metrics."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,12 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin, zipkin_json
-from trace_proxy.ingest.body import IngestError
+from trace_proxy.collector import Collector
+from trace_proxy.ingest import zipkin_json
 from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
-from trace_proxy.sinks import Batch, Sink
+from trace_proxy.sinks import Sink
 from trace_proxy.store.span_store import SpanStore
 from trace_proxy.web.api import api_blueprint
 from trace_proxy.web.pages import pages_blueprint
@@ -67,6 +67,12 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     metrics.add_gauges(lambda: _state_gauges(state))
     app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*
     app.register_blueprint(pages_blueprint(store))  # the web UI at /
+    # Span ingest answers in front of Flask (collector.py: the hot path); the URL map only
+    # knows its paths so that other methods on them are answered 405 with Allow.
+    collector = Collector(app.wsgi_app, settings, metrics, state.sinks)
+    for rule in collector.url_rules():
+        app.url_map.add(rule)
+    app.wsgi_app = collector
 
     @app.before_request
     def start_timer():
@@ -80,80 +86,6 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
                 time.perf_counter() - started)
         return response
-
-    def reject(status: int, reason: str, code: str = "") -> Response:
-        metrics.reject(status, code)
-        log.info("rejected %s %s: %s", request.path, status, reason)
-        return text(status, reason)
-
-    def ingest_spans(version: int) -> Response:
-        metrics.incr("received", reason="requests")
-        try:
-            body, parsed = zipkin.parse_request(
-                request.stream,
-                content_type=request.headers.get("Content-Type"),
-                content_encoding=request.headers.get("Content-Encoding"),
-                limit=settings.max_body_bytes,
-                version=version,
-            )
-        except IngestError as exc:
-            return reject(exc.status, exc.reason, exc.code)
-        except zipkin_json.SpanError as exc:
-            return reject(400, str(exc), "invalid_span")
-        deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding),
-                zipkin.encoding_name(body.content_type, version))
-        return Response(status=202)
-
-    def deliver(batch: Batch, encoding: str) -> None:
-        """`encoding`: what the spans came as (json_v2, proto_v2, otlp_proto, ...), counted for /metrics."""
-        metrics.incr("received", len(batch.spans), sink=encoding, reason="spans")
-        for sink in state.sinks:
-            try:
-                sink.accept(batch)
-            except Exception:  # a broken sink must not lose the spans for the others
-                metrics.incr("dropped", len(batch.spans), sink=getattr(sink, "name", "?"), reason="error")
-                log.exception("sink %s failed", getattr(sink, "name", sink))
-
-    @app.post("/v1/traces")
-    def post_otlp():
-        """OTLP/HTTP (protobuf or JSON): replies as the specification prescribes, in the request's encoding."""
-        metrics.incr("received", reason="requests")
-        encoding = otlp_wire.reply_encoding(request.headers.get("Content-Type"))
-
-        def otlp_reply(status: int, body: bytes) -> Response:
-            return Response(body, status=status, content_type=encoding)
-
-        try:
-            body = otlp_wire.decode(request.stream, content_type=request.headers.get("Content-Type"),
-                                    content_encoding=request.headers.get("Content-Encoding"),
-                                    limit=settings.max_body_bytes)
-        except IngestError as exc:
-            reject(exc.status, exc.reason, exc.code)
-            return otlp_reply(exc.status, otlp_wire.failure(encoding, exc.status, exc.reason))
-        converted = otlp_spans.convert(body.request)
-        refused = converted.rejected
-        if refused and not converted.spans:
-            reason = f"every span was refused: {refused[0][1]}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
-            reject(400, reason, "invalid_span")
-            return otlp_reply(400, otlp_wire.failure(encoding, 400, reason, refused[:100]))
-        if converted.spans:
-            # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
-            deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True),
-                    "otlp_proto" if encoding == otlp_wire.PROTOBUF else "otlp_json")
-        message = ""
-        if refused:
-            metrics.incr("dropped", len(refused), sink="ingest", reason="invalid_span")
-            message = f"{len(refused)} spans refused, the first: {refused[0][0]}: {refused[0][1]}"
-            log.info("partial success on %s: %s", request.path, message)
-        return otlp_reply(200, otlp_wire.success(encoding, len(refused), message))
-
-    @app.post("/api/v2/spans")
-    def post_v2():
-        return ingest_spans(2)
-
-    @app.post("/api/v1/spans")
-    def post_v1():
-        return ingest_spans(1)
 
     @app.get("/api/v2/services")
     def services():

@@ -19,7 +19,7 @@ LAYERS = {
     "meshtools.tasks": 3,
     "meshtools.local": 2, "meshtools.cluster": 2, "meshtools.views": 2,
     "meshtools.shared": 1,
-    "trace_proxy.app": 3, "trace_proxy.server": 3, "trace_proxy.cli": 3, "trace_proxy.__main__": 3,
+    "trace_proxy.app": 3, "trace_proxy.collector": 3, "trace_proxy.server": 3, "trace_proxy.cli": 3, "trace_proxy.__main__": 3,
     "trace_proxy.ingest": 2, "trace_proxy.store": 2, "trace_proxy.sinks": 2, "trace_proxy.web": 2,
     "trace_proxy.settings": 1, "trace_proxy.metrics": 1,
 }

@@ -76,11 +76,12 @@ class SpanStore:
                 if tid in self._evicted_ids:
                     self._late += 1
                     continue
+                stored = span.v2 if span.stored else stored_form(span.v2)
                 trace = self._traces.get(tid)
                 if trace is None:
-                    self._traces[tid] = _Trace(stored_form(span.v2), now)
+                    self._traces[tid] = _Trace(stored, now)
                 else:
-                    trace.spans.append(stored_form(span.v2))
+                    trace.spans.append(stored)
                     trace.last_arrival = now
                     self._traces.move_to_end(tid)
                 self._count += 1

@@ -1,0 +1,129 @@
+"""The collector: POST /api/v2/spans, /api/v1/spans (Zipkin) and /v1/traces (OTLP/HTTP).
+
+These three are the proxy's hot path, so they answer as a plain WSGI layer in front of the
+Flask app instead of as Flask views. At a steady 40 requests/s of 100 spans
+(bench/proxy_forwarding.py) Flask's request context, routing and hooks cost a third of a
+millisecond per request, as much as validating half the spans. Every other request
+(the query API, the web UI, /metrics, health, and other methods on these paths, answered
+405 from Flask's URL map) goes on to Flask.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from http import HTTPStatus
+from typing import Callable, Iterable
+
+from werkzeug.routing import Rule
+from werkzeug.wsgi import get_input_stream
+
+from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin
+from trace_proxy.ingest.body import IngestError
+from trace_proxy.ingest.zipkin_json import SpanError
+from trace_proxy.metrics import Metrics
+from trace_proxy.settings import Settings
+from trace_proxy.sinks import Batch, Sink
+
+log = logging.getLogger("trace_proxy")
+TEXT = "text/plain; charset=utf-8"
+ENDPOINT = "collector"  # the Flask URL map's name for these paths (it only answers 405 for them)
+
+# status, content type ("" for none), body
+Reply = tuple[int, str, bytes]
+
+
+class Collector:
+    def __init__(self, app: Callable, settings: Settings, metrics: Metrics, sinks: list[Sink]):
+        self.app = app  # the Flask app's WSGI callable: everything that is not a POST here
+        self.settings = settings
+        self.metrics = metrics
+        self.sinks = sinks
+        self.routes: dict[str, Callable[[dict], Reply]] = {
+            "/api/v2/spans": lambda environ: self.zipkin(environ, 2),
+            "/api/v1/spans": lambda environ: self.zipkin(environ, 1),
+            "/v1/traces": self.otlp,
+        }
+
+    def url_rules(self) -> list[Rule]:
+        """Rules for Flask's URL map, so that other methods on these paths get 405 with Allow."""
+        return [Rule(path, methods=["POST"], endpoint=ENDPOINT) for path in self.routes]
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        route = self.routes.get(path) if environ.get("REQUEST_METHOD") == "POST" else None
+        if route is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        try:
+            status, content_type, body = route(environ)
+        except Exception:  # a bug here must still answer like the rest of the proxy: one line of text
+            log.exception("POST %s failed", path)
+            status, content_type, body = 500, TEXT, b"Internal Server Error: POST " + path.encode()[:200] + b"\n"
+        headers = [("Content-Length", str(len(body)))]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        self.metrics.request_seconds.labels("POST", path, str(status)).observe(time.perf_counter() - started)
+        return [body]
+
+    def reject(self, path: str, status: int, reason: str, code: str = "") -> Reply:
+        self.metrics.reject(status, code)
+        log.info("rejected %s %s: %s", path, status, reason)
+        return status, TEXT, (reason + "\n").encode()
+
+    def deliver(self, batch: Batch, encoding: str) -> None:
+        """`encoding`: what the spans came as (json_v2, proto_v2, otlp_proto, ...), counted for /metrics."""
+        self.metrics.incr("received", len(batch.spans), sink=encoding, reason="spans")
+        for sink in self.sinks:
+            try:
+                sink.accept(batch)
+            except Exception:  # a broken sink must not lose the spans for the others
+                self.metrics.incr("dropped", len(batch.spans), sink=getattr(sink, "name", "?"), reason="error")
+                log.exception("sink %s failed", getattr(sink, "name", sink))
+
+    def zipkin(self, environ: dict, version: int) -> Reply:
+        self.metrics.incr("received", reason="requests")
+        try:
+            body, parsed = zipkin.parse_request(
+                get_input_stream(environ),
+                content_type=environ.get("CONTENT_TYPE"),
+                content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
+                limit=self.settings.max_body_bytes,
+                version=version,
+            )
+        except IngestError as exc:
+            return self.reject(environ["PATH_INFO"], exc.status, exc.reason, exc.code)
+        except SpanError as exc:
+            return self.reject(environ["PATH_INFO"], 400, str(exc), "invalid_span")
+        self.deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding),
+                     zipkin.encoding_name(body.content_type, version))
+        return 202, "", b""
+
+    def otlp(self, environ: dict) -> Reply:
+        """OTLP/HTTP (protobuf or JSON): replies as the specification prescribes, in the request's encoding."""
+        self.metrics.incr("received", reason="requests")
+        content_type = environ.get("CONTENT_TYPE")
+        encoding = otlp_wire.reply_encoding(content_type)
+        try:
+            body = otlp_wire.decode(get_input_stream(environ), content_type=content_type,
+                                    content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
+                                    limit=self.settings.max_body_bytes)
+        except IngestError as exc:
+            self.reject(environ["PATH_INFO"], exc.status, exc.reason, exc.code)
+            return exc.status, encoding, otlp_wire.failure(encoding, exc.status, exc.reason)
+        converted = otlp_spans.convert(body.request)
+        refused = converted.rejected
+        if refused and not converted.spans:
+            reason = f"every span was refused: {refused[0][1]}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else "")
+            self.reject(environ["PATH_INFO"], 400, reason, "invalid_span")
+            return 400, encoding, otlp_wire.failure(encoding, 400, reason, refused[:100])
+        if converted.spans:
+            # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
+            self.deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True),
+                         "otlp_proto" if encoding == otlp_wire.PROTOBUF else "otlp_json")
+        message = ""
+        if refused:
+            self.metrics.incr("dropped", len(refused), sink="ingest", reason="invalid_span")
+            message = f"{len(refused)} spans refused, the first: {refused[0][0]}: {refused[0][1]}"
+            log.info("partial success on %s: %s", environ["PATH_INFO"], message)
+        return 200, encoding, otlp_wire.success(encoding, len(refused), message)
