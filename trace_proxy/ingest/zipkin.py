@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from trace_proxy.ingest import zipkin_json
+from trace_proxy.ingest import zipkin_canonical, zipkin_json
 from trace_proxy.ingest.body import _JSON_TYPES, Body, IngestError, media_type, parse_json, read_body
 from trace_proxy.ingest.zipkin_json import Span, SpanError
 
@@ -46,6 +46,9 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     if mime == BINARY[version]:
         spans = _binary_parser(mime)(data)
         return Body(raw, data, content_type or mime, encoding), spans
+    canonical = zipkin_canonical.parse(data) if version == 2 else None
+    if canonical is not None:  # what Envoy sends: decoded and checked in one pass
+        return Body(raw, data, content_type or "application/json", encoding), canonical
     payload = parse_json(data)
     return Body(raw, payload, content_type or "application/json", encoding), zipkin_json.parse(payload, version)
 

@@ -148,62 +148,9 @@ def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
             _optional_id(raw, "parentId"), _string(raw, "name"))
 
 
-_V2_FIELDS = frozenset({"traceId", "id", "parentId", "name", "kind", "timestamp", "duration", "localEndpoint",
-                        "remoteEndpoint", "tags", "debug", "shared"})
-_ENDPOINT_TEXT = ("serviceName", "ipv4", "ipv6")
-_ENDPOINT_FIELDS = frozenset({*_ENDPOINT_TEXT, "port"})
-
-
-def _stored_endpoint(value: Any) -> bool:
-    """A non-empty endpoint exactly as parse_endpoint keeps it, its service name lower-case."""
-    if type(value) is not dict or not value or not value.keys() <= _ENDPOINT_FIELDS:
-        return False
-    for key in _ENDPOINT_TEXT:
-        item = value.get(key)
-        if item is not None and (type(item) is not str or not item):
-            return False
-    port = value.get("port")
-    if port is not None and (type(port) is not int or not 0 < port < 65536):
-        return False
-    service = value.get("serviceName")
-    return service is None or service.islower() or service == service.lower()
-
-
-def _already_stored(raw: dict) -> bool:
-    """True when `raw` is, key for key, the v2 span from_v2 would build and already in the
-    store's form: what Envoy and most tracers send. Such a span is kept as it came, with no
-    copy; anything else (absent or empty optional values, upper-case ids or names, numbers
-    in tags, annotations) takes the field-by-field path below, which also words the reasons."""
-    get = raw.get
-    tid, sid, pid = get("traceId"), get("id"), get("parentId")
-    if not (raw.keys() <= _V2_FIELDS and type(tid) is str and len(tid) == 16 and type(sid) is str
-            and len(sid) == 16 and _CANONICAL_ID.fullmatch(tid) and _CANONICAL_ID.fullmatch(sid)):
-        return False
-    if pid is not None and not (type(pid) is str and len(pid) == 16 and _CANONICAL_ID.fullmatch(pid)):
-        return False
-    for key in ("timestamp", "duration"):
-        value = get(key)
-        if value is not None and (type(value) is not int or not 0 < value <= _MAX_MICROS):
-            return False
-    name, kind = get("name"), get("kind")
-    if name is not None and (type(name) is not str or not name or name != name.lower()):
-        return False
-    if kind is not None and (type(kind) is not str or not kind):
-        return False
-    for key in ("localEndpoint", "remoteEndpoint"):
-        if key in raw and not _stored_endpoint(raw[key]):
-            return False
-    tags = get("tags")
-    if tags is not None and (type(tags) is not dict or not tags or
-                             not all(type(v) is str for v in tags.values())):
-        return False
-    return get("debug", True) is True and get("shared", True) is True
-
-
 def from_v2(raw: Any) -> Span:
-    # The hottest function of ingest (the profile of bench/proxy_forwarding.py).
-    if type(raw) is dict and _already_stored(raw):
-        return Span(v2=raw, raw=raw, version=2, stored=True)
+    # The general path: a v2 JSON body in canonical form (what Envoy sends) never comes
+    # here (zipkin_canonical.py); protobuf spans and everything else do.
     raw, trace_id, span_id, parent_id, name = _identity(raw)
     kind = _string(raw, "kind")
     timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
