@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     for rule in collector.url_rules():
         app.url_map.add(rule)
     app.wsgi_app = collector
+    app.extensions["collector"] = collector  # asgi.py answers the same routes on its event loop
 
     @app.before_request
     def start_timer():

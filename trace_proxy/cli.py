@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a trace with its root and every parent is listed as whole once no span has arrived "
                         f"for it for this long (default {defaults.settle_seconds:g})")
     p.add_argument("--threads", type=_positive, metavar="N",
-                   help=f"request threads in the single gunicorn worker (default {defaults.threads})")
+                   help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
 
 

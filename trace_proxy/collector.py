@@ -53,18 +53,24 @@ class Collector:
         route = self.routes.get(path) if environ.get("REQUEST_METHOD") == "POST" else None
         if route is None:
             return self.app(environ, start_response)
+        status, content_type, body = self.answer(route, environ)
+        headers = [("Content-Length", str(len(body)))]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [body]
+
+    def answer(self, route: Callable[[dict], Reply], environ: dict) -> Reply:
+        """Run `route` on a WSGI environ (or the few keys of one the routes read), timed."""
         started = time.perf_counter()
+        path = environ["PATH_INFO"]
         try:
             status, content_type, body = route(environ)
         except Exception:  # a bug here must still answer like the rest of the proxy: one line of text
             log.exception("POST %s failed", path)
             status, content_type, body = 500, TEXT, b"Internal Server Error: POST " + path.encode()[:200] + b"\n"
-        headers = [("Content-Length", str(len(body)))]
-        if content_type:
-            headers.append(("Content-Type", content_type))
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         self.metrics.request_seconds.labels("POST", path, str(status)).observe(time.perf_counter() - started)
-        return [body]
+        return status, content_type, body
 
     def reject(self, path: str, status: int, reason: str, code: str = "") -> Reply:
         self.metrics.reject(status, code)

@@ -1,4 +1,5 @@
-"""Serve the proxy with gunicorn: one worker process (the store lives in its memory), threads."""
+"""Serve the proxy with gunicorn: one worker process (the store lives in its memory) running
+the ASGI app of asgi.py on an event loop, Flask's routes on a small thread pool."""
 from __future__ import annotations
 
 import gc
@@ -22,8 +23,8 @@ class ProxyServer(BaseApplication):
             ports.append(self.settings.otlp_port)  # the same app: Zipkin and OTLP on both
         self.cfg.set("bind", [f"{host}:{port}" for port in ports])
         self.cfg.set("workers", 1)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", self.settings.threads)
+        self.cfg.set("worker_class", "asgi")
+        self.cfg.set("asgi_lifespan", "off")  # nothing to start or stop beyond what load() and worker_exit do
         self.cfg.set("proc_name", "trace-proxy")
         self.cfg.set("graceful_timeout", 10)
         self.cfg.set("worker_exit", _close_sinks)
@@ -35,12 +36,13 @@ class ProxyServer(BaseApplication):
     def load(self):
         # Runs in the worker after fork, so the sinks' threads belong to the serving process.
         from trace_proxy.app import create_app
+        from trace_proxy.asgi import ProxyApp
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # urllib3 would otherwise log a line per failed batch during an outage; the sink's
         # own (throttled) warning already says what failed.
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-        self.app = create_app(self.settings)
+        self.app = ProxyApp(create_app(self.settings), self.settings.threads)
         tune_gc()
         return self.app
 
@@ -56,9 +58,9 @@ def tune_gc() -> None:
 
 
 def _close_sinks(server, worker) -> None:
-    app = getattr(server.app, "app", None)
+    app = getattr(server.app, "app", None)  # the ProxyApp load() made, in the worker
     if app is not None:
-        app.extensions["trace_proxy"].close()
+        app.flask_app.extensions["trace_proxy"].close()
 
 
 def serve(settings: Settings) -> None:
