@@ -44,6 +44,10 @@ class Collector:
             "/v1/traces": self.otlp,
         }
 
+    def congested(self) -> bool:
+        """A sink may hold the next delivery back (backpressure): asgi.py answers it on a thread then."""
+        return any(sink.congested() for sink in self.sinks if hasattr(sink, "congested"))
+
     def url_rules(self) -> list[Rule]:
         """Rules for Flask's URL map, so that other methods on these paths get 405 with Allow."""
         return [Rule(path, methods=["POST"], endpoint=ENDPOINT) for path in self.routes]

@@ -3,7 +3,7 @@
 Counts are kept in one locked Counter keyed by (what, sink, reason), the cheapest thing on
 the request path; a Prometheus collector turns them into metric families only when scraped,
 beside the gauges (queue depths, store size) read at that moment and a histogram of request
-latency. gunicorn runs the proxy as one worker process with threads (the store lives in its
+latency. gunicorn runs the proxy as one worker process (the store lives in its
 memory), so one in-process registry sees every request: no multiprocess mode is needed.
 """
 from __future__ import annotations

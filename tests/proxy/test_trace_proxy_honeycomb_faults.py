@@ -5,17 +5,21 @@ whole (400), an event Honeycomb cannot take gets its own error status inside a 2
 """
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import gzip
 import json
 import logging
 import math
 import secrets
+import time
 
 import pytest
 import requests
 
 from tests.support.waiting import wait_for
 from tests.support.honeycomb_standin import MALFORMED, TOO_MANY_COLUMNS, honeycomb_standin
+from tests.support.trace_proxy_process import running_proxy
 from trace_proxy import create_app
 from trace_proxy.settings import Settings
 from trace_proxy.sinks.honeycomb_events import json_safe
@@ -145,3 +149,29 @@ def test_a_slow_but_answering_honeycomb_slows_ingest_instead_of_dropping(forward
     standin.wait_for(lambda _: standin.stats()["accepted"] >= 400, "every span", timeout=20)
     metrics = counted(client, lambda m: m["forwarded"].get("honeycomb") == 400, "400 forwarded")
     assert metrics["dropped"] == {}
+
+
+def test_while_ingest_is_held_back_the_live_proxy_still_answers_health_and_queries():
+    """Backpressure waits off the server's event loop: a probe or a query is not held up with it."""
+    with honeycomb_standin(answer_delay=0.3) as standin:
+        env = {"HONEYCOMB_API_KEY": KEY, "HONEYCOMB_API_HOST": standin.url, "HONEYCOMB_DATASET": "faults"}
+        with running_proxy("--honeycomb-backlog", "60", env=env) as live:
+            trace_id = secrets.token_hex(8)
+            post = functools.partial(requests.post, f"{live.url}/api/v2/spans", timeout=30)
+            assert post(json=healthy(trace_id, 50)).status_code == 202  # Honeycomb has answered once
+            standin.wait_for(lambda _: standin.stats()["accepted"] >= 50, "the first batch")
+            # Two clients: each waits for the other's batch to be answered (~0.55 s), never the 2 s
+            # after which the proxy would drop instead.
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                posts = [pool.submit(post, json=healthy(trace_id, 50, first=1 + 50 * n)) for n in range(1, 7)]
+                probes = []
+                while not all(p.done() for p in posts):
+                    started = time.monotonic()
+                    assert requests.get(f"{live.url}/healthz", timeout=5).ok
+                    assert "neighbour" in requests.get(f"{live.url}/api/v2/services", timeout=5).json()
+                    probes.append(time.monotonic() - started)
+                assert all(p.result().status_code == 202 for p in posts)
+            assert probes and max(probes) < 0.3, f"health and queries waited with ingest: {max(probes):.2f} s"
+            standin.wait_for(lambda _: standin.stats()["accepted"] >= 350, "every span", timeout=30)
+            dropped = requests.get(f"{live.url}/metrics.json", timeout=5).json()["dropped"]
+            assert dropped == {}

@@ -1,6 +1,6 @@
 """Where accepted spans go. Each sink is a module of its own with this small interface.
 
-`accept(batch)` runs on the request thread, so it must never block on the network: sinks
+`accept(batch)` runs on the server's event loop, so it must never block on the network: sinks
 that talk to other services hand work to a bounded queue and count what they drop.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Forward spans to Honeycomb's batch API: batched, asynchronous, bounded, per-event accounting.
 
-The request thread only queues its batch's spans. A few sender threads gather what waits
+The request (on the server's event loop) only queues its batch's spans. A few sender threads gather what waits
 (up to `send_frequency` seconds or a full body), turn the spans into events, serialise each
 (orjson), compress them into one body per dataset (zstd), POST it to `/1/batch/<dataset>`
 and read Honeycomb's answer, which has one status per event: each refused event is counted
@@ -78,7 +78,7 @@ class HoneycombSink:
         for sender in self._senders:
             sender.start()
 
-    # -- request thread -------------------------------------------------------------------
+    # -- request (the server's event loop) -------------------------------------------------
     def accept(self, batch: Batch) -> None:
         spans = batch.spans
         rate = self.settings.sample_rate
@@ -108,6 +108,13 @@ class HoneycombSink:
             self._warn.warn("Honeycomb is not keeping up; dropping events beyond %d waiting", self.backlog)
         if taken:
             self._waiting.put(_Pending(time.monotonic(), spans[:taken], taken))
+
+    def congested(self) -> bool:
+        """True while an accept may wait for room: the backlog over half full while Honeycomb
+        answers. The server then delivers off its event loop (asgi.py), so that health,
+        queries and the web UI are answered while ingest is held back."""
+        with self._lock:
+            return self._outstanding * 2 > self.backlog and self._answering()
 
     def _serialise(self, spans: list) -> dict[str, list[Piece]]:
         drop, rate = self.settings.drop_fields, self.settings.sample_rate
