@@ -9,6 +9,13 @@ from gunicorn.app.base import BaseApplication
 
 from trace_proxy.settings import Settings
 
+# Seconds an idle connection stays open. Envoy reuses its connection to the proxy between span
+# flushes; a flush that crossed the proxy's close came back as Envoy's own 503 and its spans
+# were dropped, so the Envoy configs close idle connections to the proxy sooner than this
+# (manifests/base/envoy: the trace_proxy cluster's idle_timeout). Short, so that a stopping
+# proxy is not kept waiting by a client's idle connection.
+KEEPALIVE_SECONDS = 2
+
 
 class ProxyServer(BaseApplication):
     def __init__(self, settings: Settings):
@@ -27,6 +34,7 @@ class ProxyServer(BaseApplication):
         self.cfg.set("asgi_lifespan", "off")  # nothing to start or stop beyond what load() and worker_exit do
         self.cfg.set("proc_name", "trace-proxy")
         self.cfg.set("graceful_timeout", 10)
+        self.cfg.set("keepalive", KEEPALIVE_SECONDS)
         self.cfg.set("worker_exit", _close_sinks)
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25.1 would otherwise open a control socket at a fixed path in $HOME,

@@ -8,6 +8,7 @@ import yaml
 
 from meshtools.local import envoy_config
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, LocalLayout
+from trace_proxy.server import KEEPALIVE_SECONDS
 
 LAYOUT = LocalLayout(replicas=3)
 
@@ -101,3 +102,14 @@ def test_every_listener_writes_a_json_access_log_that_joins_its_trace(service):
         fields = log["typed_config"]["log_format"]["json_format"]
         assert ACCESS_LOG_FIELDS <= set(fields)
         assert fields["request_id"] == "%REQ(X-REQUEST-ID)%" and fields["trace_id"] == "%TRACE_ID%"
+
+
+@pytest.mark.parametrize("service", sorted(ENVOY_CONFIG_FILES))
+def test_envoy_closes_idle_connections_to_the_trace_proxy_before_the_proxy_does(service):
+    """A span flush that crossed the proxy's close of an idle connection came back as Envoy's own
+    503, and its spans were dropped (tracing.zipkin.reports_dropped): Envoy must close first."""
+    config = envoy_config.load(service)
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "trace_proxy"]
+    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    idle = options["common_http_protocol_options"]["idle_timeout"]
+    assert idle.endswith("s") and 0 < float(idle[:-1]) < KEEPALIVE_SECONDS

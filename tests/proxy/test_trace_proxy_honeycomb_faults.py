@@ -153,25 +153,30 @@ def test_a_slow_but_answering_honeycomb_slows_ingest_instead_of_dropping(forward
 
 def test_while_ingest_is_held_back_the_live_proxy_still_answers_health_and_queries():
     """Backpressure waits off the server's event loop: a probe or a query is not held up with it."""
-    with honeycomb_standin(answer_delay=0.3) as standin:
+    with honeycomb_standin(answer_delay=1.0) as standin:
         env = {"HONEYCOMB_API_KEY": KEY, "HONEYCOMB_API_HOST": standin.url, "HONEYCOMB_DATASET": "faults"}
         with running_proxy("--honeycomb-backlog", "60", env=env) as live:
             trace_id = secrets.token_hex(8)
             post = functools.partial(requests.post, f"{live.url}/api/v2/spans", timeout=30)
             assert post(json=healthy(trace_id, 50)).status_code == 202  # Honeycomb has answered once
             standin.wait_for(lambda _: standin.stats()["accepted"] >= 50, "the first batch")
-            # Two clients: each waits for the other's batch to be answered (~0.55 s), never the 2 s
-            # after which the proxy would drop instead.
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                posts = [pool.submit(post, json=healthy(trace_id, 50, first=1 + 50 * n)) for n in range(1, 7)]
+            # One client posting back to back: each batch waits for the one before it to be
+            # answered (~0.5 s); meanwhile this thread probes health and queries.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                posts = pool.submit(lambda: [post(json=healthy(trace_id, 50, first=1 + 50 * n)).status_code
+                                             for n in range(1, 7)])
                 probes = []
-                while not all(p.done() for p in posts):
+                while not posts.done():
                     started = time.monotonic()
                     assert requests.get(f"{live.url}/healthz", timeout=5).ok
                     assert "neighbour" in requests.get(f"{live.url}/api/v2/services", timeout=5).json()
                     probes.append(time.monotonic() - started)
-                assert all(p.result().status_code == 202 for p in posts)
-            assert probes and max(probes) < 0.3, f"health and queries waited with ingest: {max(probes):.2f} s"
-            standin.wait_for(lambda _: standin.stats()["accepted"] >= 350, "every span", timeout=30)
-            dropped = requests.get(f"{live.url}/metrics.json", timeout=5).json()["dropped"]
-            assert dropped == {}
+                assert posts.result() == [202] * 6
+            assert probes and max(probes) < 0.5, f"health and queries waited with ingest: {max(probes):.2f} s"
+            # Every span is accounted for: delivered, or (on a very slow machine, after 2 s of
+            # waiting) dropped and counted; that none is dropped is the in-process test's job.
+            def accounted():
+                metrics = requests.get(f"{live.url}/metrics.json", timeout=5).json()
+                dropped = sum(metrics["dropped"].get("honeycomb", {}).values())
+                return metrics if metrics["forwarded"].get("honeycomb", 0) + dropped == 350 else None
+            wait_for(accounted, 30, "every span delivered or counted")

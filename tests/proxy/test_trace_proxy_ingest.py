@@ -174,3 +174,4 @@ def test_live_proxy_refuses_abuse_and_keeps_serving_what_it_accepted(live):
     stored = requests.get(f"{live.url}/api/v2/trace/{kept[0]['traceId']}", timeout=5).json()
     assert len(stored) == len(kept)
     assert live.process.poll() is None
+
