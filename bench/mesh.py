@@ -458,6 +458,11 @@ def run(plan: Plan, report: Report) -> None:
             if ours and (ours.delivered_rate < proxy_forwarding.TARGET_SPANS or ours.lost):
                 report.problems.append(f"forwarding delivered {ours.delivered_rate:,.0f} spans/s with {ours.lost} lost "
                                        f"(target {proxy_forwarding.TARGET_SPANS:,} with none lost)")
+            if ours and ours.p50_ms is not None and (ours.p50_ms > proxy_forwarding.TARGET_P50_MS
+                                                     or ours.p99_ms > proxy_forwarding.TARGET_P99_MS):
+                report.problems.append(f"forwarding at {proxy_forwarding.FIXED_RATE} req/s: p50 {ours.p50_ms:.1f} ms, "
+                                       f"p99 {ours.p99_ms:.1f} ms (target ≤ {proxy_forwarding.TARGET_P50_MS:g} / "
+                                       f"≤ {proxy_forwarding.TARGET_P99_MS:g} ms)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
