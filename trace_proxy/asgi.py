@@ -7,7 +7,7 @@ a2wsgi on a small thread pool. bench/proxy_forwarding.py measured the ways of se
 same app at 40 requests/s of 100 spans: gunicorn's threaded WSGI worker passes each request
 from its polling thread to a pool thread and back, which cost 0.1-0.35 ms at the median and
 0.7-0.9 ms at the 90th percentile more than gunicorn's asgi worker, and that worker in turn
-0.3-0.5 ms more at the median than uvicorn's. While a sink holds ingest back
+about 0.2 ms more at the median than uvicorn's. While a sink holds ingest back
 (backpressure), requests are answered on threads instead, so the loop never waits.
 """
 from __future__ import annotations
