@@ -26,6 +26,8 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class ProxyApp:
+    """The ASGI callable gunicorn's worker serves: span POSTs here, the rest to Flask."""
+
     def __init__(self, flask_app: Flask, threads: int):
         self.flask_app = flask_app
         self.collector: Collector = flask_app.extensions["collector"]

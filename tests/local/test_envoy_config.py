@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
 
 from meshtools.local import envoy_config
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, LocalLayout

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Sequence
 from urllib.parse import urlsplit
 
 from trace_proxy.store.query import service_name, trace_timestamp
