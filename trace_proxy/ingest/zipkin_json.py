@@ -148,23 +148,12 @@ def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
             _optional_id(raw, "parentId"), _string(raw, "name"))
 
 
-def from_v2(raw: Any) -> Span:
-    # The general path: a v2 JSON body in canonical form (what Envoy sends) never comes
-    # here (zipkin_canonical.py); protobuf spans and everything else do.
-    raw, trace_id, span_id, parent_id, name = _identity(raw)
-    kind = _string(raw, "kind")
-    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
-    local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
-    remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
-    # A decoded JSON object (and the binary encodings' maps) only ever has string keys.
-    tags = _object(raw.get("tags"), "tags")
-    annotations = []
-    for ann in _list(raw.get("annotations"), "annotations"):
-        ann = _object(ann, "annotation")
-        annotations.append({"timestamp": micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
-    debug = _debug(raw)
-    shared = raw.get("shared")
-
+def _v2_form(trace_id: str, span_id: str, parent_id: str | None, name: str | None, kind: str | None,
+             timestamp: int | None, duration: int | None, local: dict | None, remote: dict | None,
+             annotations: list, tags: dict, debug: bool, shared: bool = False) -> dict[str, Any]:
+    """A v2 span from checked fields, each left out when empty, as Zipkin leaves them out.
+    Plain branches rather than filtering a dict of the optional fields: this runs for every
+    span of the general path, and the filtered dict cost 1 µs more per span (3.6 µs in all)."""
     v2: dict[str, Any] = {"traceId": trace_id, "id": span_id}
     if parent_id:
         v2["parentId"] = parent_id
@@ -183,11 +172,30 @@ def from_v2(raw: Any) -> Span:
     if annotations:
         v2["annotations"] = annotations
     if tags:
-        v2["tags"] = tags  # shared with `raw`: neither is ever changed after parsing
+        v2["tags"] = tags  # v2: shared with `raw`, neither is ever changed after parsing
     if debug:
         v2["debug"] = True
-    if shared is True:
+    if shared:
         v2["shared"] = True
+    return v2
+
+
+def from_v2(raw: Any) -> Span:
+    # The general path: a v2 JSON body in canonical form (what Envoy sends) never comes
+    # here (zipkin_canonical.py); protobuf spans and everything else do.
+    raw, trace_id, span_id, parent_id, name = _identity(raw)
+    kind = _string(raw, "kind")
+    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
+    local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
+    remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
+    # A decoded JSON object (and the binary encodings' maps) only ever has string keys.
+    tags = _object(raw.get("tags"), "tags")
+    annotations = []
+    for ann in _list(raw.get("annotations"), "annotations"):
+        ann = _object(ann, "annotation")
+        annotations.append({"timestamp": micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
+    v2 = _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local, remote, annotations,
+                  tags, _debug(raw), raw.get("shared") is True)
     return Span(v2=v2, raw=raw, version=2)
 
 
@@ -268,14 +276,8 @@ def from_v1(raw: Any) -> Span:
     if not duration and start and end and end > start:
         duration = end - start
 
-    v2: dict[str, Any] = {"traceId": trace_id, "id": span_id}
-    optional = {
-        "parentId": parent_id, "name": name, "kind": kind, "timestamp": timestamp,
-        "duration": duration, "localEndpoint": local or first_binary_endpoint or {},
-        "remoteEndpoint": remote, "annotations": annotations, "tags": v2_tags,
-        "debug": debug or None,
-    }
-    v2.update({k: v for k, v in optional.items() if v})
+    v2 = _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local or first_binary_endpoint,
+                  remote, annotations, v2_tags, debug)
     return Span(v2=v2, raw=raw, version=1)
 
 
