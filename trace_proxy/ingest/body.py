@@ -26,16 +26,8 @@ class IngestError(Exception):
 @dataclass
 class Body:
     raw: bytes  # exactly as received (possibly gzip), for mirroring downstream
-    payload: Any  # decoded JSON, or the decoded bytes of a binary encoding
     content_type: str
     content_encoding: str
-
-
-def check_content_type(header: str | None) -> str:
-    mime = media_type(header)
-    if mime not in _JSON_TYPES:
-        raise IngestError(415, f"unsupported Content-Type {mime!r}: send application/json")
-    return header or "application/json"
 
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes:
@@ -93,13 +85,6 @@ def parse_json(text: bytes) -> Any:
         # large for a double (1e999, kept as infinity, sent on as a string) and lone
         # surrogates. The standard parser decides, and words the error when there is one.
         return _strict_json(text)
-
-
-def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str | None,
-           limit: int) -> Body:
-    ctype = check_content_type(content_type)
-    raw, text, encoding = read_body(stream, content_encoding=content_encoding, limit=limit)
-    return Body(raw=raw, payload=parse_json(text), content_type=ctype, content_encoding=encoding)
 
 
 def _strict_json(text: bytes) -> Any:
