@@ -30,6 +30,10 @@ class ProxyState:
     metrics: Metrics
     sinks: list[Sink]
 
+    def queue_depths(self) -> dict[str, int]:
+        """How much each forwarding sink holds right now: the numbers that must stay bounded."""
+        return {s.name: s.pending() for s in self.sinks if hasattr(s, "pending")}
+
     def close(self) -> None:
         for sink in self.sinks:
             try:
@@ -140,8 +144,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         # The same counts as one JSON document, for a quick look with curl and for the tests.
         snapshot = metrics.snapshot()
         snapshot["store"] = store.stats()
-        # How much each forwarding sink holds right now: the numbers that must stay bounded.
-        snapshot["queues"] = {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}
+        snapshot["queues"] = state.queue_depths()
         return jsonify(snapshot)
 
     return app
@@ -156,4 +159,4 @@ def _state_gauges(state: ProxyState):
     yield counter("trace_proxy_store_late_spans_dropped", "Spans of already evicted traces, not stored.",
                   stats["late_spans_dropped"])
     yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
-                {s.name: s.pending() for s in state.sinks if hasattr(s, "pending")}, "sink")
+                state.queue_depths(), "sink")

@@ -19,7 +19,7 @@ from typing import Awaitable, Callable
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 
-from trace_proxy.collector import Collector
+from trace_proxy.collector import Collector, reply_headers
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -56,14 +56,12 @@ class ProxyApp:
                 None, self.collector.answer, route, environ)
         else:
             status, content_type, reply = self.collector.answer(route, environ)
-        reply_headers = [(b"content-length", str(len(reply)).encode())]
-        if content_type:
-            reply_headers.append((b"content-type", content_type.encode("latin-1")))
+        headers = [(name.encode(), value.encode("latin-1")) for name, value in reply_headers(content_type, reply)]
         if not whole:
             # The rest of an oversized body is never read: closing is the only way to stop it
             # (the server would otherwise read and discard it to the end, which may never come).
-            reply_headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": reply_headers})
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
 
 

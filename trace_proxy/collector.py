@@ -32,6 +32,14 @@ ENDPOINT = "collector"  # the Flask URL map's name for these paths (it only answ
 Reply = tuple[int, str, bytes]
 
 
+def reply_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """A reply's headers, lower-case as ASGI wants them (WSGI does not mind)."""
+    headers = [("content-length", str(len(body)))]
+    if content_type:
+        headers.append(("content-type", content_type))
+    return headers
+
+
 class Collector:
     def __init__(self, app: Callable, settings: Settings, metrics: Metrics, sinks: list[Sink]):
         self.app = app  # the Flask app's WSGI callable: everything that is not a POST here
@@ -58,10 +66,7 @@ class Collector:
         if route is None:
             return self.app(environ, start_response)
         status, content_type, body = self.answer(route, environ)
-        headers = [("Content-Length", str(len(body)))]
-        if content_type:
-            headers.append(("Content-Type", content_type))
-        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        start_response(f"{status} {HTTPStatus(status).phrase}", reply_headers(content_type, body))
         return [body]
 
     def answer(self, route: Callable[[dict], Reply], environ: dict) -> Reply:
