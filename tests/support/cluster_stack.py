@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import pty
+import select
+import subprocess
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import pytest
 import requests
 from invoke.exceptions import Exit
 
-from meshtools.cluster import kind
+from meshtools.cluster import image, kind
 from meshtools.cluster import secret as secrets
 from meshtools.cluster.state import STATE_DIR_ENV
 from meshtools.views.front import echo_url
@@ -30,19 +32,16 @@ from meshtools.shared.topology import FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1, S
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.e2e_targets import Target, serving_pod
-from tests.support.inv_process import run_inv
+from tests.support.inv_process import INV, run_inv
 
-OPT_IN = ("cluster end-to-end tests are opt-in: `pytest -m cluster` runs them on a kind cluster "
-          "(needs Docker, kind and kubectl)")
+# Set (by .ci/run, after `inv cluster.images`): the stack comes up with `inv up --offline`, from the
+# node image built on this machine, and nothing is pulled. Unset: kind's own node image.
+OFFLINE_ENV = "ENVOY_TRACING_TEST_OFFLINE"
 INV_TIMEOUT = 1200  # a first `inv up` builds the image and pulls Envoy's
 SETTLE_TIMEOUT = 180
 # Everything but what git ignores and git itself: the copy builds and deploys like the repo.
 COPY_IGNORE = shutil.ignore_patterns(".git", ".mesh", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
                                      ".hypothesis", "*.egg-info", ".benchmarks")
-
-
-def opted_in(config: pytest.Config) -> bool:
-    return re.search(r"\bcluster\b", config.getoption("markexpr") or "") is not None
 
 
 def copy_tree(destination: Path) -> Path:
@@ -70,27 +69,43 @@ class ClusterStack:
     def kubectl(self) -> Kubectl:
         return Kubectl(self.name)
 
-    def inv(self, *argv: str, tree: Path = PROJECT_ROOT) -> None:
-        """Run our `inv` in `tree` (its tasks.py and meshtools); its output lands in the test report."""
+    def inv(self, *argv: str, tree: Path = PROJECT_ROOT, capture: bool = False) -> str:
+        """Run our `inv` in `tree` (its tasks.py and meshtools); its output lands in the test report,
+        or, with `capture`, comes back."""
         # Test spans stay out of a developer's Honeycomb.
         environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
         env = {STATE_DIR_ENV: str(self.state),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
-        result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=False)
+        result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=capture)
         if result.returncode:
-            pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}); its output is above.")
+            shown = f":\n{result.stdout}{result.stderr}" if capture else "; its output is above."
+            pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}){shown}")
+        return result.stdout if capture else ""
+
+    def inv_output(self, *argv: str) -> str:
+        return self.inv(*argv, capture=True)
+
+    def image_ref(self) -> str:
+        """The service image `inv build` last made for this stack."""
+        return (self.state / image.TAG_FILE).read_text().strip()
 
     def forward_ports(self) -> list[str]:
         return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port)]
 
     def up(self) -> None:
-        self.inv("up", "--name", self.name, *self.forward_ports())
+        offline = ["--offline"] if os.environ.get(OFFLINE_ENV) else []
+        self.inv("up", "--name", self.name, *offline, *self.forward_ports())
         self.settle()
 
-    def deploy(self, tree: Path = PROJECT_ROOT, *deploy_flags: str) -> None:
+    def deploy(self, tree: Path = PROJECT_ROOT, *deploy_flags: str, zipkin_ui_port: int | None = None) -> None:
         """`inv build deploy` from `tree`, then the forwards again: a rollout replaces their pods."""
         self.inv("build", "--name", self.name, "deploy", "--name", self.name, "--no-forward", *deploy_flags, tree=tree)
-        self.inv("forward", "--name", self.name, *self.forward_ports(), tree=tree)
+        self.restore_forwards(tree, zipkin_ui_port)
+
+    def restore_forwards(self, tree: Path = PROJECT_ROOT, zipkin_ui_port: int | None = None) -> None:
+        """The forwards again (a restarted pod ends the one to it), once the stack answers."""
+        zipkin = ["--zipkin-ui-port", str(zipkin_ui_port)] if zipkin_ui_port else []
+        self.inv("forward", "--name", self.name, *self.forward_ports(), *zipkin, tree=tree)
         self.settle()
 
     def stop_forwards(self) -> None:
@@ -146,9 +161,8 @@ class ClusterStack:
 
 
 def cluster_stack_session(config: pytest.Config, state: Path):
-    """The session's stack, for conftest's `cluster_stack` fixture: skips unless opted in and able."""
-    if not opted_in(config):
-        pytest.skip(OPT_IN)
+    """The session's stack, for conftest's `cluster_stack` fixture: skips, saying why, where no kind
+    cluster can run (no Docker daemon, no kind or kubectl)."""
     try:
         kind.preflight()
     except Exit as exc:
@@ -164,3 +178,43 @@ def cluster_stack_session(config: pytest.Config, state: Path):
             stack.down()
         else:
             stack.stop_forwards()
+
+
+def inv_at_a_terminal(stack: ClusterStack, *argv: str, answer: str, prompt: str, timeout: float = 300) -> str:
+    """`inv ARGV` with a pseudo-terminal for stdin and stdout, as a user at a terminal runs it;
+    `answer` is typed once `prompt` shows. Its whole output back (what the user saw)."""
+    environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
+    env = {**environ, STATE_DIR_ENV: str(stack.state), "COLUMNS": "100"}
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([*INV, *argv],
+                               cwd=PROJECT_ROOT, stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+                               start_new_session=True)
+    os.close(secondary)
+    seen, typed = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+                if not typed and prompt.encode() in seen:
+                    os.write(primary, answer.encode() + b"\n")
+                    typed = True
+            elif process.poll() is not None:
+                break
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)
+    output = seen.decode(errors="replace")
+    if process.returncode:
+        pytest.fail(f"`inv {' '.join(argv)}` at a terminal failed (exit {process.returncode}):\n{output}")
+    assert typed, f"`inv {' '.join(argv)}` never asked {prompt!r}:\n{output}"
+    return output

@@ -12,6 +12,7 @@ from typing import Iterator
 from invoke import Collection, Program
 
 from meshtools.cluster import forward as port_forward
+from meshtools.cluster.offline.cache import CACHE_DIR_ENV
 from meshtools.shared.net import accepts_connections
 from meshtools.tasks import cluster
 from meshtools.shared.topology import LOOPBACK
@@ -32,7 +33,8 @@ def link_fakes(bin_dir: Path, *tools: str) -> None:
 
 def fake_cluster_env(root: Path, tools: tuple[str, ...] = ("docker", "kind", "kubectl")) -> dict[str, str]:
     """Under `root`: bin/ holding `tools`, the fakes' state and call log, the cluster tasks' state
-    directory and a kubeconfig whose current context is someone's production. PATH is the caller's."""
+    directory, an empty offline cache (so no kind that `inv cluster.images` built is found) and a
+    kubeconfig whose current context is someone's production. PATH is the caller's."""
     bin_dir, fake_state, cluster_state = root / "bin", root / "fake-state", root / "cluster-state"
     for path in (bin_dir, fake_state, cluster_state):
         path.mkdir()
@@ -40,7 +42,8 @@ def fake_cluster_env(root: Path, tools: tuple[str, ...] = ("docker", "kind", "ku
     kubeconfig = root / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: production\n")
     return {"FAKE_LOG": str(root / "calls.jsonl"), "FAKE_STATE": str(fake_state),
-            "ENVOY_TRACING_STATE_DIR": str(cluster_state), "KUBECONFIG": str(kubeconfig)}
+            "ENVOY_TRACING_STATE_DIR": str(cluster_state), "KUBECONFIG": str(kubeconfig),
+            CACHE_DIR_ENV: str(root / "offline-cache")}
 
 
 class Fakes:

@@ -8,10 +8,13 @@ It records every request's path, headers and (decompressed) JSON body for the te
 inspect, or with `keep_events=False` only counts them (the benchmark's long runs).
 
 `python -m tests.support.honeycomb_standin PORT` serves one on its own (the benchmark runs
-it in a process of its own); `GET /stats` answers its counts.
+it in a process of its own; the cluster tests in a pod, with `--host 0.0.0.0 --keep-events`);
+`GET /stats` answers its counts, `GET /traces/ID` (with --keep-events) how many events of that
+trace it kept and under which keys (the X-Honeycomb-Team headers) they came.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
 import json
@@ -111,6 +114,13 @@ class HoneycombStandin:
                 self._cond.wait(left)
         return result
 
+    def trace_summary(self, trace_id: str) -> dict[str, Any]:
+        with self._cond:
+            hits = [(r, sum(1 for e in r.events if e.get("data", {}).get("traceId") == trace_id))
+                    for r in self.requests]
+            return {"events": sum(n for _, n in hits),
+                    "keys": sorted({r.headers.get("X-Honeycomb-Team", "") for r, n in hits if n})}
+
     def wait_for_trace(self, trace_id: str, count: int, timeout: float = 10.0) -> list[BatchRequest]:
         """The batch requests carrying `trace_id`, once `count` of its events arrived."""
         def done(requests):
@@ -144,6 +154,9 @@ def _handler(standin_ref: list[HoneycombStandin]):
         def do_GET(self):  # noqa: N802 (http.server's naming)
             if self.path == "/stats":
                 self._reply(200, json.dumps(standin_ref[0].stats()).encode())
+            elif self.path.startswith("/traces/"):
+                summary = standin_ref[0].trace_summary(self.path.removeprefix("/traces/"))
+                self._reply(200, json.dumps(summary).encode())
             else:
                 self._reply(404)
 
@@ -183,9 +196,9 @@ def _handler(standin_ref: list[HoneycombStandin]):
 
 
 @contextlib.contextmanager
-def honeycomb_standin(port: int = 0, **options) -> Iterator[HoneycombStandin]:
+def honeycomb_standin(port: int = 0, host: str = "127.0.0.1", **options) -> Iterator[HoneycombStandin]:
     ref: list[HoneycombStandin] = []
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(ref))
+    server = ThreadingHTTPServer((host, port), _handler(ref))
     server.daemon_threads = True
     ref.append(HoneycombStandin(server, **options))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -214,10 +227,13 @@ def black_hole() -> Iterator[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m tests.support.honeycomb_standin PORT", file=sys.stderr)
-        return 2
-    with honeycomb_standin(int(argv[0]), keep_events=False):
+    parser = argparse.ArgumentParser(prog="python -m tests.support.honeycomb_standin",
+                                     description="A stand-in for Honeycomb's batch API.")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--keep-events", action="store_true", help="keep events for GET /traces/ID")
+    args = parser.parse_args(argv)
+    with honeycomb_standin(args.port, args.host, keep_events=args.keep_events):
         threading.Event().wait()
     return 0
 

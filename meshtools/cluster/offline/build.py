@@ -132,7 +132,7 @@ def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
     listed = run([str(kube_bin / "kubeadm"), "config", "images", "list", "--kubernetes-version", f"v{kubernetes}"],
                  capture=True).stdout.split()
     wanted = {image.rsplit("/", 1)[-1].split(":")[0]: image for image in listed}  # kube-apiserver → its ref
-    with steps.step(f"etcd and CoreDNS") as step:
+    with steps.step("etcd and CoreDNS") as step:
         etcd_bin = gobuild.etcd(tag_version(wanted["etcd"]), note=step.note)
         coredns_bin = gobuild.coredns(tag_version(wanted["coredns"]), note=step.note)
     with steps.step("Debian root filesystems for the node and Zipkin") as step:
