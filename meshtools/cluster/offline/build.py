@@ -241,7 +241,8 @@ def preload(staging: str, ref: str, refs: list[str], key: str, scratch: Path, st
     docker_images.save(refs, archive)
     container = f"envoy-tracing-node-build-{key}"
     run(["docker", "rm", "--force", container], capture=True, check=False)
-    run(["docker", "run", "--detach", "--privileged", "--name", container, "--entrypoint", "sleep",
+    # --init: an init that reaps, so the containerd stopped below does not linger as a zombie.
+    run(["docker", "run", "--detach", "--init", "--privileged", "--name", container, "--entrypoint", "sleep",
          "--volume", f"{scratch}:/preload:ro", staging, "infinity"], capture=True)
     try:
         exec_in = ["docker", "exec", container]
@@ -259,8 +260,9 @@ def preload(staging: str, ref: str, refs: list[str], key: str, scratch: Path, st
                                                       listed.splitlines())]
         if missing:
             raise Exit(f"The node's containerd lacks {', '.join(missing)} after the import.")
-        run([*exec_in, "sh", "-c", "pkill containerd; while pgrep containerd >/dev/null; do sleep 0.2; done"],
-            capture=True)
+        # Stopped cleanly, so its metadata database is whole in the committed image.
+        run([*exec_in, "sh", "-c", "pkill containerd; for _ in $(seq 150); do pgrep containerd >/dev/null || exit 0; "
+                                   "sleep 0.2; done; exit 1"], capture=True)
         run(["docker", "commit", "--change", 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]',
              "--change", "CMD []", "--change", f"LABEL {docker_images.KEY_LABEL}={key}", container, ref],
             capture=True)
