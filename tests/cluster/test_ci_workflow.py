@@ -82,13 +82,15 @@ def test_every_inv_command_names_tasks_and_flags_that_exist():
 
 def test_every_pytest_command_is_accepted_and_the_cluster_run_selects_the_cluster_tests():
     runs = [words[1:] for words in commands() if words[0] == "pytest"]
-    assert [] in runs and ["-m", "cluster"] in runs, "the default suite, then the cluster tests"
+    assert ["-m", "not cluster"] in runs and ["-m", "cluster"] in runs, "the suite but the cluster tests, then those"
     for argv in runs:
         result = subprocess.run([sys.executable, "-m", "pytest", *argv, "--collect-only", "-q", "-p", "no:cacheprovider"],
                                 cwd=PROJECT_ROOT, capture_output=True, text=True)
         assert result.returncode == 0, f"pytest {' '.join(argv)}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
         if argv == ["-m", "cluster"]:
             assert "test_cluster_e2e.py" in result.stdout and "[cluster]" in result.stdout
+        if argv == ["-m", "not cluster"]:
+            assert "test_cluster_e2e.py" not in result.stdout and "[cluster]" not in result.stdout
 
 
 def test_the_cluster_is_created_before_the_cluster_tests_and_diagnostics_run_only_on_failure():

@@ -1,7 +1,7 @@
 """The end-to-end tests every target must pass: one set of test code, two targets.
 
 `local` is the mesh on loopback (always run); `cluster` is the stack on a real kind cluster
-behind its port-forwards, marked `cluster` (opt-in: `pytest -m cluster`, see
+behind its port-forwards, marked `cluster` (run whenever a kind cluster can be made, see
 docs/cluster-e2e.md). Target-specific checks live in test_local_e2e.py and test_cluster_e2e.py.
 """
 from __future__ import annotations

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from invoke.exceptions import Exit
@@ -176,8 +177,21 @@ def cluster_stack_session(config: pytest.Config, state: Path):
     finally:
         if created and not config.getoption("keep_cluster"):
             stack.down()
+            assert_nothing_left(name)
         else:
             stack.stop_forwards()
+
+
+def assert_nothing_left(name: str) -> None:
+    """After `inv down`: no cluster, no node container, no port-forward of it still running."""
+    assert not kind.exists(name), f"`inv down` left the kind cluster {name!r}"
+    containers = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=io.x-k8s.kind.cluster={name}"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    assert not containers, f"`inv down` left the node containers {containers}"
+    context = kind.context_name(name)
+    forwards = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+                if p.info["cmdline"] and "port-forward" in p.info["cmdline"] and context in p.info["cmdline"]]
+    assert not forwards, f"`inv down` left port-forwards running: {forwards}"
 
 
 def inv_at_a_terminal(stack: ClusterStack, *argv: str, answer: str, prompt: str, timeout: float = 300) -> str:

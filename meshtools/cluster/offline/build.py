@@ -34,6 +34,7 @@ REGISTRY = "registry.k8s.io"
 # kind's containerd config names this sandbox image; kubeadm's list names a newer pause: one binary, both tags.
 KIND_SANDBOX_IMAGE = f"{REGISTRY}/pause:3.10"
 CONTAINERD_READY_TIMEOUT = 60
+RECIPE = "1"  # bump when the steps below change what the node image holds (its files are keyed already)
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def envoy_binary() -> tuple[Path, str]:
 def node_key(kubernetes: str) -> str:
     """Every input of the node image: versions, the recipes in this package, the rootfs recipe."""
     _, envoy_version = envoy_binary()
-    return cache.key(kubernetes, KIND, ZIPKIN, DEBIAN_SUITE, envoy_version, rootfs.RECIPE,
-                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES, Path(__file__))
+    return cache.key(kubernetes, KIND, ZIPKIN, DEBIAN_SUITE, envoy_version, rootfs.RECIPE, RECIPE,
+                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES)
 
 
 def images(kubernetes: str = "", console=None) -> Built:
@@ -77,9 +78,9 @@ def images(kubernetes: str = "", console=None) -> Built:
     steps = Steps(total=4 if archive.exists() else 12, console=console)
     with steps.step("kind and kubectl") as step:
         tools(kubernetes, step)
-    with steps.step(f"Python base ({rootfs.image_ref('base')})") as step:
+    with steps.step("Python base image") as step:
         rootfs_image("base", step)
-    with steps.step(f"node image {ref}") as step:
+    with steps.step("node image") as step:
         if docker_images.current(ref, key):
             step.skip("in Docker")
         elif archive.exists():
@@ -88,7 +89,7 @@ def images(kubernetes: str = "", console=None) -> Built:
             step.skip(f"loaded from {archive.name}")
     if not docker_images.current(ref, key):
         build_node(kubernetes, ref, key, steps)
-        with steps.step("keeping the node image in the cache") as step:
+        with steps.step("caching the node image") as step:
             for stale in archive.parent.glob(f"kind-node-v{kubernetes}-*.tar"):
                 stale.unlink()
             partial = archive.with_suffix(".partial")
@@ -97,7 +98,7 @@ def images(kubernetes: str = "", console=None) -> Built:
     with steps.step("checking the node image") as step:
         if not docker_images.current(ref, key):
             raise Exit(f"{ref} is not in Docker after the build; run `inv cluster.images` again.")
-    steps.finish(f"Offline images ready: {ref}")
+    steps.finish(f"Ready: {ref}")
     return Built(ref, rootfs.image_ref("base"), bin_dir())
 
 
@@ -127,7 +128,7 @@ def rootfs_image(flavour: str, step) -> str:
 
 
 def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
-    with steps.step(f"Kubernetes v{kubernetes} (7 commands, the longest step: 15–25 min on 2 cores)") as step:
+    with steps.step(f"Kubernetes v{kubernetes} (15-25 min on 2 cores)") as step:
         kube_bin = gobuild.kubernetes(kubernetes, note=step.note)
     listed = run([str(kube_bin / "kubeadm"), "config", "images", "list", "--kubernetes-version", f"v{kubernetes}"],
                  capture=True).stdout.split()
@@ -135,7 +136,7 @@ def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
     with steps.step("etcd and CoreDNS") as step:
         etcd_bin = gobuild.etcd(tag_version(wanted["etcd"]), note=step.note)
         coredns_bin = gobuild.coredns(tag_version(wanted["coredns"]), note=step.note)
-    with steps.step("Debian root filesystems for the node and Zipkin") as step:
+    with steps.step("Debian root filesystems") as step:
         node_base = rootfs_image("node", step)
         jre_base = rootfs_image("jre", step)
     base = rootfs.image_ref("base")
@@ -144,9 +145,9 @@ def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
         with steps.step("pause and Zipkin's server") as step:
             pause = compile_pause(scratch)
             jar = zipkin_jar(step)
-        with steps.step("the cluster's images (control plane, kube-proxy, CoreDNS, Envoy, Zipkin)") as step:
+        with steps.step("control plane, DNS, Envoy, Zipkin images") as step:
             refs = cluster_images(wanted, kube_bin, etcd_bin, coredns_bin, pause, jar, base, jre_base, key, step)
-        with steps.step("the node image's filesystem") as step:
+        with steps.step("node filesystem") as step:
             staging = f"{ref}-staging"
             docker_images.build(staging, "node.Dockerfile", {
                 "kind": gobuild.kind_files(KIND),
@@ -157,7 +158,7 @@ def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
                 "default-storage.yaml": FILES / "default-storage.yaml",
                 "version": write(scratch / "version", f"v{kubernetes}\n"),
             }, key, {"BASE": node_base})
-        with steps.step("preloading the images into the node's containerd") as step:
+        with steps.step("preloading images into the node") as step:
             preload(staging, ref, refs, key, scratch, step)
             run(["docker", "image", "rm", staging], capture=True, check=False)
 
@@ -273,7 +274,9 @@ def preload(staging: str, ref: str, refs: list[str], key: str, scratch: Path, st
 def print_next_steps(built: Built, console=None) -> None:
     from rich.console import Console
     console = console or Console(highlight=False)
-    console.print(f"kind and kubectl: {built.bin_dir} (the tasks find them there; add it to PATH for your shell)")
+    home = str(Path.home())
+    shown = str(built.bin_dir).replace(home, "~", 1) if str(built.bin_dir).startswith(home) else built.bin_dir
+    console.print(f"kind, kubectl: {shown} (the tasks look there too)")
     console.print(f"Next: inv cluster.up --node-image {built.node_image}")
-    console.print(f"      inv build --base-image {built.base_image} --network host deploy")
-    console.print("  or: inv up --offline (the whole chain)")
+    console.print(f"      inv build --base-image {built.base_image} \\\n        --network host deploy")
+    console.print("  or: inv up --offline (all of it)")

@@ -98,8 +98,6 @@ KUBERNETES_COMMANDS = ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-
 def kubernetes(version: str, note=lambda text: None) -> Path:
     """The Kubernetes commands at `version` (1.34.4), version-stamped as kubeadm requires."""
     info = module_info("k8s.io/kubernetes", f"v{version}")
-    staging = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", Path(info["GoMod"]).read_text(), re.MULTILINE)
-    minor_release = "v0." + version.split(".", 1)[1]  # k8s.io/api v0.34.4 goes with Kubernetes 1.34.4
     major, minor = version.split(".")[:2]
     stamp = " ".join(f"-X {package}.{field}={value}"
                      for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
@@ -107,7 +105,15 @@ def kubernetes(version: str, note=lambda text: None) -> Path:
                                           ("gitTreeState", "clean")))
     return build("kubernetes", version, {"k8s.io/kubernetes": f"v{version}"},
                  [f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS],
-                 replaces={module: f"{module} {minor_release}" for module in staging}, ldflags=stamp, note=note)
+                 replaces=staging_replaces(Path(info["GoMod"]).read_text(), version), ldflags=stamp, note=note)
+
+
+def staging_replaces(kubernetes_go_mod: str, version: str) -> dict[str, str]:
+    """Each `k8s.io/X => ./staging/…` of Kubernetes' go.mod as `k8s.io/X => k8s.io/X v0.MINOR.PATCH`,
+    the release published with Kubernetes 1.MINOR.PATCH."""
+    release = "v0." + version.split(".", 1)[1]
+    staging = re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", kubernetes_go_mod, re.MULTILINE)
+    return {module: f"{module} {release}" for module in staging}
 
 
 def kind(version: str, note=lambda text: None) -> Path:
