@@ -104,6 +104,8 @@ def build_image(cluster: str | None, options: image.BuildOptions = image.BuildOp
     With `to_registry` it is pushed there (the cluster pulls it; no kind load), else, with
     `load`, loaded into the kind cluster.
     """
+    if cluster and load and not to_registry:
+        options = offline_node.build_options_for(cluster, options)
     ref, built = image.ensure_built(options=options)
     if not built:
         console.print(f"{ref} is up to date with the sources and base image; reusing it.")

@@ -8,16 +8,37 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 from invoke.exceptions import Exit
 
+from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kubectl import Kubectl
 from meshtools.cluster.offline.build import NODE_IMAGE
 from meshtools.cluster.offline.docker_images import label
+from meshtools.cluster.offline.rootfs import image_ref
 from meshtools.shared.proc import run
 
 # kubeadm's Corefile: `forward . /etc/resolv.conf {` … `}` (or a one-line forward).
 FORWARD = re.compile(r"^[ \t]*forward[ \t]+\.[^\n{]*(\{[^}]*\})?[ \t]*\n", re.MULTILINE)
+
+
+def node_image_of(cluster: str) -> str | None:
+    """The image the cluster's control-plane node runs (kind names its container CLUSTER-control-plane)."""
+    result = run(["docker", "container", "inspect", "--format", "{{.Config.Image}}", f"{cluster}-control-plane"],
+                 capture=True, check=False)
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def build_options_for(cluster: str, options: BuildOptions) -> BuildOptions:
+    """For a cluster made from the offline node image, `inv build` builds on the Python base that
+    `inv cluster.images` made, unless told otherwise, so nothing is pulled there either."""
+    if options.base_image:
+        return options
+    node = node_image_of(cluster)
+    if not node or not is_offline_image(node):
+        return options
+    return replace(options, base_image=image_ref("base"), network=options.network or "host")
 
 
 def require_image(ref: str) -> None:
