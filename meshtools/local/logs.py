@@ -152,7 +152,7 @@ def last_error(path: Path, window: int = 64 * 1024) -> str:
         return ""
     for text in reversed(tail):
         if text.strip() and logformat.is_error(text):
-            return logformat.readable(text, "", 0).replace("  ", " ", 1)
+            return logformat.brief(text)
     return ""
 
 

@@ -87,6 +87,13 @@ def is_error(text: str) -> bool:
     return read(text).level in ERROR_LEVELS
 
 
+def brief(text: str) -> str:
+    """An error line for a narrow column (`inv status`): `18:00:02 too many chrises name=chris`."""
+    moment = line_time(text)
+    parsed = read(text)
+    return f"{moment.astimezone().strftime('%H:%M:%S')} {parsed.message}" if moment else parsed.message
+
+
 def readable(text: str, process: str, width: int, moment: datetime | None = None) -> str:
     """`18:27:45.123 service1-1-app  INFO  GET /echo/x 200 12.5ms req=… trace=…` (local time)."""
     moment = moment or line_time(text)

@@ -36,16 +36,20 @@ def uptime(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def table(rows: list[Row]) -> Table:
-    """The rows as a rich Table whose lines never wrap: the last error is cut with an ellipsis."""
-    result = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold", expand=False)
-    result.add_column("name", no_wrap=True)
-    result.add_column("health", no_wrap=True)
-    result.add_column("rst", no_wrap=True, justify="right")
-    result.add_column("ports", no_wrap=True)
-    result.add_column("uptime", no_wrap=True, justify="right")
-    result.add_column("last error", no_wrap=True, overflow="ellipsis", ratio=1)
-    for row in rows:
-        result.add_row(row.name, Text(row.health, style="green" if row.ok else "bold red"), str(row.restarts),
-                       row.ports or "-", uptime(row.uptime), Text(row.last_error or "-", style="red" if row.last_error else "dim"))
+def table(rows: list[Row], width: int) -> Table:
+    """The rows as a rich Table `width` columns wide at most: the last error is cut with an ellipsis."""
+    cells = [(row.name, row.health, str(row.restarts), row.ports or "-", uptime(row.uptime)) for row in rows]
+    result = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold", expand=False,
+                   width=None)
+    # The first columns keep their whole width (rich would squeeze them all); the last error gives way.
+    used = 0
+    for n, (header, justify) in enumerate((("name", "left"), ("health", "left"), ("rst", "right"),
+                                           ("ports", "left"), ("uptime", "right"))):
+        needed = max([len(header), *(len(c[n]) for c in cells)])
+        result.add_column(header, no_wrap=True, justify=justify, width=needed)
+        used += needed + 1
+    result.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=max(10, width - used))
+    for row, (name, health, restarts, ports, up) in zip(rows, cells):
+        result.add_row(name, Text(health, style="green" if row.ok else "bold red"), restarts, ports, up,
+                       Text(row.last_error or "-", style="red" if row.last_error else "dim"))
     return result

@@ -6,6 +6,7 @@ import requests
 from meshtools.local.mesh import LocalMesh
 from tests.conftest import running_mesh
 from tests.support.inv_process import run_inv
+from tests.support.terminal import on_a_terminal
 from tests.support.waiting import wait_for
 
 
@@ -31,6 +32,15 @@ def test_stop_start_and_restart_act_on_the_named_processes_only(tmp_path):
         assert after["front-envoy"] == before["front-envoy"] and after["service1-0-app"] == before["service1-0-app"]
         # Stopped stays stopped (supervisord does not bring it back), and the mesh shows it.
         assert echo_status(mesh) in (502, 503)
+        # `inv status` says so, one line each, and the last error line of the processes the
+        # failed request crossed (its 502 answer, in service1's app log).
+        shown = run_inv("status", state_dir=mesh.state_dir, env={"COLUMNS": "80"})
+        assert shown.returncode == 1, shown.stderr
+        rows = {line.split()[0]: line for line in shown.stdout.splitlines()[2:]}
+        assert rows["service2-0-app"].split()[1] == "stopped" and rows["front-envoy"].split()[1] == "up"
+        assert shown.stdout.splitlines()[0] == "local mesh: 4 of 6 up"
+        assert "GET /echo/controls 502" in rows["service1-0-app"], shown.stdout
+        assert all(len(line) <= 80 for line in shown.stdout.splitlines())
         again = run_inv("local.stop", "service2-0-app", state_dir=mesh.state_dir)
         assert again.returncode == 0 and "service2-0-app: already stopped." in again.stdout
 
@@ -49,6 +59,13 @@ def test_stop_start_and_restart_act_on_the_named_processes_only(tmp_path):
         assert requests.get(f"http://{mesh.layout.host}:{mesh.layout.service1[0].app_port}/healthz", timeout=5).ok
         assert now["front-envoy"] == before["front-envoy"]
         wait_for(lambda: echo_status(mesh) == 200, 20, "a request passing after the restart")
+
+        # --watch redraws the view in place (rich's Live) until Ctrl-C, on a terminal 80 wide.
+        code, out = on_a_terminal("status", "--watch", state_dir=mesh.state_dir, columns=80,
+                                  until="refreshing every")
+        assert code == 0, out
+        assert "local mesh" in out and "service2-0-envoy" in out and "up" in out
+        assert all(len(line) <= 80 for line in out.splitlines())
 
         unknown = run_inv("local.restart", "service3", state_dir=mesh.state_dir)
         assert unknown.returncode == 1 and "Traceback" not in unknown.stderr

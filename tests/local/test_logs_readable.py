@@ -1,16 +1,13 @@
 """`inv logs --tail N`, `-f` from the tail, and lines rendered readable on a terminal (`--json`: raw)."""
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
 from datetime import datetime, timezone
 
 import pytest
 
 from meshtools.shared import logformat
-from tests.support.inv_process import INV, _environment, run_inv, started_inv
-from meshtools.shared.topology import PROJECT_ROOT
+from tests.support.inv_process import run_inv, started_inv
+from tests.support.terminal import on_a_terminal
 
 FRONT_LINE = ('{"time":"2026-11-26T18:00:01.250Z","method":"GET","path":"/echo/ann","status":200,'
               '"response_flags":"-","upstream_cluster":"service1","upstream_host":"127.0.0.1:9","duration_ms":812,'
@@ -73,38 +70,17 @@ def test_tail_that_is_not_a_number_is_one_sentence(tmp_path):
     assert result.returncode == 1 and result.stderr.startswith("--tail must be a whole number") and "Traceback" not in result.stderr
 
 
-def on_a_terminal(*args: str, state_dir) -> str:
-    """`inv ARGS` with its output on a pseudo-terminal, as a user at a terminal sees it."""
-    parent, child = pty.openpty()
-    proc = subprocess.Popen([*INV, *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=child, stderr=child,
-                            env=_environment({"COLUMNS": "200"}, None, state_dir))
-    os.close(child)
-    out = b""
-    try:
-        while True:
-            try:
-                chunk = os.read(parent, 65536)
-            except OSError:  # the terminal closes once the process has exited
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        os.close(parent)
-        proc.wait(60)
-    assert proc.returncode == 0, out
-    return out.decode().replace("\r\n", "\n")
-
-
 def test_on_a_terminal_lines_are_readable_and_json_gives_them_raw(tmp_path):
     write_mesh_logs(tmp_path)
-    lines = on_a_terminal("logs", "front-envoy", state_dir=tmp_path).splitlines()
+    code, out = on_a_terminal("logs", "front-envoy", state_dir=tmp_path)
+    lines = out.splitlines()
+    assert code == 0, out
     assert lines == [
         f"{local('2026-11-26T18:00:01.250')} front-envoy INFO  GET /echo/ann 200 812ms req=0b5c-req "
         "trace=00000000000000001234567890abcdef",
         f"{local('2026-11-26T18:00:03.000')} front-envoy INFO  GET /echo/bob 200 812ms req=0b5c-req "
         "trace=00000000000000001234567890abcdef"]
-    raw = on_a_terminal("logs", "front-envoy", "--json", "--tail", "1", state_dir=tmp_path).splitlines()
+    raw = on_a_terminal("logs", "front-envoy", "--json", "--tail", "1", state_dir=tmp_path)[1].splitlines()
     assert raw == ["front-envoy | " + FRONT_LINE.replace("18:00:01.250", "18:00:03.000").replace("/echo/ann", "/echo/bob")]
 
 
