@@ -27,7 +27,7 @@ WATCHING = "Watching service/, trace_proxy/ and manifests/base/envoy/ (Ctrl-C st
 def dev(c, cluster=False):
     """Watch the sources; on a change restart what it affects and say when it serves again.
 
-    service/: the app processes, one at a time, without refusing a request; an Envoy config:
+    service/: the app processes, gracefully, without refusing a request; an Envoy config:
     the Envoys that run it, once it validates; trace_proxy/: the trace proxy. A change that
     does not start leaves the running processes serving and prints why. The mesh stays up.
     """
