@@ -294,8 +294,9 @@ class LocalMesh:
                 "`--trace-proxy-port`, `--otlp-port` or `--base-port` (`inv demo` then uses it)."
             )
 
-    def up(self, timeout: float = 90.0) -> None:
-        """Start every process and return once a request passes end to end."""
+    def up(self, timeout: float = 90.0) -> requests.Response:
+        """Start every process and return once a request passes end to end, with the trace proxy
+        up before it: that request's reply, whose x-request-id finds the mesh's first trace."""
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -314,17 +315,20 @@ class LocalMesh:
         if result.returncode != 0:
             raise MeshError(f"supervisord did not start: {(result.stderr or result.stdout).strip()}")
         try:
-            self.wait_until_serving(timeout)
+            return self.wait_until_serving(timeout)
         except BaseException:
             # Never leave half a mesh behind: not on a timeout, not on Ctrl-C.
             self.down()
             raise
 
-    def wait_until_serving(self, timeout: float) -> None:
+    def wait_until_serving(self, timeout: float) -> requests.Response:
         url = f"{self.layout.front_url}/echo/local-up"
+        deadline = time.monotonic() + timeout
         try:
-            wait_until_ok(url, timeout, accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.2)
-            return
+            # The trace proxy first: a request the Envoys trace before it listens loses spans.
+            wait_until_ok(f"{self.layout.trace_proxy_url}/healthz", timeout, interval=0.05)
+            return wait_until_ok(url, max(0.0, deadline - time.monotonic()),
+                                 accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.1)
         except NotReady as exc:
             last = exc.last
         not_ready = [p.name for p in self.status() if not p.healthy]

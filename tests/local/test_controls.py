@@ -77,3 +77,20 @@ def test_stop_start_and_restart_act_on_the_named_processes_only(tmp_path):
 def test_controls_without_a_mesh_say_how_to_start_one(tmp_path):
     result = run_inv("local.restart", "service2", state_dir=tmp_path)
     assert result.returncode == 3 and "`inv local.up` starts it" in result.stderr
+
+
+def test_the_request_local_up_waits_for_is_traced_whole(tmp_path):
+    """`up` sends its request once the trace proxy answers: the mesh's first trace loses no span."""
+    from meshtools.shared.net import free_layout
+    from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
+    from meshtools.views.zipkin_client import ZipkinClient
+    from tests.conftest import FAST_SLOW_STAGE
+
+    mesh = LocalMesh(layout=free_layout(replicas=1), state_dir=tmp_path / "mesh", service_env=FAST_SLOW_STAGE)
+    try:
+        reply = mesh.up(timeout=90)
+        assert reply.status_code == 200
+        spans = find_trace(ZipkinClient(mesh.layout.trace_proxy_url), reply.headers["x-request-id"], timeout=30)
+        assert len(spans) == SPANS_PER_ECHO and len({s["id"] for s in spans}) == SPANS_PER_ECHO
+    finally:
+        mesh.down()
