@@ -37,9 +37,11 @@ def check(target: Target) -> None:
     kind.require_docker_daemon()
 
 
-def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None) -> str | None:
-    """Build, load and deploy for `paths`; the one line to print (None when nothing watched changed)."""
-    changed = sorted(p for p in set(paths) if watched(p))
+def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None, dev: bool = False) -> str | None:
+    """Build, load and deploy for `paths`; the one line to print (None when nothing watched changed).
+
+    `dev`: deploy the dev-mode stack (manifests/dev), as meshtools.cluster.live does for what it cannot sync."""
+    changed = sorted(p for p in set(paths) if watched(p) or dev)
     if not changed:
         return None
     saved_at = saved_at if saved_at is not None else time.time()
@@ -49,7 +51,7 @@ def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None) 
         started = time.monotonic()
         ref = stack.build(target)
         built = time.monotonic()
-        stack.deploy(target, forward=False)
+        stack.deploy(target, forward=False, dev=dev)
         deployed = time.monotonic()
         if ports:
             stack.forward(target, front_port=ports.get(FRONT), trace_proxy_port=ports.get(TRACE_PROXY),

@@ -11,11 +11,13 @@ from datetime import datetime
 from typing import Callable, Iterable
 
 from meshtools.cluster.kubectl import Kubectl
+from meshtools.shared import logformat
 from meshtools.shared.logs import mentions, since_seconds
 from meshtools.shared.topology import FRONT, SERVICE1, SERVICE2, TRACE_PROXY
 
 APPS = (FRONT, SERVICE1, SERVICE2, TRACE_PROXY)  # the `app` label of each Deployment's pods
 MAX_STREAMS = 32  # kubectl follows at most this many containers at once (5 by default: too few)
+PREFIX = re.compile(r"^\[pod/([^/\]]+)/([^\]]+)\] (.*)$")  # kubectl's --prefix
 STAMPED = re.compile(r"^(\[[^\]]*\] )?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (.*)$")
 
 
@@ -32,9 +34,10 @@ def selector(names: Iterable[str]) -> str:
     return f"app in ({','.join(names or APPS)})"
 
 
-def argv(kubectl: Kubectl, names: Iterable[str], since: datetime | None, follow: bool) -> list[str]:
+def argv(kubectl: Kubectl, names: Iterable[str], since: datetime | None, follow: bool,
+         tail: int | None = None) -> list[str]:
     args = ["logs", "-l", selector(names), "--all-containers", "--prefix", "--timestamps",
-            f"--max-log-requests={MAX_STREAMS}", "--tail=-1"]
+            f"--max-log-requests={MAX_STREAMS}", f"--tail={-1 if tail is None else tail}"]
     if since is not None:
         args.append(f"--since={since_seconds(since)}s")
     if follow:
@@ -50,10 +53,20 @@ def split_stamp(line: str) -> tuple[str, str]:
     return match[2], f"{match[1] or ''}{match[3]}"
 
 
+def readable_line(text: str) -> str:
+    """`[pod/NAME/CONTAINER] line` (as `show` emits it) rendered as meshtools.shared.logformat does."""
+    match = PREFIX.match(text)
+    if not match:
+        return text
+    return logformat.readable(match[3], f"{match[1]}/{match[2]}", 0)
+
+
 def show(kubectl: Kubectl, names: Iterable[str], since: datetime | None, follow: bool,
-         ids: set[str] | None, emit: Callable[[str], None]) -> int:
-    """Run kubectl logs and emit its lines (in time order unless following); kubectl's exit code."""
-    with subprocess.Popen(argv(kubectl, names, since, follow), stdout=subprocess.PIPE, text=True,
+         ids: set[str] | None, emit: Callable[[str], None], tail: int | None = None) -> int:
+    """Run kubectl logs and emit its lines (in time order unless following); kubectl's exit code.
+
+    `tail`: the last lines of each container (kubectl's own --tail), None for all."""
+    with subprocess.Popen(argv(kubectl, names, since, follow, tail), stdout=subprocess.PIPE, text=True,
                           errors="replace") as proc:
         assert proc.stdout is not None
         if follow:

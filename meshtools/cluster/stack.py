@@ -50,6 +50,8 @@ VARIANTS = {
     OPENTELEMETRY: MANIFESTS_DIR / OPENTELEMETRY,  # our trace proxy, Envoy's OpenTelemetry tracer
     "zipkin-ui": MANIFESTS_DIR / "zipkin-ui",  # our trace proxy mirroring spans to the real Zipkin
 }
+# The dev-mode stack (`inv deploy --dev`): the default one plus a code volume to sync into.
+DEV_OVERLAY = MANIFESTS_DIR / "dev"
 # Deployments a variant adds to the default ones, rolled out after them.
 VARIANT_DEPLOYMENTS = {"zipkin-ui": (ZIPKIN_UI,)}
 # Added to the overlay on a shared cluster only (kind runs the stack alone).
@@ -181,14 +183,21 @@ def render_kustomization(directory: Path, variant_dir: Path, ref: str, namespace
     return directory
 
 
-def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False) -> None:
-    """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods."""
+def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False, dev: bool = False,
+             deployments: tuple[str, ...] | None = None, show: bool = True) -> None:
+    """Apply the variant's manifests with image `ref`, wait for every rollout, show the pods.
+
+    `dev`: the dev-mode overlay (manifests/dev, the default variant's stack with a code volume
+    `inv dev --cluster` syncs into) instead; only ever applied when asked for. `deployments`:
+    wait for these rollouts only (the ones a change can have rolled)."""
     with tempfile.TemporaryDirectory(dir=state_dir(), prefix="deploy-") as tmp:
-        overlay = render_kustomization(Path(tmp), VARIANTS[variant], ref, kubectl.namespace, shared)
+        overlay = render_kustomization(Path(tmp), DEV_OVERLAY if dev else VARIANTS[variant], ref, kubectl.namespace,
+                                       shared)
         kubectl.apply_kustomization(overlay)
-    for deployment in DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
+    for deployment in deployments or DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
         kubectl.rollout_status(deployment)
-    kubectl.run("get", "pods")
+    if show:
+        kubectl.run("get", "pods")
 
 
 def start_forwards(
@@ -418,8 +427,10 @@ def relock() -> None:
     console.print(f"Pinned {len(pins)} packages in {lock.LOCK_FILE}; the next `inv build` makes an image with them.")
 
 
-def deploy(target: Target, variant: str = "default", forward: bool = True) -> None:
+def deploy(target: Target, variant: str = "default", forward: bool = True, dev: bool = False) -> None:
     check_variant(variant)
+    if dev and variant != "default":
+        raise Exit(f"--dev applies to the default stack only, not to --variant {variant}.")
     if target.is_kind:
         kubectl = open_target(target)
         ref = image_for(target)
@@ -428,7 +439,7 @@ def deploy(target: Target, variant: str = "default", forward: bool = True) -> No
         kubectl = open_target(target)
     ensure_namespace(kubectl)
     put_secret(kubectl, keep_existing=True)
-    roll_out(kubectl, variant, ref, shared=not target.is_kind)
+    roll_out(kubectl, variant, ref, shared=not target.is_kind, dev=dev)
     if forward:
         start_forwards(kubectl)
 

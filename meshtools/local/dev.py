@@ -1,22 +1,24 @@
 """`inv dev` on the local mesh: watch the sources, restart only what a change affects.
 
-- service/ (the Flask app): each app process in turn (service2, then each service1 replica)
-  gets SIGHUP: gunicorn starts a worker with the new code and retires the old one while its
-  listening socket stays open, so no request is refused, even for service2's single replica.
+- service/ (the Flask app): every app process gets SIGHUP at once: gunicorn starts a worker
+  with the new code and retires the old one while its listening socket stays open, so no
+  request is refused, even for service2's single replica.
 - manifests/base/envoy/NAME.yaml: the Envoys that run it, one at a time, once the new
   rendering passes `envoy --mode validate`.
 - trace_proxy/: the trace proxy (its stored traces start afresh).
 
-A change is checked before anything restarts (the app and the proxy must import and build,
-an Envoy config must validate); one that does not start leaves the old processes serving
-and is reported with its error. Each change prints one line: what changed, what restarted,
+A change is checked before anything restarts (the app and the proxy must import and build, in
+a fork of a warm interpreter, meshtools.local.checker; an Envoy config must validate); one
+that does not start leaves the old processes serving and is reported with its error. Each change prints one line: what changed, what restarted,
 and how long after the save the mesh served again.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +73,62 @@ class Plan:
 def python_check(code: str, root: Path = PROJECT_ROOT) -> None:
     """Run `code` in a fresh interpreter from `root`; DevError with Python's own words."""
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
-    if result.returncode:
-        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    _raise_failed(result.returncode, result.stderr, root)
+
+
+def _raise_failed(returncode: int, stderr: str, root: Path) -> None:
+    if returncode:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
         where = next((line.strip() for line in reversed(lines) if line.strip().startswith('File "')), "")
-        raise DevError(f"{lines[-1] if lines else 'it exits ' + str(result.returncode)}"
+        raise DevError(f"{lines[-1] if lines else 'it exits ' + str(returncode)}"
                        + (f" ({where.replace(str(root) + '/', '')})" if where else ""))
+
+
+class Checker:
+    """`python_check` in a fork of a warm interpreter (meshtools.local.checker): Flask is imported
+    once, not on every save. Until `start` (and if the warm one is gone) a fresh interpreter checks."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # one check at a time; `start` may still be running in the background
+
+    def start(self) -> None:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen([sys.executable, "-m", "meshtools.local.checker"], cwd=PROJECT_ROOT,
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                self._proc.stdout.readline()  # {"ready": true}: its libraries are imported
+
+    def start_soon(self) -> None:
+        """`start` in the background: the watcher is set up meanwhile, and a save checks once it is ready."""
+        threading.Thread(target=self.start, daemon=True).start()
+
+    def check(self, code: str, root: Path = PROJECT_ROOT) -> None:
+        with self._lock:
+            reply = self._ask(code, root) if self._proc is not None else None
+        if reply is None:
+            python_check(code, root)
+            return
+        _raise_failed(reply["exit"], reply["stderr"], root)
+
+    def _ask(self, code: str, root: Path) -> dict | None:
+        try:
+            self._proc.stdin.write(json.dumps({"code": code, "root": str(root)}) + "\n")
+            self._proc.stdin.flush()
+            return json.loads(self._proc.stdout.readline())
+        except (OSError, ValueError):  # it is gone: the next checks run in a fresh interpreter
+            self._proc = None
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                self._proc.stdin.close()  # it ends when its input does
+                try:
+                    self._proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                self._proc = None
 
 
 def children(pid: int) -> set[int]:
@@ -106,6 +159,7 @@ class DevLoop:
         self.mesh = mesh
         self.layout = mesh.layout
         self.source_root = source_root  # where the new code is imported from to check it
+        self.checker = Checker()
 
     # -- what runs -------------------------------------------------------------------------
     def _info(self, name: str) -> dict:
@@ -120,22 +174,28 @@ class DevLoop:
         return [(i, f"{i.name}-envoy" if i.app_port else i.name) for i in self.layout.envoys if i.service == service]
 
     # -- restarts --------------------------------------------------------------------------
-    def reload_app(self, program: str, health_url: str) -> tuple[int, set[int]]:
-        """SIGHUP to the app's gunicorn: a new worker with the new code, the old one retired.
+    def reload_apps(self, programs: list[tuple[str, str]]) -> list[tuple[int, set[int]]]:
+        """SIGHUP to each app's gunicorn at once: new workers with the new code, the old ones retired.
 
-        Returns the master's pid and its old workers, which may still be finishing (see _service).
+        No request is refused meanwhile: each master keeps its listening socket open and starts
+        the new worker before it retires the old one. Returns each master's pid and its old
+        workers, which may still be finishing (see _service).
         """
-        master = self._info(program)["pid"]
-        if Path("/proc/self").exists() and cmdline_contains(master, "python:service.gunicorn_conf"):
-            # Started before `inv dev` existed: its master holds the old code and would hand it on.
-            raise DevError(f"{program} was started by an older version of the tasks; restart the mesh once "
-                           "(`inv local.down`, then `inv dev`)")
-        old = children(master)
-        self.mesh._rpc().signalProcess(program, "HUP")
-        # The master retires the old worker (it stops accepting, finishes what it serves) as soon
+        retiring = []
+        for program, _ in programs:
+            master = self._info(program)["pid"]
+            if Path("/proc/self").exists() and cmdline_contains(master, "python:service.gunicorn_conf"):
+                # Started before `inv dev` existed: its master holds the old code and would hand it on.
+                raise DevError(f"{program} was started by an older version of the tasks; restart the mesh once "
+                               "(`inv local.down`, then `inv dev`)")
+            retiring.append((master, children(master)))
+        for program, _ in programs:
+            self.mesh._rpc().signalProcess(program, "HUP")
+        # A master retires its old worker (it stops accepting, finishes what it serves) as soon
         # as it has started the new one: a new worker that answers is the new code serving.
-        wait(lambda: bool(children(master) - old) and answers(health_url), f"{program} serving the new code")
-        return master, old
+        for (program, health_url), (master, old) in zip(programs, retiring):
+            wait(lambda: bool(children(master) - old) and answers(health_url), f"{program} serving the new code")
+        return retiring
 
     def restart(self, program: str, health_url: str) -> None:
         """Stop and start one process under supervisord; back once it answers `health_url`."""
@@ -186,16 +246,17 @@ class DevLoop:
         return lines
 
     def _service(self, _paths) -> str:
-        python_check(CHECK_APP, self.source_root)
+        self.checker.check(CHECK_APP, self.source_root)
         programs = self.app_programs()
-        retiring = [self.reload_app(program, health) for program, health in programs]
-        # A retired gthread worker still answers on its open keep-alive connections (Envoy's)
-        # for up to 2 s: only once every old worker is gone is every answer the new code's.
+        retiring = self.reload_apps(programs)
+        # A retired gthread worker still answers on its open keep-alive connections until they
+        # close (the sidecars close idle ones after 0.5 s): only once every old worker is gone
+        # is every answer the new code's.
         wait(lambda: not any(children(master) & old for master, old in retiring), "the old app workers exiting")
-        return f"{', '.join(p for p, _ in programs)} (one at a time)"
+        return f"{', '.join(p for p, _ in programs)} (gracefully, all at once)"
 
     def _trace_proxy(self, _paths) -> str:
-        python_check(CHECK_TRACE_PROXY, self.source_root)
+        self.checker.check(CHECK_TRACE_PROXY, self.source_root)
         self.restart(TRACE_PROXY_PROGRAM, f"{self.layout.trace_proxy_url}/healthz")
         return f"{TRACE_PROXY} (its stored traces start afresh)"
 
@@ -226,7 +287,11 @@ class DevLoop:
     # -- the watcher -----------------------------------------------------------------------
     def watch(self, emit: Callable[[str], None], stop_event=None) -> None:
         """Apply every change until Ctrl-C (KeyboardInterrupt) or `stop_event` is set."""
-        for paths, saved_at in watch_changes(stop_event):
-            stamp = time.strftime("%H:%M:%S")
-            for line in self.apply(paths, saved_at):
-                emit(f"{stamp} {line}")
+        self.checker.start_soon()  # warm before the first save, not on it
+        try:
+            for paths, saved_at in watch_changes(stop_event):
+                stamp = time.strftime("%H:%M:%S")
+                for line in self.apply(paths, saved_at):
+                    emit(f"{stamp} {line}")
+        finally:
+            self.checker.close()

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from meshtools.local.names import UnknownName, expand
+from meshtools.shared import logformat
 from meshtools.shared.logs import line_time, mentions
 
 SUPERVISORD = "supervisord"  # its own log: only when asked for by name
@@ -42,15 +44,10 @@ def select(logs_dir: Path, names: Iterable[str]) -> list[str]:
     if not known:
         raise LogsError(f"No log files in {logs_dir}; `inv local.up` starts the local mesh.")
     names = [n for n in names if n]
-    if not names:
-        return [p for p in known if p != SUPERVISORD]
-    chosen: list[str] = []
-    for name in names:
-        matches = [name] if name in known else [p for p in known if p.startswith(name)]
-        if not matches:
-            raise LogsError(f"No process named {name!r}; the local processes are {', '.join(known)}.")
-        chosen += [m for m in matches if m not in chosen]
-    return chosen
+    try:
+        return expand(known, names) if names else [p for p in known if p != SUPERVISORD]
+    except UnknownName as exc:
+        raise LogsError(str(exc)) from None
 
 
 def sizes(logs_dir: Path, names: Iterable[str]) -> dict[str, int]:
@@ -112,6 +109,11 @@ def format_line(line: LogLine, width: int) -> str:
     return f"{line.process:<{width}} | {line.text}"
 
 
+def readable_line(line: LogLine, width: int) -> str:
+    """The line for a person (meshtools.shared.logformat): time, process, level, what it says, ids."""
+    return logformat.readable(line.text, line.process, width, line.time)
+
+
 def follow(logs_dir: Path, names: list[str], emit: Callable[[LogLine], None], ids: set[str] | None = None,
            interval: float = 0.2, stop: Callable[[], bool] = lambda: False,
            start: dict[str, int] | None = None) -> None:
@@ -138,6 +140,20 @@ def follow(logs_dir: Path, names: list[str], emit: Callable[[LogLine], None], id
                 if not ids or mentions(text, ids):
                     emit(LogLine(line_time(text) or datetime.now(timezone.utc), name, text))
         time.sleep(interval)
+
+
+def last_error(path: Path, window: int = 64 * 1024) -> str:
+    """The last error line in the end of a log file (its last `window` bytes), readable; "" for none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, _size(path) - window))
+            tail = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for text in reversed(tail):
+        if text.strip() and logformat.is_error(text):
+            return logformat.brief(text)
+    return ""
 
 
 def _size(path: Path) -> int:

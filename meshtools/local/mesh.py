@@ -16,11 +16,13 @@ import time
 import xmlrpc.client
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable
 
 import requests
-from supervisor.xmlrpc import SupervisorTransport
+from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from meshtools.local import envoy_config
+from meshtools.local.names import UnknownName, expand
 from meshtools.shared.net import port_in_use
 from meshtools.shared.readiness import NotReady, wait_until_ok
 from meshtools.shared import tracers
@@ -292,8 +294,9 @@ class LocalMesh:
                 "`--trace-proxy-port`, `--otlp-port` or `--base-port` (`inv demo` then uses it)."
             )
 
-    def up(self, timeout: float = 90.0) -> None:
-        """Start every process and return once a request passes end to end."""
+    def up(self, timeout: float = 90.0) -> requests.Response:
+        """Start every process and return once a request passes end to end, with the trace proxy
+        up before it: that request's reply, whose x-request-id finds the mesh's first trace."""
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -312,17 +315,20 @@ class LocalMesh:
         if result.returncode != 0:
             raise MeshError(f"supervisord did not start: {(result.stderr or result.stdout).strip()}")
         try:
-            self.wait_until_serving(timeout)
+            return self.wait_until_serving(timeout)
         except BaseException:
             # Never leave half a mesh behind: not on a timeout, not on Ctrl-C.
             self.down()
             raise
 
-    def wait_until_serving(self, timeout: float) -> None:
+    def wait_until_serving(self, timeout: float) -> requests.Response:
         url = f"{self.layout.front_url}/echo/local-up"
+        deadline = time.monotonic() + timeout
         try:
-            wait_until_ok(url, timeout, accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.2)
-            return
+            # The trace proxy first: a request the Envoys trace before it listens loses spans.
+            wait_until_ok(f"{self.layout.trace_proxy_url}/healthz", timeout, interval=0.05)
+            return wait_until_ok(url, max(0.0, deadline - time.monotonic()),
+                                 accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.1)
         except NotReady as exc:
             last = exc.last
         not_ready = [p.name for p in self.status() if not p.healthy]
@@ -369,6 +375,67 @@ class LocalMesh:
     def start_process(self, name: str) -> None:
         self._rpc().startProcess(name)
 
+    # -- compose-style controls (`inv local.stop/start/restart NAME…`) -------------------
+    def program_names(self) -> list[str]:
+        """Every process of this mesh by name, in start order."""
+        return [p.name for p in programs(self.layout, self.envoy_dir, envoy="envoy")]
+
+    def choose(self, names: Iterable[str]) -> list[str]:
+        """The processes NAMES mean (as `inv logs` takes them); MeshError naming the known ones."""
+        try:
+            return expand(self.program_names(), names)
+        except UnknownName as exc:
+            raise MeshError(str(exc)) from None
+
+    def stop_processes(self, names: list[str], timeout: float = 30.0) -> list[str]:
+        """Stop NAMES at once (each stays stopped until started); the ones that were running."""
+        rpc = self._rpc()
+        stopped = []
+        for name in names:
+            try:
+                rpc.stopProcess(name, False)  # not waiting: all of them stop in one process's time
+                stopped.append(name)
+            except xmlrpc.client.Fault as exc:
+                if exc.faultCode != Faults.NOT_RUNNING:
+                    raise
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+                rpc.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING", "STOPPING", "BACKOFF")
+                for name in stopped):
+            time.sleep(0.02)
+        return stopped
+
+    def start_processes(self, names: list[str], timeout: float = 60.0) -> list[str]:
+        """Start NAMES at once and return once each answers its health check; the ones that were stopped.
+
+        MeshError names any that did not answer in time, and where its log is.
+        """
+        rpc = self._rpc()
+        started = []
+        for name in names:
+            try:
+                rpc.startProcess(name, False)
+                started.append(name)
+            except xmlrpc.client.Fault as exc:
+                if exc.faultCode != Faults.ALREADY_STARTED:
+                    raise
+        urls = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        waiting = set(names)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            waiting = {name for name in waiting if not _answers(urls[name], timeout=1)}
+            if waiting:
+                time.sleep(0.02)
+        if waiting:
+            raise MeshError(f"{', '.join(sorted(waiting))} did not answer within {timeout:.0f} s; "
+                            f"`inv logs {' '.join(sorted(waiting))}` shows why.")
+        return started
+
+    def restart_processes(self, names: list[str], timeout: float = 60.0) -> None:
+        """Stop NAMES, then start them again, back once each answers (as `docker compose restart`)."""
+        self.stop_processes(names, timeout)
+        self.start_processes(names, timeout)
+
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.
         known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
@@ -412,8 +479,8 @@ class LocalMesh:
         return counts
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, timeout: float = 2) -> bool:
     try:
-        return requests.get(url, timeout=2).status_code == 200
+        return requests.get(url, timeout=timeout).status_code == 200
     except requests.RequestException:
         return False

@@ -40,11 +40,16 @@ def watched(path: Path) -> bool:
     return path.parent.resolve() == ENVOY_CONFIG_DIR.resolve() and path.name in ENVOY_CONFIG_FILES.values()
 
 
-def watch_changes(stop_event=None) -> Iterator[tuple[set[Path], float]]:
-    """Each batch of saved files and when the last was saved (its mtime), until Ctrl-C or `stop_event`."""
+def watch_changes(stop_event=None, extra: list[Path] = ()) -> Iterator[tuple[set[Path], float]]:
+    """Each batch of saved files and when the last was saved (its mtime), until Ctrl-C or `stop_event`.
+
+    `extra`: files watched as well (the dependency files, for `inv dev --cluster`)."""
     import watchfiles  # only `inv dev` needs it
 
-    for changes in watchfiles.watch(*WATCHED, watch_filter=lambda _, path: watched(Path(path)),
+    also = {p.resolve() for p in extra}
+    # The extra files themselves, not their folder (the project root holds .venv and .git).
+    for changes in watchfiles.watch(*WATCHED, *(p for p in extra if p.exists()),
+                                    watch_filter=lambda _, path: watched(Path(path)) or Path(path).resolve() in also,
                                     debounce=50, step=20, stop_event=stop_event, raise_interrupt=True):
         paths = {Path(path) for _, path in changes}
         mtimes = [p.stat().st_mtime for p in paths if p.exists()]

@@ -104,13 +104,15 @@ def lock(c):
     "forward": "port-forward front-envoy and the trace proxy afterwards (default: yes)",
     "tracer": TRACER_HELP,
     "registry": REGISTRY_HELP,
+    "dev": "dev mode (manifests/dev): a code volume in the Python pods that `inv dev --cluster` syncs "
+           "changes into, served without a build or a pod restart",
     **TARGET_HELP,
 })
 def deploy(c, name=None, variant="default", forward=True, tracer=None, context=None, namespace=None, registry=None,
-           allow_context=False):
+           allow_context=False, dev=False):
     """Apply the manifests with the image from `inv build`, wait for every rollout, show the pods."""
     variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
-    stack.deploy(target_from(c, name, context, namespace, registry, allow_context), variant, forward)
+    stack.deploy(target_from(c, name, context, namespace, registry, allow_context), variant, forward, dev)
 
 
 @task(help={"name": NAME_HELP, **TARGET_HELP})

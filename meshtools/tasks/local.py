@@ -5,6 +5,8 @@ from invoke import Collection, Exit, task
 from rich.table import Table
 
 from meshtools.local import launch
+from meshtools.local.mesh import MeshError
+from meshtools.shared.status_table import uptime
 from meshtools.tasks.cli import MeshTask
 from meshtools.views.trace_view import terminal_console
 from meshtools.tasks.options import (
@@ -104,7 +106,7 @@ def status(c):
         table.add_column(column, no_wrap=True)
     for state in states:
         health = "[green]healthy[/]" if state.healthy else f"[red]NOT HEALTHY[/] ({state.state})"
-        table.add_row(state.name, str(state.pid or "-"), duration(state.uptime), str(state.restarts),
+        table.add_row(state.name, str(state.pid or "-"), uptime(state.uptime), str(state.restarts),
                       " ".join(map(str, state.listens)) or "-", str(state.admin_port or "-"), health)
     console.print(table)
     console.print(f"logs: {mesh.logs_dir}/NAME.log (`inv logs NAME`); Envoy's admin: "
@@ -113,20 +115,65 @@ def status(c):
         raise Exit(code=1)
 
 
-def duration(seconds: float | None) -> str:
-    """An uptime the way `ps` and `kubectl get pods` put it: 42s, 3m05s, 2h07m, 3d04h."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+NAMES_HELP = ("processes, as words: inv local.restart service2 front-envoy; a name or its start, as `inv logs` "
+              "takes them (service1: each replica's app and Envoy); `inv local.status` lists them")
 
 
-ns = Collection("local", up, down, status)
+def _running_and_chosen(c, names: str):
+    """The running mesh and the processes NAMES mean; Exit with one sentence otherwise."""
+    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    if not wanted:
+        raise Exit("Name the processes, e.g. `inv local.restart service2`; `inv local.status` lists them.")
+    mesh = running_mesh(c)
+    if mesh is None:
+        raise Exit("The local mesh is not running; `inv local.up` starts it.", code=3)
+    try:
+        return mesh, mesh.choose(wanted)
+    except MeshError as exc:
+        raise Exit(str(exc)) from None
+
+
+def _control(action: str, c, names: str) -> None:
+    mesh, chosen = _running_and_chosen(c, names)
+    console = terminal_console()
+    try:
+        with console.status(f"{action} {', '.join(chosen)}"):
+            if action == "stopping":
+                done = mesh.stop_processes(chosen)
+            elif action == "starting":
+                done = mesh.start_processes(chosen)
+            else:
+                mesh.restart_processes(chosen)
+                done = chosen
+    except MeshError as exc:
+        raise Exit(str(exc)) from None
+    others = [n for n in chosen if n not in done]
+    past = {"stopping": "stopped", "starting": "started and answering", "restarting": "restarted and answering"}
+    if done:
+        console.print(f"{', '.join(done)}: {past[action]}.", soft_wrap=True)
+    if others:
+        console.print(f"{', '.join(others)}: already {'stopped' if action == 'stopping' else 'running'}.",
+                      soft_wrap=True)
+
+
+@task(klass=MeshTask, variadic="names", metavars={"names": "NAME,…"}, help={"names": NAMES_HELP})
+def restart(c, names=""):
+    """Restart local processes (NAME…) and wait until each answers its health check again."""
+    _control("restarting", c, names)
+
+
+@task(klass=MeshTask, variadic="names", metavars={"names": "NAME,…"}, help={"names": NAMES_HELP})
+def stop(c, names=""):
+    """Stop local processes (NAME…); they stay stopped (not restarted) until `inv local.start`."""
+    _control("stopping", c, names)
+
+
+@task(klass=MeshTask, variadic="names", metavars={"names": "NAME,…"}, help={"names": NAMES_HELP})
+def start(c, names=""):
+    """Start stopped local processes (NAME…) and wait until each answers its health check."""
+    _control("starting", c, names)
+
+
+ns = Collection("local", up, down, status, restart, stop, start)
 ns.configure({"local": {"replicas": None, "front_port": None, "trace_proxy_port": None, "base_port": None,
                         "otlp_port": None, "tracer": None, "timeout": 90, "state_dir": None}})

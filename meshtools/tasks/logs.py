@@ -7,6 +7,7 @@ Envoy's access log carry.
 """
 from __future__ import annotations
 
+import collections
 import sys
 from datetime import datetime
 
@@ -18,7 +19,9 @@ from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
 from meshtools.shared.logs import parse_since
 from meshtools.tasks.cli import MeshTask
-from meshtools.tasks.options import mesh_from, target_from
+from meshtools.tasks.options import mesh_from, target_from, whole_number
+
+FOLLOW_TAIL = 10  # lines `inv logs -f` shows before the new ones, as `tail -f`
 
 
 def since_flag(value: str | None) -> datetime | None:
@@ -41,7 +44,7 @@ def emit(text: str) -> None:
 @task(
     klass=MeshTask,
     variadic="names",
-    metavars={"since": "WHEN", "request": "ID", "names": "NAME,…"},
+    metavars={"since": "WHEN", "request": "ID", "names": "NAME,…", "tail": "N"},
     help={
         "names": "processes (also as words: inv logs service1 front-envoy; default: all): a name or its start, "
                  "e.g. service1 for each service1 replica's app and Envoy; on the cluster, apps (front-envoy, "
@@ -50,20 +53,29 @@ def emit(text: str) -> None:
         "since": "only lines since then: 30s, 10m, 2h, or a time like 2026-11-26T18:00 (UTC)",
         "request": "only the lines of one request: its x-request-id (as `inv echo` prints) or trace id",
         "cluster": "the kind cluster's pods (kubectl logs) instead of the local mesh",
+        "tail": f"only the last N lines (of the merged stream; on the cluster, of each container); -f alone "
+                f"starts {FOLLOW_TAIL} lines back",
+        "json": "print each line as the process wrote it (JSON, raw), not rendered readable; the default "
+                "when the output is not a terminal",
     },
 )
-def logs(c, names="", follow=False, since=None, request=None, cluster=False):
+def logs(c, names="", follow=False, since=None, request=None, cluster=False, tail=None, json=False):
     """Print the logs of every process (or NAME…) merged in time order, each line prefixed.
 
-    `inv logs service1 front-envoy -f`, `inv logs --since 5m`, `inv logs --request ID`.
+    On a terminal each line reads: time, process, level, method path status duration, ids.
+    `inv logs service1 front-envoy -f`, `inv logs --tail 20`, `inv logs --since 5m`, `inv logs --request ID`.
     """
     moment = since_flag(since)
+    last = whole_number(tail, "--tail", minimum=0)
+    if last is None and follow and moment is None:
+        last = FOLLOW_TAIL  # as `tail -f`: the recent lines, then the new ones
+    readable = not json and sys.stdout.isatty()
     if request is not None and not request.strip():
         raise Exit("--request needs an x-request-id or a trace id, e.g. the one `inv echo` printed.")
     ids = {request.strip()} if request else None
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     if cluster:
-        show_cluster(c, wanted, moment, follow, ids)
+        show_cluster(c, wanted, moment, follow, ids, last, readable)
         return
     logs_dir = mesh_from(c).logs_dir
     try:
@@ -71,30 +83,34 @@ def logs(c, names="", follow=False, since=None, request=None, cluster=False):
     except local_logs.LogsError as exc:
         raise Exit(f"{exc}" if wanted else f"{exc.args[0][:-1]}; `inv logs --cluster` reads the kind cluster's.")
     width = local_logs.prefix_width(chosen)
+    render = local_logs.readable_line if readable else local_logs.format_line
     # Where the files end now: the backlog stops here and -f goes on from here, so a line
     # written while the backlog prints is neither lost nor shown twice.
     ends = local_logs.sizes(logs_dir, chosen)
+    backlog = local_logs.merged(logs_dir, chosen, moment, ids, upto=ends)
+    if last is not None:
+        backlog = collections.deque(backlog, maxlen=last) if last else []
     shown = 0
-    for line in local_logs.merged(logs_dir, chosen, moment, ids, upto=ends):
-        emit(local_logs.format_line(line, width))
+    for line in backlog:
+        emit(render(line, width))
         shown += 1
     if not follow:
-        if ids and not shown:
+        if ids and not shown and last != 0:
             raise Exit(f"No log line mentions {request.strip()}; is it an x-request-id or a trace id of this mesh?")
         return
     try:
-        local_logs.follow(logs_dir, chosen, lambda line: emit(local_logs.format_line(line, width)), ids,
-                          start=ends)
+        local_logs.follow(logs_dir, chosen, lambda line: emit(render(line, width)), ids, start=ends)
     except KeyboardInterrupt:
         pass
 
 
-def show_cluster(c, wanted, moment, follow, ids) -> None:
+def show_cluster(c, wanted, moment, follow, ids, tail, readable) -> None:
     kind.require_tools("kubectl")
     try:
         # The kind cluster, or the context and namespace the invoke settings name (cluster.*).
         kubectl = stack.open_target(target_from(c))
-        code = cluster_logs.show(kubectl, wanted, moment, follow, ids, emit)
+        code = cluster_logs.show(kubectl, wanted, moment, follow, ids,
+                                 (lambda text: emit(cluster_logs.readable_line(text))) if readable else emit, tail)
     except cluster_logs.LogsError as exc:
         raise Exit(str(exc)) from None
     except KeyboardInterrupt:

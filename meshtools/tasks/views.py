@@ -211,9 +211,11 @@ def print_request_logs(c, spans: list[dict], console) -> None:
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
         "write": "also write the figures to README.md's Benchmark section",
-    }
+        "only": "measure only these figures, comma separated: cold, scaling, sidecar, dev, proxy (default: all)",
+    },
+    metavars={"only": "FIGURE,…"},
 )
-def bench(c, quick=False, write=False):
+def bench(c, quick=False, write=False, only=None):
     """Benchmark the local mesh; --write saves the figures.
 
     Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
@@ -224,6 +226,8 @@ def bench(c, quick=False, write=False):
         args.append("--quick")
     if write:
         args.append("--write")
+    if only:
+        args += ["--only", only]
     # The script owns a whole local mesh on its own ports; it runs as its own process so a
     # Ctrl-C or a crash there cannot leave this one in a strange state.
     result = subprocess.run(args, cwd=PROJECT_ROOT)

@@ -68,7 +68,7 @@ def test_a_service_change_reloads_each_app_in_turn_without_refusing_a_request(me
         (line,) = dev.DevLoop(mesh).apply([SERVICE_FILE], time.time())
         time.sleep(0.3)
     assert line.startswith("service/__init__.py changed → restarted service2-0-app, service1-0-app, service1-1-app "
-                           "(one at a time); served again "), line
+                           "(gracefully, all at once); served again "), line
     assert float(LINE.search(line)[1]) < 30
     assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
     after = pids(mesh)

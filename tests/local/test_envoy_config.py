@@ -6,7 +6,7 @@ import copy
 import pytest
 
 from meshtools.local import envoy_config
-from meshtools.shared.topology import ENVOY_CONFIG_FILES, LocalLayout
+from meshtools.shared.topology import ENVOY_CONFIG_FILES, SERVICE1, SERVICE2, LocalLayout
 from trace_proxy.server import KEEPALIVE_SECONDS
 
 LAYOUT = LocalLayout(replicas=3)
@@ -112,3 +112,14 @@ def test_envoy_closes_idle_connections_to_the_trace_proxy_before_the_proxy_does(
     options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     idle = options["common_http_protocol_options"]["idle_timeout"]
     assert idle.endswith("s") and 0 < float(idle[:-1]) < KEEPALIVE_SECONDS
+
+
+@pytest.mark.parametrize("service", [SERVICE1, SERVICE2])
+def test_a_sidecar_closes_idle_connections_to_its_app_within_a_second(service):
+    """A retired app worker (gunicorn's graceful reload, `inv dev`) exits once its kept-alive
+    connections close: the sidecar closes idle ones first, so old code stops answering promptly."""
+    config = envoy_config.load(service)
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == envoy_config.LOCAL_APP]
+    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    idle = options["common_http_protocol_options"]["idle_timeout"]
+    assert idle.endswith("s") and 0 < float(idle[:-1]) <= 1

@@ -155,9 +155,11 @@ def test_report_lines_fit_100_columns_and_signs_read_plainly(bench, capsys):
     assert bench.hop_figure([0.0010, 0.0020], [0.0011, 0.0022]).startswith("p50 -0.15 ms · p99 -0.20 ms")
 
 
-def test_save_to_served_times_inv_dev_from_a_save_to_serving_again(bench, local_mesh):
-    (seconds,) = bench.save_to_served(local_mesh, 1)
-    assert 0 < seconds < 30
+def test_save_to_served_times_inv_dev_until_the_new_code_answers_and_restores_the_source(bench, local_mesh):
+    source = bench.SERVICE_FILE.read_bytes()
+    (new_code,), (every_old_worker_gone,) = bench.save_to_served(local_mesh, 1)
+    assert 0 < new_code < 30 and 0 < every_old_worker_gone < 30
+    assert bench.SERVICE_FILE.read_bytes() == source  # the marker line is taken out again
 
 
 def test_the_otlp_bodies_carry_the_same_spans_as_the_zipkin_ones(bench):
