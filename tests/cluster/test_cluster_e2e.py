@@ -18,7 +18,10 @@ import pytest
 import requests
 
 from meshtools.cluster import secret as secrets
+from meshtools.cluster import live
+from meshtools.cluster import target as cluster_target
 from meshtools.cluster.kubectl import Kubectl
+from meshtools.cluster.live import LiveUpdate
 from meshtools.shared.net import free_port
 from meshtools.views.front import echo
 from meshtools.shared.topology import (ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1,
@@ -148,8 +151,7 @@ def test_inv_logs_cluster_request_shows_the_request_at_every_hop(cluster_stack):
     find_trace(ZipkinClient(cluster_stack.trace_proxy_url), reply.request_id)
     deadline = time.monotonic() + 30
     while True:
-        shown = cluster_stack.inv_output("logs", "--cluster", "--name", cluster_stack.name,
-                                         "--request", reply.request_id)
+        shown = cluster_stack.inv_output("logs", "--cluster", "--request", reply.request_id)
         pods = {line.split("]", 1)[0] for line in shown.splitlines() if reply.request_id in line}
         apps = {app for app in (FRONT, SERVICE1, SERVICE2) if any(f"/{app}-" in pod for pod in pods)}
         if apps == {FRONT, SERVICE1, SERVICE2} or time.monotonic() > deadline:
@@ -169,6 +171,42 @@ def test_nothing_in_the_offline_cluster_resolves_or_reaches_outside_it(cluster_s
                "for name in sys.argv[1:]:\n"
                "    try: print(name, socket.gethostbyname(name))\n"
                "    except OSError: print(name, 'unresolved')\n")
-    shown = cluster_stack.kubectl.run("exec", "deployment/service1", "-c", "service1", "--", "python", "-c", resolve,
+    shown = cluster_stack.kubectl.run("exec", "deployment/service1", "-c", "app", "--", "python", "-c", resolve,
                                       "service2", "pypi.org", capture=True).stdout
     assert "service2 unresolved" not in shown and "pypi.org unresolved" in shown, shown
+
+
+def test_inv_dev_cluster_serves_a_code_change_without_a_build_or_a_pod_restart(cluster_stack, tmp_path):
+    """The dev-mode stack (`inv deploy --dev`): a change under service/ is synced into the running
+    pods and served by new gunicorn workers (same pods, no container restart, no image build); a
+    dependency change is not synced but falls back to build + deploy."""
+    tree = copy_tree(tmp_path / "tree")
+    try:
+        cluster_stack.deploy(PROJECT_ROOT, "--dev")
+        target = cluster_target.resolve(cluster_stack.name)
+        kubectl = cluster_stack.kubectl
+        before = {app: (cluster_stack.pods(app), live.restart_count(kubectl, app)) for app in (SERVICE1, SERVICE2)}
+        image_before = cluster_stack.image_ref()
+        fallbacks = []
+        update = LiveUpdate(target, root=tree, fallback=lambda *args: fallbacks.append(args) or "built and deployed")
+
+        edit(tree / "service" / "__init__.py", "Served by:", f"Served by ({CODE_MARKER}, live):")
+        saved_at = time.time()
+        lines = update.apply([tree / "service" / "__init__.py"], saved_at)
+        served = None
+        while served is None and time.time() - saved_at < 60:
+            if f"{CODE_MARKER}, live" in echo(cluster_stack.front_url, "live").body:
+                served = time.time() - saved_at
+        assert served is not None, f"the change was not served within 60 s: {lines}"
+        print(f"inv dev --cluster: save → served {served:.2f} s ({lines})")
+        after = {app: (cluster_stack.pods(app), live.restart_count(kubectl, app)) for app in (SERVICE1, SERVICE2)}
+        assert after == before, "a live update must not replace pods or restart containers"
+        assert cluster_stack.image_ref() == image_before and not fallbacks, "no image build for a code change"
+
+        lock = tree / "service.requirements.txt"
+        lock.write_text(lock.read_text() + "\n# a dependency change\n")
+        lines = update.apply([lock])
+        assert len(fallbacks) == 1 and fallbacks[0][1] == [lock], fallbacks
+        assert "no live update" in lines[0] and "built and deployed" in lines[0]
+    finally:
+        cluster_stack.deploy(PROJECT_ROOT)
