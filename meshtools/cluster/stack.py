@@ -196,8 +196,21 @@ def roll_out(kubectl: Kubectl, variant: str, ref: str, shared: bool = False, dev
         kubectl.apply_kustomization(overlay)
     for deployment in deployments or DEPLOYMENTS + VARIANT_DEPLOYMENTS.get(variant, ()):
         kubectl.rollout_status(deployment)
+    if deployments is None:
+        remove_other_variants(kubectl, variant)
     if show:
         kubectl.run("get", "pods")
+
+
+def remove_other_variants(kubectl: Kubectl, variant: str) -> None:
+    """What only another variant runs (the real Zipkin) goes when this one is applied, so `inv
+    deploy` after `inv deploy --variant zipkin-ui` leaves no Zipkin running or forwarded."""
+    for other, names in VARIANT_DEPLOYMENTS.items():
+        if other == variant:
+            continue
+        for name in names:
+            if kubectl.exists("deployment", name):
+                kubectl.run("delete", "deployment,service", name, "--ignore-not-found", capture=True)
 
 
 def start_forwards(

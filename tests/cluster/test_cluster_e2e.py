@@ -144,6 +144,7 @@ def test_the_zipkin_ui_variant_answers_with_zipkins_own_api_through_inv_forward(
         assert page.ok and "<title>Zipkin</title>" in page.text
     finally:
         cluster_stack.deploy(PROJECT_ROOT)
+    assert not cluster_stack.kubectl.exists("deployment", "zipkin"), "the default stack runs no Zipkin"
 
 
 def test_inv_logs_cluster_request_shows_the_request_at_every_hop(cluster_stack):
