@@ -28,7 +28,8 @@ from meshtools.cluster import stack
 from meshtools.cluster.kubectl import Kubectl
 from meshtools.cluster.target import Target
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY
-from meshtools.shared.watch import SERVICE_DIR, TRACE_PROXY_DIR, relative, under, watch_changes, watched
+from meshtools.shared.watch import (SERVICE_DIR, TRACE_PROXY_DIR, in_tree, relative, under, watch_changes,
+                                    watched)
 
 CODE_DIR = "/srv/dev"  # the code volume in the dev overlay (manifests/dev)
 CODE_VOLUME = "code"
@@ -101,11 +102,11 @@ class Plan:
         for path in sorted(set(paths)):
             if path.name in DEPENDENCY_FILES and path.parent.resolve() == root.resolve():
                 plan.dependencies.append(path)
-            elif not watched(path):
+            elif not watched(path, root):
                 continue
-            elif under(path, SERVICE_DIR):
+            elif under(path, in_tree(SERVICE_DIR, root)):
                 plan.code.setdefault((SERVICE2, SERVICE1), []).append(path)
-            elif under(path, TRACE_PROXY_DIR):
+            elif under(path, in_tree(TRACE_PROXY_DIR, root)):
                 plan.code.setdefault((TRACE_PROXY,), []).append(path)
             elif by_file.get(path.name) and by_file[path.name] not in plan.envoy:
                 plan.envoy.append(by_file[path.name])

@@ -31,13 +31,19 @@ def relative(path: Path) -> str:
         return str(path)
 
 
-def watched(path: Path) -> bool:
-    """Python sources of the app and the trace proxy, and the Envoy configs."""
+def watched(path: Path, root: Path = PROJECT_ROOT) -> bool:
+    """Python sources of the app and the trace proxy, and the Envoy configs (of the tree at `root`)."""
     if "__pycache__" in path.parts:
         return False
     if path.suffix == ".py":
-        return under(path, SERVICE_DIR) or under(path, TRACE_PROXY_DIR)
-    return path.parent.resolve() == ENVOY_CONFIG_DIR.resolve() and path.name in ENVOY_CONFIG_FILES.values()
+        return under(path, in_tree(SERVICE_DIR, root)) or under(path, in_tree(TRACE_PROXY_DIR, root))
+    return (path.parent.resolve() == in_tree(ENVOY_CONFIG_DIR, root).resolve()
+            and path.name in ENVOY_CONFIG_FILES.values())
+
+
+def in_tree(folder: Path, root: Path) -> Path:
+    """The project's `folder` in a copy of the project at `root`."""
+    return root / folder.relative_to(PROJECT_ROOT)
 
 
 def watch_changes(stop_event=None, extra: list[Path] = ()) -> Iterator[tuple[set[Path], float]]:

@@ -22,15 +22,14 @@ from meshtools.cluster import live
 from meshtools.cluster import target as cluster_target
 from meshtools.cluster.kubectl import Kubectl
 from meshtools.cluster.live import LiveUpdate
-from meshtools.shared.net import free_port
 from meshtools.views.front import echo
 from meshtools.shared.topology import (ENVOY_CONFIG_DIR, ENVOY_CONFIG_FILES, FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1,
                                        SERVICE2)
 from meshtools.views.trace_lookup import find_trace
 from meshtools.views.zipkin_client import ZipkinClient
-from tests.support.cluster_stack import OFFLINE_ENV, copy_tree, inv_at_a_terminal
+from tests.support.cluster_stack import OFFLINE_ENV, copy_tree, inv_at_a_terminal, steady_port
 from tests.support.cluster_standin import honeycomb_in_cluster, kept
-from tests.support.trace_assertions import assert_echo_trace, assert_error_trace, assert_spans_come_from, service
+from tests.support.trace_assertions import assert_echo_trace, assert_error_trace, assert_spans_come_from
 
 pytestmark = pytest.mark.cluster
 
@@ -45,19 +44,22 @@ def edit(path, old: str, new: str) -> None:
 
 
 def test_a_changed_envoy_config_rolls_the_pods_and_they_run_it(cluster_stack, tmp_path):
+    """service1's egress routes name the stage calls; Envoy propagates that operation name
+    (x-envoy-decorator-operation), so service2's server spans carry it too."""
     tree = copy_tree(tmp_path / "tree")
-    config = tree / ENVOY_CONFIG_DIR.relative_to(PROJECT_ROOT) / ENVOY_CONFIG_FILES[SERVICE2]
+    config = tree / ENVOY_CONFIG_DIR.relative_to(PROJECT_ROOT) / ENVOY_CONFIG_FILES[SERVICE1]
     edit(config, "decorator: { operation: stage }", f"decorator: {{ operation: {CHANGED_OPERATION} }}")
-    before = cluster_stack.pods(SERVICE2)
+    before = cluster_stack.pods(SERVICE1)
     try:
         cluster_stack.deploy(tree)
 
-        after = cluster_stack.pods(SERVICE2)
-        assert after and not after & before, f"service2 pods were not replaced: {before} → {after}"
+        after = cluster_stack.pods(SERVICE1)
+        assert after and not after & before, f"service1 pods were not replaced: {before} → {after}"
         reply = echo(cluster_stack.front_url, "rolled")
         spans = find_trace(ZipkinClient(cluster_stack.trace_proxy_url), reply.request_id)
         assert_echo_trace(spans, reply.request_id, front="front-envoy", service1="service1-", service2="service2-")
-        assert {s["name"] for s in spans if service(s) in after} == {CHANGED_OPERATION}
+        stage_calls = [s for s in spans if "/stage/" in s["tags"].get("http.url", "")]
+        assert len(stage_calls) == 10 and {s["name"] for s in stage_calls} == {CHANGED_OPERATION}
     finally:
         cluster_stack.deploy(PROJECT_ROOT)
 
@@ -126,7 +128,7 @@ def test_a_key_typed_at_inv_secrets_prompt_sends_the_trace_to_honeycomb(cluster_
 def test_the_zipkin_ui_variant_answers_with_zipkins_own_api_through_inv_forward(cluster_stack):
     """`inv deploy --variant zipkin-ui`: the trace proxy mirrors spans to the real Zipkin, whose own
     API (what its UI reads) serves the 12-span trace through the forward."""
-    zipkin_port = free_port()
+    zipkin_port = steady_port()
     try:
         cluster_stack.deploy(PROJECT_ROOT, "--variant", "zipkin-ui", zipkin_ui_port=zipkin_port)
         reply = echo(cluster_stack.front_url, "zipkin")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import random
 import select
 import subprocess
 import shutil
@@ -28,7 +29,7 @@ from meshtools.cluster import secret as secrets
 from meshtools.cluster.state import STATE_DIR_ENV
 from meshtools.views.front import echo_url
 from meshtools.cluster.kubectl import Kubectl
-from meshtools.shared.net import free_port
+from meshtools.shared.net import free_port, port_in_use
 from meshtools.shared.topology import FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1, SERVICE2
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
@@ -43,6 +44,25 @@ SETTLE_TIMEOUT = 180
 # Everything but what git ignores and git itself: the copy builds and deploys like the repo.
 COPY_IGNORE = shutil.ignore_patterns(".git", ".mesh", ".venv", "__pycache__", "*.pyc", ".pytest_cache",
                                      ".hypothesis", "*.egg-info", ".benchmarks")
+
+
+def steady_port() -> int:
+    """A free port below the kernel's ephemeral range: the forwards are stopped and started again
+    after every redeploy, and a port from that range (what binding port 0 gives) can meanwhile be
+    taken as the source port of any outgoing connection, kubectl's own to the API server among them."""
+    low = ephemeral_start() - 1
+    for _ in range(200):
+        port = random.randint(20000, low)
+        if not port_in_use(LOOPBACK, port):
+            return port
+    return free_port()
+
+
+def ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def copy_tree(destination: Path) -> Path:
@@ -170,7 +190,7 @@ def cluster_stack_session(config: pytest.Config, state: Path):
         pytest.skip(f"cluster end-to-end tests need Docker, kind and kubectl: {exc.message}")
     name = kind.DEFAULT_CLUSTER_NAME  # the name CI's diagnostics steps use
     created = not kind.exists(name)
-    stack = ClusterStack(name, state, free_port(), free_port())
+    stack = ClusterStack(name, state, steady_port(), steady_port())
     try:
         stack.up()
         yield stack
