@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"largest accepted request body, before and after gzip (default {defaults.max_body_bytes})")
     p.add_argument("--max-spans", type=_positive, metavar="N",
                    help=f"spans kept in the local store; the least recently active traces go first (default {defaults.max_spans})")
+    p.add_argument("--max-store-bytes", type=_positive, metavar="N",
+                   help=f"bytes of span JSON kept in the local store; the least recently active traces go first "
+                        f"(default {defaults.max_store_bytes})")
     p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
                    help="events waiting to be sent to Honeycomb before new ones are dropped and "
                         f"counted (default {defaults.honeycomb_backlog})")
@@ -111,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
                    help="a trace with its root and every parent is listed as whole once no span has arrived "
                         f"for it for this long (default {defaults.settle_seconds:g})")
+    p.add_argument("--shutdown-seconds", type=_seconds, metavar="SECONDS",
+                   help="on SIGTERM, how long to go on delivering spans that wait for Honeycomb before "
+                        f"spooling or counting the rest (default {defaults.shutdown_seconds:g})")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
@@ -124,8 +130,9 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         host=args.host or host, port=port, otlp_port=args.otlp_port, dataset=args.dataset, api_host=args.api_host,
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
+        max_store_bytes=args.max_store_bytes,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
-        settle_seconds=args.settle_seconds,
+        settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 from werkzeug.routing import Rule
 from werkzeug.wsgi import get_input_stream
 
+from trace_proxy.browsers import cross_site_reason
 from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin
 from trace_proxy.ingest.body import IngestError
 from trace_proxy.ingest.zipkin_json import SpanError
@@ -32,9 +33,13 @@ ENDPOINT = "collector"  # the Flask URL map's name for these paths (it only answ
 Reply = tuple[int, str, bytes]
 
 
+# On every response (app.py adds it to Flask's): no browser reads a reply as another type.
+NOSNIFF = ("x-content-type-options", "nosniff")
+
+
 def reply_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
     """A reply's headers, lower-case as ASGI wants them (WSGI does not mind)."""
-    headers = [("content-length", str(len(body)))]
+    headers = [("content-length", str(len(body))), NOSNIFF]
     if content_type:
         headers.append(("content-type", content_type))
     return headers
@@ -74,7 +79,10 @@ class Collector:
         started = time.perf_counter()
         path = environ["PATH_INFO"]
         try:
-            status, content_type, body = route(environ)
+            if refused := cross_site_reason(environ):
+                status, content_type, body = self.reject(path, 403, refused, "cross_site")
+            else:
+                status, content_type, body = route(environ)
         except Exception:  # a bug here must still answer like the rest of the proxy: one line of text
             log.exception("POST %s failed", path)
             status, content_type, body = 500, TEXT, b"Internal Server Error: POST " + path.encode()[:200] + b"\n"
@@ -84,7 +92,7 @@ class Collector:
     def reject(self, path: str, status: int, reason: str, code: str = "") -> Reply:
         self.metrics.reject(status, code)
         log.info("rejected %s %s: %s", path, status, reason)
-        return status, TEXT, (reason + "\n").encode()
+        return status, TEXT, (reason + "\n").encode("utf-8", "replace")  # a reason may quote a lone surrogate
 
     def deliver(self, batch: Batch, encoding: str) -> None:
         """`encoding`: what the spans came as (json_v2, proto_v2, otlp_proto, ...), counted for /metrics."""

@@ -37,6 +37,9 @@ class Settings:
     threads: int = 8
     max_body_bytes: int = 5 * 1024 * 1024
     max_spans: int = 20_000
+    # Bytes of span JSON the local store keeps: 20,000 Envoy spans are about 15 MB, so this
+    # only binds when spans are large (a 1 MB tag), as the span count cannot.
+    max_store_bytes: int = 64 * 1024 * 1024
     writekey: str = field(default="", repr=False)
     dataset: str = DEFAULT_DATASET
     api_host: str = DEFAULT_API_HOST
@@ -49,6 +52,9 @@ class Settings:
     honeycomb_backlog: int = 10_000
     downstream_queue: int = 1_000
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    # On SIGTERM, how long the sinks may go on delivering what waits before what is left is
+    # spooled (or counted as lost): within Kubernetes' default 30 s grace period.
+    shutdown_seconds: float = 10.0
     root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
     autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
 

@@ -40,7 +40,7 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     """Raises IngestError (the body) or SpanError (a span): both mean 4xx with that reason."""
     mime = media_type(content_type)
     if mime not in _JSON_TYPES and mime != BINARY[version]:
-        raise IngestError(415, f"unsupported Content-Type {mime!r} on /api/v{version}/spans: "
+        raise IngestError(415, f"{'unsupported Content-Type ' + repr(mime) if mime else 'no Content-Type'} on /api/v{version}/spans: "
                                f"send application/json or {BINARY[version]}", "unsupported_media_type")
     raw, data, encoding = read_body(stream, content_encoding=content_encoding, limit=limit)
     if mime == BINARY[version]:

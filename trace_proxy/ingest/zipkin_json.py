@@ -189,7 +189,7 @@ def from_v2(raw: Any) -> Span:
     local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
     remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
     # A decoded JSON object (and the binary encodings' maps) only ever has string keys.
-    tags = _object(raw.get("tags"), "tags")
+    tags = _tags(raw.get("tags"))
     annotations = []
     for ann in _list(raw.get("annotations"), "annotations"):
         ann = _object(ann, "annotation")
@@ -197,6 +197,21 @@ def from_v2(raw: Any) -> Span:
     v2 = _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local, remote, annotations,
                   tags, _debug(raw), raw.get("shared") is True)
     return Span(v2=v2, raw=raw, version=2)
+
+
+def _tags(value: Any) -> dict:
+    """v2 tags: a value is a string (Zipkin's model); a number, boolean or null is taken and
+    kept as its JSON text by the store; a list or an object is refused, as Zipkin refuses it
+    (and a value nested 1,000 deep never reaches a sink)."""
+    tags = _object(value, "tags")
+    for key, item in tags.items():
+        if type(item) is not str and isinstance(item, (dict, list)):
+            raise SpanError(f"tags.{key[:64]} must be a string, not {_json_kind(item)}")
+    return tags
+
+
+def _json_kind(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else "a list"
 
 
 def guess_type(value: Any) -> Any:
@@ -253,7 +268,11 @@ def from_v1(raw: Any) -> Span:
             continue
         if ba.get("endpoint") is not None:
             first_binary_endpoint = first_binary_endpoint or endpoint
-        v2_tags[key] = _tag_string(ba.get("value"))
+        value = ba.get("value")
+        if isinstance(value, (dict, list)):
+            raise SpanError(f"binaryAnnotation {key[:64]!r}: value must be a string, number or boolean, "
+                            f"not {_json_kind(value)}")
+        v2_tags[key] = _tag_string(value)
 
     marks: dict[str, int] = {}
     annotations = []

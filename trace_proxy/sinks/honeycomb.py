@@ -43,6 +43,10 @@ USER_AGENT = "envoy-tracing-trace-proxy"
 SENDERS = 4  # concurrent batch requests: Honeycomb is ~100 ms away, bodies keep coming
 BACKPRESSURE_SECONDS = 2.0  # the longest a request waits for room while Honeycomb is answering
 ANSWERING_SECONDS = 5.0  # Honeycomb counts as answering this long after its last 200
+# How often the watchdog looks at the senders. A sender found dead is restarted at the next
+# look, so /healthz says unhealthy for about this long and a sender dying at every batch
+# cannot spin.
+WATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -73,10 +77,35 @@ class HoneycombSink:
         self._warn = ThrottledWarning(log)
         self._waiting: queue.Queue = queue.Queue()  # bounded by the backlog through _outstanding
         self._closing = threading.Event()
-        self._senders = [threading.Thread(target=self._send_loop, name=f"honeycomb-sender-{n}", daemon=True)
-                         for n in range(SENDERS)]
-        for sender in self._senders:
-            sender.start()
+        self._senders = [self._start_sender(n) for n in range(SENDERS)]
+        self._dead: set[int] = set()  # senders the watchdog found dead, restarted at its next look
+        self._watchdog = threading.Thread(target=self._watch, name="honeycomb-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _start_sender(self, n: int) -> threading.Thread:
+        sender = threading.Thread(target=self._send_loop, name=f"honeycomb-sender-{n}", daemon=True)
+        sender.start()
+        return sender
+
+    def _watch(self) -> None:
+        while not self._closing.wait(WATCH_SECONDS):
+            for n, sender in enumerate(self._senders):
+                if sender.is_alive():
+                    continue
+                if n in self._dead:
+                    self._senders[n] = self._start_sender(n)
+                    self._dead.discard(n)
+                    self.metrics.incr("restarted", sink=self.name)
+                    log.warning("restarted Honeycomb sender %d", n)
+                else:
+                    self._dead.add(n)
+
+    def problems(self) -> list[str]:
+        """A dead sender, until the watchdog restarts it: /healthz answers 503 meanwhile."""
+        if self._closing.is_set():
+            return []
+        dead = [sender.name for sender in self._senders if not sender.is_alive()]
+        return [f"Honeycomb sender thread {name} is dead (restarting)" for name in dead]
 
     # -- request (the server's event loop) -------------------------------------------------
     def accept(self, batch: Batch) -> None:
@@ -116,27 +145,31 @@ class HoneycombSink:
         with self._lock:
             return self._outstanding * 2 > self.backlog and self._answering()
 
-    def _serialise(self, spans: list) -> dict[str, list[Piece]]:
+    def _serialise(self, spans: list) -> tuple[dict[str, list[Piece]], int]:
+        """The spans as events, in pieces per dataset, and how many could not be made events."""
         drop, rate = self.settings.drop_fields, self.settings.sample_rate
         docs: dict[str, list[tuple[str, bytes]]] = {}
         unusable = 0
         for span in spans:
             try:
                 event = to_event(span, drop, rate)
+                doc = encode_event(event)
             except BadDatasetTag as exc:
                 unusable += 1
                 self.metrics.incr("dropped", sink=self.name, reason="bad_dataset_tag")
                 self._warn.warn("not sent to Honeycomb: %s", exc)
                 continue
-            doc = encode_event(event)
+            except Exception as exc:  # RecursionError and the like: this span alone is lost, counted
+                doc, error = None, f"{type(exc).__name__}: {exc}"
+            else:
+                error = "it cannot be written as JSON"
             if doc is None:
                 unusable += 1
                 self.metrics.incr("dropped", sink=self.name, reason="unserializable")
-                self._warn.warn("not sent to Honeycomb: span %s cannot be written as JSON", span.v2.get("id"))
+                self._warn.warn("not sent to Honeycomb: span %s: %s", span.v2.get("id"), error)
                 continue
             docs.setdefault(event.dataset or self.settings.dataset, []).append((event.fields["id"], doc))
-        self._settle(unusable)
-        return {dataset: pieces(encoded) for dataset, encoded in docs.items()}
+        return {dataset: pieces(encoded) for dataset, encoded in docs.items()}, unusable
 
     def pending(self) -> int:
         with self._lock:
@@ -183,19 +216,38 @@ class HoneycombSink:
     def _send_loop(self) -> None:
         with requests.Session() as session:
             while (gathered := self._gather_pending()) is not None:
-                by_dataset: dict[str, list[Piece]] = {}
-                for item in gathered:
-                    for dataset, docs in self._serialise(item.spans).items():
-                        by_dataset.setdefault(dataset, []).extend(docs)
-                for dataset, docs in by_dataset.items():
-                    for body in bodies(dataset, docs):
-                        try:
-                            self._send(session, body)
-                        except Exception:  # never lose the thread (nor the backlog accounting) to a surprise
-                            log.exception("sending a batch to Honeycomb failed unexpectedly")
-                            self.metrics.incr("dropped", body.events, sink=self.name, reason="send_failed")
-                        finally:
-                            self._settle(body.events)
+                self._deliver(session, gathered)
+
+    def _deliver(self, session: requests.Session, gathered: list[_Pending]) -> None:
+        """Send what was gathered; every span is settled and counted, whatever happens here."""
+        held = sum(item.count for item in gathered)
+        try:
+            by_dataset: dict[str, list[Piece]] = {}
+            for item in gathered:
+                docs, unusable = self._serialise(item.spans)
+                self._settle(unusable)
+                held -= unusable
+                for dataset, pieces_ in docs.items():
+                    by_dataset.setdefault(dataset, []).extend(pieces_)
+            for dataset, docs in by_dataset.items():
+                for body in bodies(dataset, docs):
+                    try:
+                        self._send(session, body)
+                    except Exception:  # never lose the thread (nor the backlog accounting) to a surprise
+                        log.exception("sending a batch to Honeycomb failed unexpectedly")
+                        self.metrics.incr("dropped", body.events, sink=self.name, reason="send_failed")
+                    finally:
+                        self._settle(body.events)
+                        held -= body.events
+        except Exception:
+            log.exception("preparing a batch for Honeycomb failed unexpectedly")
+            self.metrics.incr("dropped", held, sink=self.name, reason="error")
+            self._settle(held)
+        except BaseException:  # the thread dies (the watchdog restarts it): count what it held
+            self.metrics.incr("dropped", held, sink=self.name, reason="sender_died")
+            self._settle(held)
+            raise
+
     def _send(self, session: requests.Session, body: Body) -> None:
         url = self._batch_url + quote(body.dataset, safe="")
         headers = {"X-Honeycomb-Team": self.settings.writekey, "Content-Type": "application/json",
@@ -235,7 +287,13 @@ class HoneycombSink:
                 self._warn.warn("Honeycomb refused the event of span %s (status %s): %s", span_id, status, error)
 
     def close(self) -> None:
-        """Send what waits (without waiting for more), then stop the senders."""
+        """Send what waits (without waiting for more) for up to `shutdown_seconds`, then stop
+        the senders; what is still undelivered then is counted (reason shutdown)."""
         self._closing.set()
+        deadline = time.monotonic() + self.settings.shutdown_seconds
         for sender in self._senders:
-            sender.join(timeout=self.timeout * 2)
+            sender.join(timeout=max(0.0, deadline - time.monotonic()))
+        left = self.pending()
+        if left:
+            self.metrics.incr("dropped", left, sink=self.name, reason="shutdown")
+        log.info("Honeycomb sink closed: %d spans left undelivered", left)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+
+import orjson
 from typing import Any, Callable, Iterable
 
 from trace_proxy.ingest.zipkin_json import Span
@@ -24,23 +26,32 @@ from trace_proxy.store.dependencies import dependency_links
 from trace_proxy.store.normalize import stored_form
 from trace_proxy.store.query import TraceQuery, service_name, trace_timestamp
 
+def span_bytes(span: dict[str, Any]) -> int:
+    """What a stored span weighs: its JSON (as the query API answers it)."""
+    return len(orjson.dumps(span))
+
+
 DONE = frozenset({wholeness.WHOLE, wholeness.PARTIAL})  # what lists show: nothing still arriving
 
 
 class _Trace:
-    __slots__ = ("spans", "last_arrival")
+    __slots__ = ("spans", "last_arrival", "bytes")
 
-    def __init__(self, span: dict[str, Any], now: float):
+    def __init__(self, span: dict[str, Any], now: float, size: int):
         self.spans = [span]
         self.last_arrival = now
+        self.bytes = size
 
 
 class SpanStore:
     name = "store"
 
     def __init__(self, max_spans: int, settle_seconds: float = DEFAULT_SETTLE_SECONDS,
-                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic):
+                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 *, max_bytes: int = 64 * 1024 * 1024, metrics=None):
         self.max_spans = max_spans
+        self.max_bytes = max_bytes
+        self.metrics = metrics  # counts spans too large to keep at all
         self.settle_seconds = settle_seconds
         self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
         self._clock = clock
@@ -51,6 +62,7 @@ class SpanStore:
         self._evicted_ids: OrderedDict[str, None] = OrderedDict()
         self._max_evicted_ids = max(max_spans, 1)
         self._count = 0
+        self._bytes = 0
         self._evicted = 0
         self._late = 0
         self._lock = threading.Lock()
@@ -64,12 +76,13 @@ class SpanStore:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"spans": self._count, "traces": len(self._traces), "evicted_spans": self._evicted,
-                    "late_spans_dropped": self._late}
+            return {"spans": self._count, "traces": len(self._traces), "bytes": self._bytes,
+                    "evicted_spans": self._evicted, "late_spans_dropped": self._late}
 
     # -- writing --------------------------------------------------------------------------
     def add(self, spans: Iterable[Span]) -> None:
         now = self._clock()
+        too_large = 0
         with self._lock:
             for span in spans:
                 tid = span.trace_id
@@ -77,22 +90,31 @@ class SpanStore:
                     self._late += 1
                     continue
                 stored = span.v2 if span.stored else stored_form(span.v2)
+                size = span_bytes(stored)
+                if size > self.max_bytes:
+                    too_large += 1
+                    continue
                 trace = self._traces.get(tid)
                 if trace is None:
-                    self._traces[tid] = _Trace(stored, now)
+                    self._traces[tid] = _Trace(stored, now, size)
                 else:
                     trace.spans.append(stored)
                     trace.last_arrival = now
+                    trace.bytes += size
                     self._traces.move_to_end(tid)
                 self._count += 1
-            while self._count > self.max_spans and self._traces:
+                self._bytes += size
+            while (self._count > self.max_spans or self._bytes > self.max_bytes) and self._traces:
                 tid, dropped_trace = self._traces.popitem(last=False)
                 dropped = dropped_trace.spans
                 self._count -= len(dropped)
+                self._bytes -= dropped_trace.bytes
                 self._evicted += len(dropped)
                 self._evicted_ids[tid] = None
                 if len(self._evicted_ids) > self._max_evicted_ids:
                     self._evicted_ids.popitem(last=False)
+        if too_large and self.metrics is not None:
+            self.metrics.incr("dropped", too_large, sink=self.name, reason="too_large")
 
     # -- reading --------------------------------------------------------------------------
     def trace(self, trace_id: str) -> list[dict[str, Any]] | None:
