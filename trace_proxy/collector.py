@@ -118,7 +118,7 @@ class Collector:
             return self.reject(environ["PATH_INFO"], exc.status, exc.reason, exc.code)
         except SpanError as exc:
             return self.reject(environ["PATH_INFO"], 400, str(exc), "invalid_span")
-        self.deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding),
+        self.deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding, size=body.size),
                      zipkin.encoding_name(body.content_type, version))
         return 202, "", b""
 
@@ -142,7 +142,7 @@ class Collector:
             return 400, encoding, otlp_wire.failure(encoding, 400, reason, refused[:100])
         if converted.spans:
             # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
-            self.deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True),
+            self.deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True, size=body.size),
                          "otlp_proto" if encoding == otlp_wire.PROTOBUF else "otlp_json")
         message = ""
         if refused:

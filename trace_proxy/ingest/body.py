@@ -35,6 +35,7 @@ class Body:
     raw: bytes  # exactly as received (possibly gzip), for mirroring downstream
     content_type: str
     content_encoding: str
+    size: int = 0  # bytes once decompressed: what its spans weigh in the store
 
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes:

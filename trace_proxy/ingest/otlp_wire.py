@@ -34,6 +34,7 @@ _RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3}  # INVALID_ARGUMENT, NOT_
 class OtlpBody:
     request: ExportTraceServiceRequest
     encoding: str  # PROTOBUF or JSON: the reply is encoded the same way
+    size: int = 0  # bytes once decompressed
 
 
 def encoding_of(content_type: str | None) -> str | None:
@@ -67,7 +68,7 @@ def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str
                               "malformed") from None
     else:
         _parse_json(data, request)
-    return OtlpBody(request, encoding)
+    return OtlpBody(request, encoding, len(data))
 
 
 def _parse_json(data: bytes, request: ExportTraceServiceRequest) -> None:

@@ -45,12 +45,12 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     raw, data, encoding = read_body(stream, content_encoding=content_encoding, limit=limit)
     if mime == BINARY[version]:
         spans = _binary_parser(mime)(data)
-        return Body(raw, content_type or mime, encoding), spans
+        return Body(raw, content_type or mime, encoding, len(data)), spans
     canonical = zipkin_canonical.parse(data) if version == 2 else None
     if canonical is not None:  # what Envoy sends: decoded and checked in one pass
-        return Body(raw, content_type or "application/json", encoding), canonical
+        return Body(raw, content_type or "application/json", encoding, len(data)), canonical
     spans = zipkin_json.parse(parse_json(data), version)
-    return Body(raw, content_type or "application/json", encoding), spans
+    return Body(raw, content_type or "application/json", encoding, len(data)), spans
 
 
 __all__ = ["parse_request", "encoding_name", "IngestError", "SpanError", "PROTOBUF", "THRIFT"]
