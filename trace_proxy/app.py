@@ -35,6 +35,10 @@ class ProxyState:
         """How much each forwarding sink holds right now: the numbers that must stay bounded."""
         return {s.name: s.pending() for s in self.sinks if hasattr(s, "pending")}
 
+    def spools(self) -> dict[str, dict[str, int]]:
+        """What each spooling sink holds: bytes, spans and bodies."""
+        return {s.name: s.spool.stats() for s in self.sinks if hasattr(s, "spool")}
+
     def problems(self) -> list[str]:
         """What makes the proxy unhealthy right now (a dead sender thread), for /healthz."""
         return [problem for sink in self.sinks if hasattr(sink, "problems") for problem in sink.problems()]
@@ -158,6 +162,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         snapshot = metrics.snapshot()
         snapshot["store"] = store.stats()
         snapshot["queues"] = state.queue_depths()
+        snapshot["spools"] = state.spools()
         return jsonify(snapshot)
 
     return app
@@ -174,3 +179,8 @@ def _state_gauges(state: ProxyState):
     yield gauge("trace_proxy_store_bytes", "Bytes of span JSON in the local store.", stats["bytes"])
     yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
                 state.queue_depths(), "sink")
+    spools = state.spools()
+    yield gauge("trace_proxy_spool_bytes", "Bytes of batches in a sink's spool, waiting to be sent.",
+                {name: spool["bytes"] for name, spool in spools.items()}, "sink")
+    yield gauge("trace_proxy_spool_spans", "Spans in a sink's spool, waiting to be sent.",
+                {name: spool["spans"] for name, spool in spools.items()}, "sink")

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
                    help="events waiting to be sent to Honeycomb before new ones are dropped and "
                         f"counted (default {defaults.honeycomb_backlog})")
+    p.add_argument("--spool-dir", metavar="DIR",
+                   help="keep the batches waiting for Honeycomb in this directory, so an outage, restart or crash "
+                        "loses none; they are sent on the next start (default: in memory, kept across outages only)")
+    p.add_argument("--spool-bytes", type=_positive, metavar="N",
+                   help=f"bytes of compressed batches the spool holds before new spans are dropped and counted "
+                        f"(default {defaults.spool_bytes})")
     p.add_argument("--downstream-queue", type=_positive, metavar="N",
                    help=f"request bodies waiting for --downstream before new ones are dropped (default {defaults.downstream_queue})")
     p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
@@ -133,6 +139,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         max_store_bytes=args.max_store_bytes,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
         settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
+        spool_dir=args.spool_dir, spool_bytes=args.spool_bytes,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))

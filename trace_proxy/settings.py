@@ -50,6 +50,10 @@ class Settings:
     # How many events may wait for Honeycomb / the downstream collector before new ones
     # are dropped (and counted), so an unreachable backend cannot grow memory.
     honeycomb_backlog: int = 10_000
+    # Bodies for Honeycomb wait in the spool until answered (sinks/spool.py): on disk in
+    # this directory (kept across restarts), or in memory when it is "".
+    spool_dir: str = ""
+    spool_bytes: int = 256 * 1024 * 1024
     downstream_queue: int = 1_000
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     # On SIGTERM, how long the sinks may go on delivering what waits before what is left is
