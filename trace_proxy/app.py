@@ -15,6 +15,7 @@ from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Sink
+from trace_proxy.store.span_file import MEMORY, SpanFile
 from trace_proxy.store.span_store import SpanStore
 from trace_proxy.web.api import api_blueprint
 from trace_proxy.web.pages import pages_blueprint
@@ -78,8 +79,10 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app = Flask("trace_proxy")
     app.json.sort_keys = False
     metrics = Metrics()
+    span_file = SpanFile(settings.store_file, metrics) if settings.store_file != MEMORY else None
     store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds,
-                      max_bytes=settings.max_store_bytes, metrics=metrics)
+                      max_bytes=settings.max_store_bytes, metrics=metrics, span_file=span_file)
+    store.load()
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
     metrics.add_gauges(lambda: _state_gauges(state))

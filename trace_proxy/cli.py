@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-store-bytes", type=_positive, metavar="N",
                    help=f"bytes of span JSON kept in the local store; the least recently active traces go first "
                         f"(default {defaults.max_store_bytes})")
+    p.add_argument("--store-file", metavar="PATH",
+                   help="keep the local store's spans in this SQLite file too, so traces outlive restarts "
+                        f"(default {defaults.store_file}: in memory only)")
     p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
                    help="events waiting to be sent to Honeycomb before new ones are dropped and "
                         f"counted (default {defaults.honeycomb_backlog})")
@@ -136,7 +139,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         host=args.host or host, port=port, otlp_port=args.otlp_port, dataset=args.dataset, api_host=args.api_host,
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
-        max_store_bytes=args.max_store_bytes,
+        max_store_bytes=args.max_store_bytes, store_file=args.store_file,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
         settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
         spool_dir=args.spool_dir, spool_bytes=args.spool_bytes,
@@ -144,9 +147,17 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))
     try:
-        return settings.with_key_file(args.writekey_file)
+        settings = settings.with_key_file(args.writekey_file)
     except SettingsError as exc:
         parser.error(str(exc))
+    if settings.store_file != ":memory:":
+        from trace_proxy.store.span_file import SpanFile, SpanFileError
+
+        try:  # a path that cannot be a store is said here, once, not as a worker's traceback
+            SpanFile(settings.store_file).close()
+        except SpanFileError as exc:
+            parser.error(str(exc))
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:

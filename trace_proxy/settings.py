@@ -40,6 +40,9 @@ class Settings:
     # Bytes of span JSON the local store keeps: 20,000 Envoy spans are about 15 MB, so this
     # only binds when spans are large (a 1 MB tag), as the span count cannot.
     max_store_bytes: int = 64 * 1024 * 1024
+    # Where the store's spans outlive the process (a SQLite file, store/span_file.py);
+    # ":memory:" keeps them in memory only. The local mesh names a file in its state folder.
+    store_file: str = ":memory:"
     writekey: str = field(default="", repr=False)
     dataset: str = DEFAULT_DATASET
     api_host: str = DEFAULT_API_HOST

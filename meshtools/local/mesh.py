@@ -108,7 +108,8 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     `envoy`: the binary to run (default: the one on PATH, which must exist). `proxy_dir`:
     where the trace proxy keeps what must outlive it (its Honeycomb spool).
     """
-    proxy_options = ("--spool-dir", str(proxy_dir / "spool")) if proxy_dir else ()
+    proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
+        if proxy_dir else ()
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
@@ -172,7 +173,7 @@ class LocalMesh:
 
     @property
     def trace_proxy_dir(self) -> Path:
-        """The trace proxy's own files, kept across `local.down`/`up`: its Honeycomb spool."""
+        """The trace proxy's own files, kept across `local.down`/`up`: its store and Honeycomb spool."""
         return self.state_dir / "trace-proxy"
 
     @property
