@@ -10,7 +10,7 @@ only when they are strings (an empty `lc` is a marker, not a tag); ca/sa/ma give
 remote endpoint.
 
 What is Zipkin's here is the rules, written anew from its documentation and behaviour
-(tests/proxy/test_zipkin_v1_rules.py holds the cases); no code is shared.
+(tests/proxy/test_zipkin_fidelity.py holds the cases); no code is shared.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Spans read exactly as Zipkin reads them (issue 21, items 11-15): v1 → v2 by Zipkin's
-V1SpanConverter rules, v2 normalised by its Span and Endpoint rules. Each case is the input
-Zipkin's behaviour was described for, checked through the proxy's HTTP API."""
+"""Spans read exactly as Zipkin reads them (issue 21, items 11-16): v1 → v2 by Zipkin's
+V1SpanConverter rules, v2 normalised by its Span and Endpoint rules, OTLP mapped by the
+OpenTelemetry spec's Zipkin rules. Each case is the input the behaviour was described for,
+checked through the proxy's HTTP API."""
 from __future__ import annotations
 
 import json
@@ -164,3 +165,52 @@ def test_json_and_protobuf_give_the_same_ipv6(client):
     assert reply.status_code == 202
     [from_proto] = client.get(f"/api/v2/trace/{proto_span['traceId']}").get_json()
     assert from_json[0]["remoteEndpoint"] == from_proto["remoteEndpoint"] == {"ipv6": "2001:db8::2"}
+
+
+# -- 16: OTLP → Zipkin per the OpenTelemetry spec ---------------------------------------------
+def otlp_stored(client, **span_fields) -> dict:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    trace_id = secrets.token_bytes(16)
+    span = Span(trace_id=trace_id, span_id=secrets.token_bytes(8), name="op", start_time_unix_nano=T * 1000,
+                end_time_unix_nano=T * 1000 + 5000, **span_fields)
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    reply = client.post("/v1/traces", data=request.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
+    assert reply.status_code == 200
+    [kept] = client.get(f"/api/v2/trace/{trace_id.hex()}").get_json()
+    return kept
+
+
+def kv(key: str, **value):
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    return KeyValue(key=key, value=AnyValue(**value))
+
+
+def test_otlp_error_status_without_description_is_an_empty_error_tag(client):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    kept = otlp_stored(client, status=Status(code=Status.STATUS_CODE_ERROR))
+    assert kept["tags"]["error"] == "" and kept["tags"]["otel.status_code"] == "ERROR"
+
+
+def test_otlp_error_false_is_no_error(client):
+    kept = otlp_stored(client, attributes=[kv("error", bool_value=False)])
+    assert "error" not in kept.get("tags", {})
+
+
+def test_otlp_dropped_counts_become_tags(client):
+    kept = otlp_stored(client, dropped_attributes_count=3, dropped_events_count=2, dropped_links_count=1)
+    assert {k: v for k, v in kept["tags"].items() if k.startswith("otel.dropped")} == {
+        "otel.dropped_attributes_count": "3", "otel.dropped_events_count": "2", "otel.dropped_links_count": "1"}
+
+
+def test_otlp_client_remote_endpoint_from_the_ranked_attributes(client):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    kept = otlp_stored(client, kind=Span.SPAN_KIND_CLIENT,
+                       attributes=[kv("server.address", string_value="db.internal"),
+                                   kv("network.peer.address", string_value="10.0.0.7"),
+                                   kv("network.peer.port", int_value=5432)])
+    assert kept["remoteEndpoint"] == {"serviceName": "db.internal", "ipv4": "10.0.0.7", "port": 5432}
