@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from trace_proxy.ingest import zipkin_canonical, zipkin_json
+from trace_proxy.ingest import zipkin_canonical, zipkin_json, zipkin_v1
 from trace_proxy.ingest.body import _JSON_TYPES, Body, IngestError, media_type, parse_json, read_body
 from trace_proxy.ingest.zipkin_json import Span, SpanError
 
@@ -49,7 +49,8 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     canonical = zipkin_canonical.parse(data) if version == 2 else None
     if canonical is not None:  # what Envoy sends: decoded and checked in one pass
         return Body(raw, content_type or "application/json", encoding, len(data)), canonical
-    spans = zipkin_json.parse(parse_json(data), version)
+    payload = parse_json(data)
+    spans = zipkin_json.parse(payload) if version == 2 else zipkin_v1.parse(payload)
     return Body(raw, content_type or "application/json", encoding, len(data)), spans
 
 

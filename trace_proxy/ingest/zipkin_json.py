@@ -11,7 +11,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 _HEX = re.compile(r"[0-9a-fA-F]{1,32}")
 _CANONICAL_ID = re.compile(r"[0-9a-f]{16}")  # a 64-bit id as it is stored
@@ -272,19 +272,21 @@ def guess_type(value: Any) -> Any:
     return number if math.isfinite(number) else value
 
 
-def parse(payload: Any, version: int) -> list[Span]:
-    """Validate a decoded request body; raises SpanError naming the first bad span."""
-    if not isinstance(payload, list):
-        raise SpanError("the body must be a JSON list of spans")
-    if version == 1:
-        from trace_proxy.ingest.zipkin_v1 import from_v1  # it builds on this module
+def each_span(items: list, convert: Callable[[Any], list[Span]]) -> list[Span]:
+    """`convert` on every item of a body's list; raises SpanError naming the first bad one."""
     spans = []
-    for index, raw in enumerate(payload):
+    for index, raw in enumerate(items):
         try:
-            if version == 2:
-                spans.append(from_v2(raw))
-            else:
-                spans.extend(from_v1(raw))
+            spans.extend(convert(raw))
         except SpanError as exc:
             raise SpanError(f"span {index}: {exc}") from None
     return spans
+
+
+def parse(payload: Any, version: int = 2) -> list[Span]:
+    """Validate a decoded v2 request body (v1: zipkin_v1.parse); raises SpanError naming the first bad span."""
+    if version != 2:
+        raise ValueError("zipkin_json.parse reads v2 spans; v1 is zipkin_v1.parse")
+    if not isinstance(payload, list):
+        raise SpanError("the body must be a JSON list of spans")
+    return each_span(payload, lambda raw: [from_v2(raw)])

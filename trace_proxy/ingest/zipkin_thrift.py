@@ -19,7 +19,7 @@ import socket
 import struct
 from typing import Any
 
-from trace_proxy.ingest.zipkin_json import Span, SpanError
+from trace_proxy.ingest.zipkin_json import Span, SpanError, each_span
 from trace_proxy.ingest.zipkin_v1 import from_v1
 
 # TBinaryProtocol type ids
@@ -191,10 +191,4 @@ def parse(data: bytes) -> list[Span]:
     raw_spans = [reader.struct(1) for _ in range(reader.size("list"))]
     if reader.pos != len(data):
         raise SpanError(f"body is not a valid Thrift list of spans: {len(data) - reader.pos} bytes after the list")
-    spans = []
-    for index, fields in enumerate(raw_spans):
-        try:
-            spans.extend(from_v1(to_v1_json(fields)))
-        except SpanError as exc:
-            raise SpanError(f"span {index}: {exc}") from None
-    return spans
+    return each_span(raw_spans, lambda fields: from_v1(to_v1_json(fields)))

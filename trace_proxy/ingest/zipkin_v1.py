@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from trace_proxy.ingest.zipkin_json import (ADDRESS_KEYS, Span, SpanError, _debug, _identity, _list, _object,
-                                            _string, finish_v2, micros, parse_endpoint)
+                                            _string, each_span, finish_v2, micros, parse_endpoint)
 
 _KINDS = {"cs": "CLIENT", "cr": "CLIENT", "sr": "SERVER", "ss": "SERVER", "ms": "PRODUCER", "mr": "CONSUMER"}
 
@@ -230,3 +230,10 @@ def from_v1(raw: Any) -> list[Span]:
         # side goes as the v2 span it is.
         spans.append(Span(v2=v2, raw=raw, version=1) if n == 0 else Span(v2=v2, raw=v2, version=2))
     return spans
+
+
+def parse(payload: Any) -> list[Span]:
+    """Validate a decoded v1 request body; raises SpanError naming the first bad span."""
+    if not isinstance(payload, list):
+        raise SpanError("the body must be a JSON list of spans")
+    return each_span(payload, from_v1)
