@@ -153,8 +153,9 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
     if status:
         tags["otel.status_code"] = status
     if status == "ERROR":
-        # Zipkin marks a failed span with an `error` tag holding the description (maybe empty).
-        tags["error"] = span.status.message
+        # Zipkin marks a failed span with an `error` tag holding the description; without
+        # one, the span's own `error` attribute (Envoy's "true") or the spec's empty string.
+        tags["error"] = span.status.message or tags.get("error", "")
     elif tags.get("error") == "false":
         del tags["error"]  # not failed: an `error` tag of any value would mark it as failed
     if span.events:
