@@ -9,6 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from trace_proxy.browsers import cors_headers
 from trace_proxy.collector import NOSNIFF, Collector
 from trace_proxy.ingest import zipkin_json
 from trace_proxy.metrics import Metrics, counter, gauge
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app.wsgi_app = collector
     app.extensions["collector"] = collector  # asgi.py answers the same routes on its event loop
 
+    allowed_origins = frozenset(settings.cors_origins)
+
     @app.before_request
     def start_timer():
         g.started = time.perf_counter()
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
                 time.perf_counter() - started)
         response.headers[NOSNIFF[0]] = NOSNIFF[1]
+        response.headers.extend(cors_headers(request.headers.get("Origin", ""), allowed_origins))
         return response
 
     @app.get("/api/v2/services")

@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 
+from trace_proxy.browsers import cors_headers
 from trace_proxy.collector import Collector, reply_headers
 
 Receive = Callable[[], Awaitable[dict]]
@@ -62,7 +63,8 @@ class ProxyApp:
                 None, self.collector.answer, route, environ)
         else:
             status, content_type, reply = self.collector.answer(route, environ)
-        headers = [(name.encode(), value.encode("latin-1")) for name, value in reply_headers(content_type, reply)]
+        headers = [(name.encode(), value.encode("latin-1")) for name, value in
+                   reply_headers(content_type, reply) + cors_headers(environ["HTTP_ORIGIN"], self.collector.allowed_origins)]
         if not whole:
             # The rest of an oversized body is never read: closing is the only way to stop it
             # (the server would otherwise read and discard it to the end, which may never come).

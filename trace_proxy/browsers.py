@@ -14,7 +14,10 @@ _OWN = frozenset({"same-origin", "none"})
 
 
 def cross_site_reason(environ: dict, allowed_origins: frozenset[str] = frozenset()) -> str:
-    """Why this request is a browser's cross-site POST, or "" when it is not."""
+    """Why this request is a browser's cross-site POST, or "" when it is not (or comes from
+    an origin `--cors-origin` names)."""
+    if allowed_origins and environ.get("HTTP_ORIGIN", "").strip() in allowed_origins:
+        return ""
     fetch_site = environ.get("HTTP_SEC_FETCH_SITE", "").strip().lower()
     if fetch_site and fetch_site not in _OWN:
         return f"refused: a browser's {fetch_site} request (Sec-Fetch-Site); only this proxy's own pages may post"
@@ -22,6 +25,15 @@ def cross_site_reason(environ: dict, allowed_origins: frozenset[str] = frozenset
     if origin and origin not in allowed_origins and not _same_origin(origin, environ.get("HTTP_HOST", "")):
         return f"refused: Origin {origin[:100]!r} is not this proxy; only its own pages may post"
     return ""
+
+
+def cors_headers(origin: str, allowed_origins: frozenset[str]) -> list[tuple[str, str]]:
+    """The CORS permissions for a request from `origin`: none unless `--cors-origin` names it."""
+    if not origin or origin not in allowed_origins:
+        return []
+    return [("access-control-allow-origin", origin), ("vary", "Origin"),
+            ("access-control-allow-methods", "GET, POST"),
+            ("access-control-allow-headers", "Content-Type, Content-Encoding")]
 
 
 def _same_origin(origin: str, host: str) -> bool:

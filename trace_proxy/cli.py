@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-seconds", type=_seconds, metavar="SECONDS",
                    help="on SIGTERM, how long to go on delivering spans that wait for Honeycomb before "
                         f"spooling or counting the rest (default {defaults.shutdown_seconds:g})")
+    p.add_argument("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
+                   help="let pages of this web origin (e.g. https://ui.example) post spans and read the API; "
+                        "repeat for more (default: none, browsers' cross-site requests are refused)")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
@@ -146,6 +149,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))
+    if args.cors_origins:
+        settings = replace(settings, cors_origins=tuple(o.rstrip("/") for o in args.cors_origins))
     try:
         settings = settings.with_key_file(args.writekey_file)
     except SettingsError as exc:

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from werkzeug.routing import Rule
 from werkzeug.wsgi import get_input_stream
 
-from trace_proxy.browsers import cross_site_reason
+from trace_proxy.browsers import cors_headers, cross_site_reason
 from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin
 from trace_proxy.ingest.body import IngestError
 from trace_proxy.ingest.zipkin_json import SpanError
@@ -51,6 +51,7 @@ class Collector:
         self.settings = settings
         self.metrics = metrics
         self.sinks = sinks
+        self.allowed_origins = frozenset(settings.cors_origins)
         self.routes: dict[str, Callable[[dict], Reply]] = {
             "/api/v2/spans": lambda environ: self.zipkin(environ, 2),
             "/api/v1/spans": lambda environ: self.zipkin(environ, 1),
@@ -71,7 +72,8 @@ class Collector:
         if route is None:
             return self.app(environ, start_response)
         status, content_type, body = self.answer(route, environ)
-        start_response(f"{status} {HTTPStatus(status).phrase}", reply_headers(content_type, body))
+        headers = reply_headers(content_type, body) + cors_headers(environ.get("HTTP_ORIGIN", ""), self.allowed_origins)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [body]
 
     def answer(self, route: Callable[[dict], Reply], environ: dict) -> Reply:
@@ -79,7 +81,7 @@ class Collector:
         started = time.perf_counter()
         path = environ["PATH_INFO"]
         try:
-            if refused := cross_site_reason(environ):
+            if refused := cross_site_reason(environ, self.allowed_origins):
                 status, content_type, body = self.reject(path, 403, refused, "cross_site")
             else:
                 status, content_type, body = route(environ)

@@ -64,6 +64,9 @@ class Settings:
     shutdown_seconds: float = 10.0
     root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
     autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
+    # Web origins (https://ui.example) whose pages may post spans and read the API (CORS);
+    # none by default: browsers' cross-site requests are refused.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

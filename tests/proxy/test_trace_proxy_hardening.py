@@ -252,3 +252,29 @@ def test_show_more_ignores_flasks_own_keywords(client, query):
     reply = client.get(f"/?{query}&arriving=1&lookback=999999999999")
     assert reply.status_code == 200, reply.data[:300]
     assert b"Show more" in reply.data
+
+
+def test_the_api_grants_cors_only_to_the_origins_a_flag_names():
+    app = create_app(Settings(cors_origins=("https://ui.example",)))
+    client = app.test_client()
+    try:
+        named = {**JSON, "Origin": "https://ui.example", "Sec-Fetch-Site": "cross-site"}
+        reply = post(client, json.dumps([good_span(hex16())]), headers=named)
+        assert reply.status_code == 202 and reply.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+        read = client.get("/api/v2/services", headers={"Origin": "https://ui.example"})
+        assert read.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+        preflight = client.options("/api/v2/spans", headers={"Origin": "https://ui.example",
+                                                             "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 200 and "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        other = {**JSON, "Origin": "https://other.example", "Sec-Fetch-Site": "cross-site"}
+        refused = post(client, json.dumps([good_span(hex16())]), headers=other)
+        assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+    finally:
+        app.extensions["trace_proxy"].close()
+
+
+def test_cors_origin_flag_is_repeatable():
+    from trace_proxy.cli import settings_from_args
+
+    settings = settings_from_args(["--cors-origin", "https://a.example/", "--cors-origin", "http://b.example:8080"])
+    assert settings.cors_origins == ("https://a.example", "http://b.example:8080")
