@@ -165,6 +165,18 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
     return v2
 
 
+_TYPED = ("int_value", "double_value", "bool_value")
+
+
+def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    """The span as received, for Honeycomb: v2 with its numeric and boolean attributes typed
+    (Zipkin's tags are strings; Honeycomb's columns need not be). Envoy's attributes are all
+    strings: then nothing is copied."""
+    typed = {kv.key: getattr(kv.value, kind) for kv in attributes
+             if (kind := kv.value.WhichOneof("value")) in _TYPED}
+    return {**v2, "tags": {**v2["tags"], **typed}} if typed else v2
+
+
 def _remote(tags: dict[str, str], kind: str | None) -> dict[str, Any]:
     """The remote endpoint from the attributes the spec ranks: a name, an address, a port.
     Only a client or producer names its peer from the ranking (the spec's rule), any span by
@@ -209,5 +221,5 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
                 except _Refused as exc:
                     result.rejected.append((f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{exc.field_name}", str(exc)))
                     continue
-                result.spans.append(Span(v2=v2, raw=v2, version=2))
+                result.spans.append(Span(v2=v2, raw=_typed(v2, span.attributes), version=2))
     return result
