@@ -67,34 +67,31 @@ def timed(fn, queries: int) -> list[float]:
     return out
 
 
-def run(size: int, queries: int, store_file: bool) -> None:
+def run(size: int, queries: int, store_file: bool, report) -> None:
+    """Fill a store of `size` spans and `report(label, text)` each query's figures."""
     directory = tempfile.mkdtemp(prefix="store-scale-")
     span_file = SpanFile(Path(directory) / "spans.sqlite") if store_file else None
     store = SpanStore(size, settle_seconds=0, root_wait_seconds=0, max_bytes=1 << 40, span_file=span_file)
     now_us = int(time.time() * 1e6)
     ids = []
-    started = time.perf_counter()
     for n in range(size // 12):
         spans = demo_trace(now_us - n * 1000)
         ids.append(spans[0]["traceId"])
         store.add([from_v2(s) for s in spans])
-    fill = time.perf_counter() - started
     end_ms = now_us // 1000 + 1
     search = TraceQuery.from_args({"serviceName": "service2-0", "minDuration": "200000", "limit": "10",
                                    "endTs": str(end_ms), "lookback": str(86_400_000)})
-    print(f"{size:>9,} spans: filled in {fill:.1f} s", flush=True)
-    print(f"  search (service, minDuration, limit 10)  {percentiles(timed(lambda: store.traces(search), queries))}")
-    print(f"  trace by id                              "
-          f"{percentiles(timed(lambda: store.trace(random.choice(ids)), queries * 10))}")
-    print(f"  dependencies (a day)                     "
-          f"{percentiles(timed(lambda: store.dependencies(end_ms, 86_400_000), queries))}")
+    label = f"store {size:,} spans"
+    report(f"{label}: search", percentiles(timed(lambda: store.traces(search), queries)))
+    report(f"{label}: trace by id", percentiles(timed(lambda: store.trace(random.choice(ids)), queries * 10)))
+    report(f"{label}: dependencies", percentiles(timed(lambda: store.dependencies(end_ms, 86_400_000), queries)))
     if span_file is not None:
         span_file.flush()
         started = time.perf_counter()
         again = SpanStore(size, max_bytes=1 << 40, span_file=span_file)
         again.load()
-        print(f"  read back from SQLite after a restart     {time.perf_counter() - started:.1f} s "
-              f"({again.stats()['spans']:,} spans)")
+        report(f"{label}: restart", f"read back from SQLite in {time.perf_counter() - started:.1f} s "
+                                    f"({again.stats()['spans']:,} spans)")
         span_file.close()
 
 
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-file", action="store_true", help="also write behind to SQLite and time reading it back")
     args = parser.parse_args(argv)
     for size in args.spans or [20_000, 100_000]:
-        run(size, args.queries, args.store_file)
+        run(size, args.queries, args.store_file, lambda label, text: print(f"{label:<36} {text}", flush=True))
     print(f"(goal: p99 ≤ {GOAL_P99_MS:g} ms at 1,000,000 spans)")
     return 0
 
