@@ -172,9 +172,11 @@ def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue]) -> dict[str, Any]
     """The span as received, for Honeycomb: v2 with its numeric and boolean attributes typed
     (Zipkin's tags are strings; Honeycomb's columns need not be). Envoy's attributes are all
     strings: then nothing is copied."""
+    tags = v2.get("tags", {})
     typed = {kv.key: getattr(kv.value, kind) for kv in attributes
-             if (kind := kv.value.WhichOneof("value")) in _TYPED}
-    return {**v2, "tags": {**v2["tags"], **typed}} if typed else v2
+             # only where the tag is still the attribute (not `error` set from the status, nor dropped)
+             if (kind := kv.value.WhichOneof("value")) in _TYPED and tags.get(kv.key) == tag_value(kv.value)}
+    return {**v2, "tags": {**tags, **typed}} if typed else v2
 
 
 def _remote(tags: dict[str, str], kind: str | None) -> dict[str, Any]:
