@@ -52,6 +52,7 @@ from meshtools.views.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
 
 import proxy_forwarding  # noqa: E402  (bench/ is this script's own directory)
+import store_scale  # noqa: E402
 
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
 NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
@@ -73,6 +74,7 @@ class Plan:
         self.hop_samples = 200 if quick else 600
         self.ingest_seconds = 3.0 if quick else 6.0
         self.dev_saves = 2 if quick else 5  # `inv dev`: saves of a service file, each timed to served
+        self.store_sizes = (20_000,) if quick else (20_000, 100_000)
 
 
 # -- machine ----------------------------------------------------------------------------
@@ -516,7 +518,9 @@ def proxy_figures(plan: Plan, report: Report, tmp: Path) -> None:
             report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
                                              f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
         forwarding = proxy_forwarding.run(plan.ingest_seconds, ["json", "proto", "otlp"], False,
-                                          os.environ.get("GO_PROXY"), report.add)
+                                          os.environ.get("GO_PROXY"), report.add, with_files=True)
+        for size in plan.store_sizes:  # the store's queries as it grows (bench/store_scale.py)
+            store_scale.run(size, 10, True, report.add)
         ours = forwarding.get("json")
         if ours and (ours.delivered_rate < proxy_forwarding.TARGET_SPANS or ours.lost):
             report.problems.append(f"forwarding delivered {ours.delivered_rate:,.0f} spans/s with {ours.lost} lost "

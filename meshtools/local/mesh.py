@@ -104,16 +104,20 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
 
 
 def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
-             envoy: str | None = None) -> list[Program]:
+             envoy: str | None = None, proxy_dir: Path | None = None) -> list[Program]:
     """Every process of the local mesh, in start order (upstreams first).
 
-    `envoy`: the binary to run (default: the one on PATH, which must exist).
+    `envoy`: the binary to run (default: the one on PATH, which must exist). `proxy_dir`:
+    where the trace proxy keeps what must outlive it (its Honeycomb spool).
     """
+    proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
+        if proxy_dir else ()
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
-            command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port, *proxy_options,
+                                        otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
             listens=tuple(p for p in (layout.trace_proxy_port, layout.otlp_port) if p),  # Zipkin, then OTLP
@@ -168,6 +172,11 @@ class LocalMesh:
     @property
     def envoy_dir(self) -> Path:
         return self.state_dir / "envoy"
+
+    @property
+    def trace_proxy_dir(self) -> Path:
+        """The trace proxy's own files, kept across `local.down`/`up`: its store and Honeycomb spool."""
+        return self.state_dir / "trace-proxy"
 
     @property
     def logs_dir(self) -> Path:
@@ -300,7 +309,7 @@ class LocalMesh:
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        progs = programs(self.layout, self.envoy_dir, self.service_env)
+        progs = programs(self.layout, self.envoy_dir, self.service_env, proxy_dir=self.trace_proxy_dir)
         for instance in self.layout.envoys:
             envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))
@@ -438,7 +447,7 @@ class LocalMesh:
 
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.
-        known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy", proxy_dir=self.trace_proxy_dir)}
         try:
             infos = self._rpc().getAllProcessInfo()
         except (OSError, xmlrpc.client.Error):

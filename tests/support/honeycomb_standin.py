@@ -61,12 +61,14 @@ class HoneycombStandin:
                  max_event_bytes: int = 1_000_000, answer_delay: float = 0.0):
         self._server = server
         self.answer_delay = answer_delay  # seconds before each batch is answered: a slow Honeycomb
+        self.outage: int | None = None  # a status (503, 429) answered to every batch meanwhile: an outage
         self.keep_events = keep_events
         self.max_columns = max_columns
         self.max_event_bytes = max_event_bytes
         self.requests: list[BatchRequest] = []
         self.refused: list[BatchRequest] = []  # batches answered 400 whole (invalid JSON)
-        self.counts = {"batches": 0, "events": 0, "accepted": 0, "rejected": 0, "refused_batches": 0}
+        self.counts = {"batches": 0, "events": 0, "accepted": 0, "rejected": 0, "refused_batches": 0,
+                       "outage_answers": 0}
         self._cond = threading.Condition()
 
     @property
@@ -150,6 +152,11 @@ def _handler(standin_ref: list[HoneycombStandin]):
         def do_POST(self):  # noqa: N802
             standin = standin_ref[0]
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if standin.outage is not None and self.path.startswith("/1/batch/"):
+                with standin._cond:
+                    standin.counts["outage_answers"] += 1
+                self._reply(standin.outage, json.dumps({"error": "outage"}).encode())
+                return
             if not self.path.startswith("/1/batch/"):
                 # Anything else is recorded as-is: the stand-in doubles as a downstream collector.
                 standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], []))

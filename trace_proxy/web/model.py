@@ -33,7 +33,10 @@ def url_path(span: dict) -> str:
 
 
 def clock(ts_us: int | float) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3] if ts_us else "?"
+    try:
+        return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3] if ts_us else "?"
+    except (OverflowError, ValueError, OSError):  # beyond the year 9999: Zipkin allows any int64
+        return "?"
 
 
 def ms(duration_us: int | float | None) -> str:

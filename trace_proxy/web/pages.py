@@ -174,8 +174,11 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         states = ALL_STATES if form["arriving"] else DONE
         rows = model.trace_rows(store.search(query_of(form), states))
         operations = store.span_names(form["service"]) if form["service"] else []
+        # "Show more" repeats the query; url_for takes keys starting with "_" as its own options.
+        more_args = {k: v for k, v in request.args.items() if not k.startswith("_")}
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
-                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))
+                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form),
+                    more_args=more_args)
 
     @pages.get("/trace/<path:ident>")
     def trace(ident: str):
