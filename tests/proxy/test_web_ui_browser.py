@@ -14,15 +14,9 @@ import pytest
 from meshtools.views.front import echo
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
-from tests.support.browser import PageWatch, headless_chromium
+from tests.support.browser import axe_problems
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with headless_chromium() as chromium:
-        yield chromium
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +30,6 @@ def demo(local_mesh):
         traces[name] = {"request_id": reply.request_id, "trace_id": spans[0]["traceId"], "spans": len(spans)}
     assert [t["spans"] for t in traces.values()] == [12, 12, 2]
     return {"url": local_mesh.layout.trace_proxy_url, **traces}
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 720})
-    watch = PageWatch(context)
-    tab = context.new_page()
-    yield tab
-    context.close()
-    assert watch.requests, "the page loaded nothing"
-    assert watch.problems == []
 
 
 @pytest.fixture(scope="module")
@@ -78,29 +61,37 @@ def test_the_search_page_lists_the_demo_traces_and_one_click_shows_the_waterfall
     friend = page.locator(f'tr[data-trace-id="{demo["friend"]["trace_id"]}"]')
     shoot(page, screenshots, "ui-search.png")
 
+    assert axe_problems(page) == []
+
     friend.get_by_role("link").click()
     page.wait_for_url(f"**/trace/{demo['friend']['trace_id']}")
-    spans = page.locator("details.span")
+    spans = page.locator(".waterfall .span")
     assert spans.count() == 12
     assert spans.first.locator(".service").inner_text() == "front-envoy"
-    slowest = page.locator("details.span.slowest")
+    # The stages run one after another: every span is on the critical path.
+    assert page.locator('.span[data-critical-path="true"]').count() == 12
+    slowest = page.locator(".span.slowest")
     assert slowest.count() == 1 and "/stage/3" in slowest.inner_text()
-    slowest.locator("summary").click()  # its tags open on click
-    detail = slowest.locator("dl.detail")
-    assert detail.is_visible() and demo["friend"]["request_id"] in detail.inner_text()
+    slowest.locator(".bar").click()  # its tags open in the panel beside the waterfall
+    detail = page.locator("aside.panel dl.detail")
+    detail.wait_for()
+    assert demo["friend"]["request_id"] in detail.inner_text()
+    assert page.url.endswith(f"?span={slowest.get_attribute('data-span-id')}")
+    assert axe_problems(page) == []
     shoot(page, screenshots, "ui-trace.png")
 
 
 def test_the_chris_trace_shows_its_error_and_is_found_by_request_id(page, demo):
     page.goto(f"{demo['url']}/trace/{demo['chris']['request_id']}")
     assert page.locator("h1").inner_text() == f"trace {demo['chris']['trace_id']}"
-    failed = page.locator("details.span.error")
+    failed = page.locator(".waterfall .span.error")
     assert failed.count() >= 1 and "500" in failed.first.inner_text()
     assert "error" in page.locator("p.facts").inner_text()
 
 
 def test_the_dependency_graph_shows_both_edges(page, demo, screenshots):
     page.goto(demo["url"] + "/dependencies")
+    assert axe_problems(page) == []
     shoot(page, screenshots, "ui-dependencies.png")
     edges = page.locator("svg.graph g.edge").evaluate_all(
         "gs => gs.map(g => [g.dataset.parent, g.dataset.child, g.textContent.trim()])")
@@ -113,15 +104,18 @@ def test_the_dependency_graph_shows_both_edges(page, demo, screenshots):
 def test_a_heatmap_cell_leads_to_its_traces(page, demo, screenshots):
     page.goto(demo["url"] + "/heatmap")
     shoot(page, screenshots, "ui-heatmap.png")
+    assert axe_problems(page) == []
     cells = page.locator("table.heatmap tbody a")
     assert cells.count() >= 2
     top = cells.first  # the slowest band is the first row: the slow stage and what waits for it
     top.click()
     page.wait_for_url("**/?*min_ms=*")
+    note = page.locator("p.note").first.inner_text()
+    assert re.search(r"up to \d\d:\d\d:\d\d\.\d{3} \(from the heatmap\)", note), note  # a time, not epoch ms
     rows = page.locator("table.traces tbody tr")
     assert rows.count() >= 1
     rows.first.get_by_role("link").click()
-    assert page.locator("details.span").count() >= 2
+    assert page.locator(".waterfall .span").count() >= 2
 
 
 def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
@@ -137,10 +131,11 @@ def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{demo['url']}/trace/hostile-browser")
-    assert page.locator("details.span").count() == 12
-    assert page.locator("details.span .service").first.inner_text() == markup.lower()  # shown, as text
-    page.locator("details.span").nth(1).locator("summary").click()
-    assert "\\x1b[31m\\x00ZZZ" in page.locator("details.span").nth(1).inner_text()
+    assert page.locator(".waterfall .span").count() == 12
+    assert page.locator(".waterfall .span .service").first.inner_text() == markup.lower()  # shown, as text
+    page.locator(".waterfall .span").nth(1).locator(".bar").click()
+    page.locator("aside.panel dl.detail").wait_for()
+    assert "\\x1b[31m\\x00ZZZ" in page.locator("aside.panel").inner_text()
     page.goto(f"{demo['url']}/?arriving=1")
     assert page.locator("table.traces").is_visible()
     assert dialogs == [] and page.locator("img[src=x]").count() == 0

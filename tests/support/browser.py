@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from meshtools.shared.topology import LOOPBACK
+from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -64,3 +64,27 @@ class PageWatch:
             route.abort()
         else:
             route.continue_()
+
+
+AXE_SCRIPT = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each.
+
+    axe-core comes from npm (package.json, `npm ci`), pinned, and is evaluated into the page
+    by the test only: the proxy never serves it and its CSP still applies to the page."""
+    if not AXE_SCRIPT.exists():
+        pytest.skip(f"axe-core is not installed: run `npm ci` in {PROJECT_ROOT}")
+    page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.filter(v => ['critical', 'serious'].includes(v.impact))
+            .map(v => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')})`);
+    }""")
+    return found
+
+
+def sideways_overflow(page) -> int:
+    """How many CSS pixels the page itself scrolls sideways (0: none)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")

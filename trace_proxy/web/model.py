@@ -10,6 +10,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from trace_proxy.store.query import service_name, trace_timestamp
+from trace_proxy.web.analysis import children_of, critical_path
 
 REQUEST_ID_TAG = "guid:x-request-id"  # Envoy's tag with the request's x-request-id
 
@@ -112,6 +113,9 @@ class SpanRow:
     offset: float  # share of the trace's window before the span starts, 0..1
     width: float  # share of the window the span covers
     self_us: int
+    start_us: int = 0  # µs from the trace's start
+    children: int = 0
+    critical: list[tuple[float, float]] = field(default_factory=list)  # path sections, as offset/width
     slowest: bool = False
 
     @property
@@ -132,7 +136,31 @@ class SpanRow:
 
     @property
     def status(self) -> str:
-        return str(tags_of(self.span).get("http.status_code", ""))
+        return status_label(self.span)
+
+    @property
+    def start(self) -> str:
+        return ms(self.start_us)
+
+    @property
+    def find_text(self) -> str:
+        """What find-in-trace matches: service, operation and tag values, lower-cased."""
+        values = [self.service, self.operation, *(str(v)[:200] for v in tags_of(self.span).values())]
+        return " ".join(values).lower()
+
+    def matches(self, needle: str) -> bool:
+        return needle.lower() in self.find_text
+
+
+def status_label(span: dict) -> str:
+    """The HTTP status; for Envoy's status 0 (no response at all) its response flags, `DC`
+    (the client hung up), `UF`…, as the terminal's trace view shows them."""
+    tags = tags_of(span)
+    code = str(tags.get("http.status_code", ""))
+    if code == "0":
+        flags = tags.get("response_flags", "")
+        return flags if flags and flags != "-" else "no response"
+    return code
 
 
 def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
@@ -178,18 +206,27 @@ def self_times(spans: Sequence[dict]) -> dict[int, int]:
 
 
 def waterfall(spans: list[dict]) -> list[SpanRow]:
-    """Rows in tree order; the span with the most time of its own is the slowest (the slow stage)."""
+    """Rows in tree order; the span with the most time of its own is the slowest (the slow stage);
+    each row knows its children's count and its sections of the critical path."""
     start, end = window(spans)
     total = max(end - start, 1)
     selfs = self_times(spans)
+    kids = children_of(spans)
+    path = critical_path(spans, root_of(spans))
     rows = []
     for depth, span in tree_order(spans):
         ts = span.get("timestamp") or start
+        sections = [((a - start) / total, max((b - a) / total, 0.001)) for a, b in path.get(span.get("id"), [])]
         rows.append(SpanRow(span, depth, (ts - start) / total, max((span.get("duration") or 0) / total, 0.002),
-                            selfs[id(span)]))
+                            selfs[id(span)], ts - start, len(kids.get(span.get("id"), [])), sections))
     if len(rows) > 1:
         max(rows, key=lambda r: r.self_us).slowest = True
     return rows
+
+
+def ruler(total_us: int, ticks: int = 4) -> list[str]:
+    """The time ruler's labels: the start of each of `ticks` equal parts, then the end."""
+    return [f"{ms(total_us * i / ticks)} ms" for i in range(ticks + 1)]
 
 
 @dataclass
@@ -201,6 +238,7 @@ class TraceSummary:
     services: list[str]
     errors: int
     span_count: int
+    duration_us: int = 0
 
 
 def summary(spans: list[dict]) -> TraceSummary:
@@ -208,7 +246,7 @@ def summary(spans: list[dict]) -> TraceSummary:
     request_ids = [tags_of(s)[REQUEST_ID_TAG] for s in spans if tags_of(s).get(REQUEST_ID_TAG)]
     return TraceSummary(spans[0]["traceId"], request_ids[0] if request_ids else "", clock(start),
                         ms(end - start), sorted({service_name(s) for s in spans if service_name(s)}),
-                        sum(map(is_error, spans)), len(spans))
+                        sum(map(is_error, spans)), len(spans), end - start)
 
 
 # -- heatmap ----------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """The web UI: search, trace, heatmap and dependency pages, rendered on the server.
 
-No script at all: links, forms and <details> do the clicking, so the pages work offline,
-in any browser, and under a Content-Security-Policy that allows nothing from elsewhere.
+Every page works without script: links, forms and <details> do the clicking. Small ES
+modules from static/ (one per feature, no build step) add what needs a script: zoom,
+collapsing, the span panel without a reload, keys. Nothing comes from elsewhere (the
+Content-Security-Policy allows this server only), so the pages work offline.
 Every value from a span goes through Jinja's autoescaping, after `visible` (control
 characters shown as \\xNN) and `clip` (huge values cut, saying by how much).
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -16,7 +19,8 @@ from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
 from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
-from trace_proxy.web import model
+from trace_proxy.web import analysis, export, model
+from trace_proxy.web.replies import text
 
 LOOKBACKS_MS = {60_000: "1 minute", 300_000: "5 minutes", 900_000: "15 minutes", 3_600_000: "1 hour",
                 21_600_000: "6 hours", DEFAULT_LOOKBACK_MS: "1 day"}
@@ -24,9 +28,9 @@ DEFAULT_ROWS = 20
 MAX_ROWS = 1000
 HEATMAP_TRACES = 5000
 ALL_STATES = frozenset({wholeness.WHOLE, wholeness.ARRIVING, wholeness.PARTIAL})
-# Nothing from anywhere but this server; no scripts, no inline styles, no framing.
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
+# Nothing from anywhere but this server; no inline scripts or styles, no framing.
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -159,7 +163,8 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         return reply
 
     def page(template: str, status: int = 200, **values):
-        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, **values), status
+        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock,
+                               **values), status
 
     @pages.get("/")
     def search():
@@ -177,16 +182,73 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
                     settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))
 
-    @pages.get("/trace/<path:ident>")
-    def trace(ident: str):
+    def missing(ident: str):
+        census = store.census()
+        return page("missing.html", 404, ident=ident, stored=f"{census['traces']} traces stored ({census['whole']} whole)")
+
+    def trace_view(ident: str) -> dict | None:
+        """What the trace page and its span panel show, the selected span from ?span=."""
         found = find_trace(store, ident.strip())
         if found is None:
-            census = store.census()
-            return page("missing.html", 404, ident=ident,
-                        stored=f"{census['traces']} traces stored ({census['whole']} whole)")
+            return None
         spans, state = found
-        return page("trace.html", summary=model.summary(spans), rows=model.waterfall(spans), state=state,
-                    settle=store.settle_seconds)
+        rows = model.waterfall(spans)
+        wanted = (request.args.get("span") or "").strip().lower()
+        selected = next((r for r in rows if r.span.get("id") == wanted), None)
+        values = dict(summary=model.summary(spans), rows=rows, state=state, selected=selected,
+                      raw_json=json.dumps(selected.span, indent=2, sort_keys=True) if selected else "")
+        if wanted and selected is None:
+            values["problem"] = f"no span {wanted!r} in this trace; showing the whole trace"
+        return values
+
+    @pages.get("/trace/<path:ident>")
+    def trace(ident: str):
+        if ident.endswith("/stats"):  # the path converter takes slashes: route by hand
+            return trace_stats(ident[: -len("/stats")])
+        if ident.endswith("/panel"):
+            return trace_panel(ident[: -len("/panel")])
+        if ident.endswith("/download"):
+            return download(ident[: -len("/download")])
+        view = trace_view(ident)
+        if view is None:
+            return missing(ident)
+        find = (request.args.get("find") or "").strip()[:200]
+        matched = {r.span.get("id") for r in view["rows"] if r.matches(find)} if find else set()
+        return page("trace.html", **view, settle=store.settle_seconds, find=find, matched=matched,
+                    matches=len(matched), ruler=model.ruler(view["summary"].duration_us),
+                    max_depth=max(r.depth for r in view["rows"]) + 1)
+
+    def trace_panel(ident: str):
+        """The span panel alone, for the page's script to show without a reload."""
+        view = trace_view(ident)
+        if view is None or view["selected"] is None:
+            return text(404, "no such trace or span")
+        return render_template("_panel.html", **view)
+
+    def trace_stats(ident: str):
+        found = find_trace(store, ident.strip())
+        if found is None:
+            return missing(ident)
+        spans, _ = found
+        summary = model.summary(spans)
+        rows = analysis.statistics(spans, model.self_times(spans), summary.duration_us)
+        return page("stats.html", summary=summary, rows=rows)
+
+    def download(ident: str):
+        found = find_trace(store, ident.strip())
+        if found is None:
+            return text(404, f"no trace {ident!r}")
+        spans, _ = found
+        form = request.args.get("format", "zipkin")
+        if form not in export.FORMATS:
+            return text(400, f"format must be one of {', '.join(export.FORMATS)}, not {clip(form, 40)!r}")
+        body = export.FORMATS[form](spans)
+        reply = Response(json.dumps(body, indent=1), mimetype="application/json")
+        reply.headers["Content-Disposition"] = f'attachment; filename="trace-{spans[0]["traceId"]}-{form}.json"'
+        return reply
+
+    pages.add_url_rule("/trace/<path:ident>/stats", "trace_stats", trace_stats)
+    pages.add_url_rule("/trace/<path:ident>/download", "download", download)
 
     @pages.get("/heatmap")
     def heatmap():

@@ -1,0 +1,237 @@
+"""The trace page in a real browser (headless Chromium) against a real trace proxy process
+holding stored fixture traces: the ruler and minimap zoom, collapsing, the span panel and
+its links, find, the critical path, statistics, downloads, dark mode, keys, narrow screens
+and axe-core's accessibility checks."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import requests
+
+from tests.support.browser import axe_problems, sideways_overflow
+from tests.support.trace_proxy_process import running_proxy
+from tests.support.trace_proxy_spans import envoy_trace, wide_trace
+
+
+def post(url: str, spans: list[dict]) -> None:
+    assert requests.post(f"{url}/api/v2/spans", json=spans, timeout=5).status_code == 202
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    """Stored traces: a slow-stage one whose slowest span also failed, and a partial one
+    whose lost request ended without a response (status 0, Envoy's DC flag)."""
+    with running_proxy("--settle", "0") as running:
+        failing = envoy_trace(request_id="failing-slow", slow_stage_us=1_850_000)
+        failing[7]["tags"].update({"http.status_code": "503", "error": "true"})  # stage 2's server
+        failing[9]["tags"].update({"http.status_code": "500", "error": "true"})  # stage 3's server: slowest
+        partial = envoy_trace(request_id="cut-off")
+        partial[2]["tags"].update({"http.status_code": "0", "response_flags": "DC", "error": "true"})
+        del partial[1]  # service1's ingress span never came: the stage calls lost their parent
+        post(running.url, failing + partial)
+        yield {"url": running.url, "failing": failing, "partial": partial}
+
+
+def open_trace(page, proxy, name="failing", query=""):
+    page.goto(f"{proxy['url']}/trace/{proxy[name][0]['traceId']}{query}")
+    page.wait_for_selector(".minimap svg")  # the page's modules ran
+
+
+def rows(page):
+    return page.locator(".waterfall .span")
+
+
+def test_errors_are_red_the_slowest_orange_and_offsets_count_from_the_trace_start(page, proxy):
+    open_trace(page, proxy)
+    fill = "el => getComputedStyle(el.querySelector('rect.span-bar')).fill"
+    slowest = page.locator(".span.slowest")
+    assert slowest.count() == 1 and slowest.get_attribute("data-span-id") == proxy["failing"][9]["id"]
+    assert "error" in slowest.get_attribute("class")
+    red = slowest.evaluate(fill)
+    other_error = page.locator(".span.error:not(.slowest)").first
+    assert other_error.evaluate(fill) == red == "rgb(198, 40, 40)"  # a failing slowest span is red too
+    plain = page.locator(".span:not(.error):not(.slowest)").first
+    assert plain.evaluate(fill) not in (red, "rgb(230, 145, 56)")
+    assert rows(page).first.locator(".start").inner_text() == "+0.0"
+    assert rows(page).nth(2).locator(".start").inner_text() == "+0.2"  # stage 0's egress, 200 µs in
+    assert axe_problems(page) == []
+
+
+def test_the_partial_trace_says_dc_where_envoy_recorded_no_response(page, proxy):
+    open_trace(page, proxy, "partial")
+    assert page.locator(".problem").inner_text().startswith("Partial: done arriving")
+    cut = page.locator(f'.span[data-span-id="{proxy["partial"][1]["id"]}"]')
+    assert cut.locator(".num").first.inner_text() == "DC"
+
+
+def test_the_ruler_and_the_minimap_zoom_into_a_window(page, proxy):
+    open_trace(page, proxy)
+    ticks = page.locator("[data-ruler] > span")
+    assert ticks.all_inner_texts() == ["0.0 ms", "500.0 ms", "1,000 ms", "1,500 ms", "2,000 ms"]
+    box = page.locator(".minimap svg").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=4)
+    page.mouse.up()
+    first, last = (float(t.split()[0].replace(",", "")) for t in (ticks.first.inner_text(), ticks.last.inner_text()))
+    assert 950 <= first <= 1050 and 1450 <= last <= 1550, ticks.all_inner_texts()
+    view_box = rows(page).first.locator("svg").get_attribute("viewBox").split()
+    assert 480 <= float(view_box[0]) <= 520 and 230 <= float(view_box[2]) <= 270
+    page.locator(".minimap svg").dblclick()
+    assert ticks.last.inner_text() == "2,000 ms"
+
+
+def test_a_subtree_collapses_and_expands_and_everything_below_a_depth(page, proxy):
+    open_trace(page, proxy)
+    assert rows(page).count() == 12
+    ingress = rows(page).nth(1)
+    ingress.locator("button.twisty").click()
+    assert page.locator(".waterfall .span:visible").count() == 2
+    assert ingress.locator("button.twisty").get_attribute("aria-expanded") == "false"
+    ingress.locator("button.twisty").click()
+    assert page.locator(".waterfall .span:visible").count() == 12
+    page.select_option("[data-depth]", "2")  # the stage calls stay, their servers fold away
+    visible = page.locator(".waterfall .span:visible")
+    assert visible.count() == 7 and set(visible.evaluate_all("rs => rs.map(r => r.dataset.depth)")) == {"0", "1", "2"}
+    page.select_option("[data-depth]", "")
+    assert page.locator(".waterfall .span:visible").count() == 12
+
+
+def test_a_click_opens_the_span_panel_and_its_link_reopens_it(page, proxy, browser):
+    open_trace(page, proxy)
+    slow = proxy["failing"][9]
+    page.locator(f'.span[data-span-id="{slow["id"]}"] .service').click()
+    panel = page.locator("aside.panel")
+    panel.locator("dl.detail").wait_for()
+    text = panel.inner_text()
+    assert "failing-slow" in text and "lasts 1,850 ms" in text and "starts +0.3 ms" in text and "on the critical path" in text
+    panel.locator("details.raw summary").click()
+    assert json.loads(panel.locator("pre").inner_text())["id"] == slow["id"]
+    assert page.url.endswith(f"?span={slow['id']}")
+    assert page.locator(".span.selected").get_attribute("data-span-id") == slow["id"]
+    assert axe_problems(page) == []
+    page.keyboard.press("Escape")
+    assert panel.is_hidden() and "span=" not in page.url
+    # The span's link, in a fresh page: opens with it selected, without any script too.
+    for scripts in (True, False):
+        context = browser.new_context(java_script_enabled=scripts)
+        tab = context.new_page()
+        tab.goto(f"{proxy['url']}/trace/{slow['traceId']}?span={slow['id']}")
+        assert tab.locator(".span.selected").get_attribute("data-span-id") == slow["id"]
+        assert "failing-slow" in tab.locator("aside.panel").inner_text()
+        href = tab.locator(f'.span[data-span-id="{proxy["failing"][0]["id"]}"] .operation a').get_attribute("href")
+        assert href.endswith(f"?span={proxy['failing'][0]['id']}#span-{proxy['failing'][0]['id']}")
+        context.close()
+
+
+def test_find_highlights_spans_by_service_name_or_tag_value(page, proxy):
+    open_trace(page, proxy)
+    page.fill("[data-find]", "stage/3")
+    assert page.locator(".span.match").count() == 1
+    assert page.locator("[data-found]").inner_text() == "1 of 12 spans match"
+    page.fill("[data-find]", "SERVICE2")
+    assert page.locator(".span.match").count() == 5
+    page.fill("[data-find]", "failing-slow")  # a tag value: every span carries the request id
+    assert page.locator(".span.match").count() == 12
+
+
+def test_the_critical_path_is_marked_and_can_be_shown_alone(page, proxy):
+    open_trace(page, proxy)
+    failing = proxy["failing"]
+    on_path = page.locator('.span[data-critical-path="true"]').evaluate_all("rs => rs.map(r => r.dataset.spanId)")
+    # The stages run side by side and stage 3 ends last: front → ingress → stage 3 → its server.
+    assert on_path == [failing[0]["id"], failing[1]["id"], failing[8]["id"], failing[9]["id"]]
+    page.check("[data-critical-only]")
+    assert page.locator(".waterfall .span:visible").count() == 4
+    page.uncheck("[data-critical-only]")
+    assert page.locator(".waterfall .span:visible").count() == 12
+
+
+def test_statistics_per_operation_sort_by_any_column(page, proxy):
+    page.goto(f"{proxy['url']}/trace/{proxy['failing'][0]['traceId']}/stats")
+    table = page.locator("table.stats")
+    first = lambda: table.locator("tbody tr").first.evaluate("r => [r.dataset.service, r.dataset.name]")  # noqa: E731
+    assert first() == ["service2-0", "stage"]  # most self time: the five stage servers, the slow one
+    table.get_by_role("button", name="max ms").click()
+    assert first() == ["front-envoy", "front-envoy"]  # the longest span, descending
+    table.get_by_role("button", name="max ms").click()
+    ascending = table.locator("tbody tr").evaluate_all("rs => rs.map(r => Number(r.cells[7].dataset.value))")
+    assert ascending == sorted(ascending) and len(ascending) == 8
+    assert axe_problems(page) == []
+
+
+def test_both_downloads_are_files_this_proxy_reads_back(page, proxy, tmp_path):
+    open_trace(page, proxy)
+    trace_id = proxy["failing"][0]["traceId"]
+    for label, fmt in (("Zipkin v2 JSON", "zipkin"), ("OTLP JSON", "otlp")):
+        with page.expect_download() as caught:
+            page.get_by_role("link", name=label).click()
+        path = tmp_path / caught.value.suggested_filename
+        caught.value.save_as(path)
+        assert path.name == f"trace-{trace_id}-{fmt}.json"
+        body = json.loads(path.read_text())
+        if fmt == "zipkin":
+            assert sorted(s["id"] for s in body) == sorted(s["id"] for s in proxy["failing"])
+        else:
+            spans = [s for r in body["resourceSpans"] for ss in r["scopeSpans"] for s in ss["spans"]]
+            assert len(spans) == 12 and sum(s["status"]["code"] == 2 for s in spans) == 2
+
+
+def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(browser, proxy):
+    context = browser.new_context(color_scheme="dark")
+    page = context.new_page()
+    background = "() => getComputedStyle(document.body).backgroundColor"
+    page.goto(proxy["url"] + "/")
+    toggle = page.locator("[data-theme-toggle]")
+    assert page.evaluate(background) == "rgb(20, 24, 29)" and toggle.get_attribute("aria-pressed") == "true"
+    assert axe_problems(page) == []
+    toggle.click()
+    assert page.evaluate(background) == "rgb(255, 255, 255)"
+    page.goto(f"{proxy['url']}/trace/{proxy['failing'][0]['traceId']}")
+    assert page.evaluate(background) == "rgb(255, 255, 255)"  # remembered over the system's dark
+    page.locator("[data-theme-toggle]").click()
+    assert page.evaluate(background) == "rgb(20, 24, 29)"
+    assert axe_problems(page) == []
+    context.close()
+
+
+def test_keys_move_open_and_close_spans(page, proxy):
+    open_trace(page, proxy)
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    page.locator("aside.panel dl.detail").wait_for()
+    assert page.locator(".span.selected").get_attribute("data-span-id") == proxy["failing"][1]["id"]
+    page.keyboard.press("Escape")
+    assert page.locator("aside.panel").is_hidden()
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.dataset.find") == ""
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    assert page.locator("dialog[data-keys]").is_visible()
+    assert "next / previous span" in page.locator("dialog[data-keys]").inner_text()
+
+
+@pytest.mark.parametrize("path", ["/", "/heatmap", "/dependencies", "/trace/{id}", "/trace/{id}?span={span}",
+                                  "/trace/{id}/stats"])
+def test_at_420_px_the_page_never_scrolls_sideways(browser, proxy, path):
+    context = browser.new_context(viewport={"width": 420, "height": 800})
+    page = context.new_page()
+    page.goto(proxy["url"] + path.format(id=proxy["failing"][0]["traceId"], span=proxy["failing"][9]["id"]))
+    assert sideways_overflow(page) == 0
+    context.close()
+
+
+def test_a_1000_span_trace_renders_whole_and_collapses(page, proxy):
+    spans = wide_trace(1000, request_id="wide-browser")
+    post(proxy["url"], spans)
+    open_trace(page, {**proxy, "wide": spans}, "wide")
+    assert rows(page).count() == 1000
+    page.select_option("[data-depth]", "1")
+    assert page.locator(".waterfall .span:visible").count() == 11
+    assert re.fullmatch(r"\d+", page.locator(".span.error").count().__str__())
