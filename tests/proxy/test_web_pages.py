@@ -13,7 +13,7 @@ from trace_proxy.app import create_app
 from trace_proxy.settings import Settings
 
 HOSTILE_SERVICE = '"><script>alert(1)</script><b x="'
-OUR_SCRIPTS = re.compile(r'<script type="module" src="/ui/static/[a-z-]+\.js"></script>')
+OUR_SCRIPTS = re.compile(r'<script type="module" src="/ui/static/[a-z-]+\.js\?v=[0-9a-f]+"></script>')
 HOSTILE_TAG = "<img src=x onerror=alert(1)>\x1b[31m\x00" + "Z" * 100_000
 
 
@@ -153,3 +153,15 @@ def test_the_dependency_graph_shows_both_edges_with_call_and_error_counts(client
                        body, re.S)
     assert [(p, c, label) for _, p, c, label in edges] == [
         ("front-envoy", "service1-0", "2 calls, 1 error"), ("service1-0", "service2-0", "10 calls")]
+
+
+def test_static_files_are_linked_by_content_hash_and_kept_by_the_browser(client):
+    body = page(client, "/")
+    links = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', body)
+    assert {link.split("?")[0].rsplit("/", 1)[1] for link in links} >= {"ui.css", "theme.js", "keys.js"}
+    for link in links:
+        assert re.search(r"\?v=[0-9a-f]{10}$", link), link
+        reply = client.get(link)
+        assert reply.status_code == 200 and "max-age=31536000" in reply.headers["Cache-Control"]
+    unversioned = client.get("/ui/static/ui.css")
+    assert "max-age=31536000" not in unversioned.headers.get("Cache-Control", "")

@@ -9,9 +9,11 @@ characters shown as \\xNN) and `clip` (huge values cut, saying by how much).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
+from pathlib import Path
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
@@ -32,6 +34,14 @@ ALL_STATES = frozenset({wholeness.WHOLE, wholeness.ARRIVING, wholeness.PARTIAL})
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+ASSET_MAX_AGE_S = 365 * 24 * 3600
+
+
+def asset_versions(folder: Path) -> dict[str, str]:
+    """Each static file's short content hash, by name."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10] for p in folder.iterdir() if p.is_file()}
 
 
 class FormError(ValueError):
@@ -154,6 +164,14 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
     pages.add_app_template_filter(visible, "visible")
     pages.add_app_template_filter(clip, "clip")
     pages.add_app_template_filter(ms_text, "ms_text")
+    versions = asset_versions(Path(pages.static_folder))
+    # Asset URLs carry their content's hash, so browsers may keep them for good: a page
+    # load asks for the page alone, not for each stylesheet and module again.
+    pages.get_send_file_max_age = lambda filename: ASSET_MAX_AGE_S if request.args.get("v") else None
+
+    @pages.app_template_global()
+    def asset(filename: str) -> str:
+        return url_for("pages.static", filename=filename, v=versions.get(filename, ""))
 
     @pages.after_request
     def secure(reply: Response) -> Response:

@@ -31,6 +31,7 @@ if (table) {
     toggle.type = "button";
     toggle.className = "twisty";
     toggle.setAttribute("aria-label", `${children} child spans: collapse or expand`);
+    toggle.setAttribute("aria-expanded", "true");
     toggle.addEventListener("click", () => {
       if (collapsed.has(i)) collapsed.delete(i); else collapsed.add(i);
       apply();
@@ -52,5 +53,4 @@ if (table) {
       apply();
     });
   }
-  apply();
 }
