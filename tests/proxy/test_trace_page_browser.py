@@ -30,8 +30,12 @@ def proxy():
         partial = envoy_trace(request_id="cut-off")
         partial[2]["tags"].update({"http.status_code": "0", "response_flags": "DC", "error": "true"})
         del partial[1]  # service1's ingress span never came: the stage calls lost their parent
-        post(running.url, failing + partial)
-        yield {"url": running.url, "failing": failing, "partial": partial}
+        normal = envoy_trace(request_id="normal")  # stage 3 takes 300 ms, not 1,850
+        for span in normal:  # another instance of service1: compared as the same service
+            span["localEndpoint"]["serviceName"] = span["localEndpoint"]["serviceName"].replace("service1-0", "service1-2")
+        del normal[11]  # stage 4's server span: only in the failing trace
+        post(running.url, failing + partial + normal)
+        yield {"url": running.url, "failing": failing, "partial": partial, "normal": normal}
 
 
 def open_trace(page, proxy, name="failing", query=""):
@@ -218,11 +222,12 @@ def test_keys_move_open_and_close_spans(page, proxy):
 
 
 @pytest.mark.parametrize("path", ["/", "/heatmap", "/dependencies", "/trace/{id}", "/trace/{id}?span={span}",
-                                  "/trace/{id}/stats"])
+                                  "/trace/{id}/stats", "/compare/{normal}/{id}"])
 def test_at_420_px_the_page_never_scrolls_sideways(browser, proxy, path):
     context = browser.new_context(viewport={"width": 420, "height": 800})
     page = context.new_page()
-    page.goto(proxy["url"] + path.format(id=proxy["failing"][0]["traceId"], span=proxy["failing"][9]["id"]))
+    page.goto(proxy["url"] + path.format(id=proxy["failing"][0]["traceId"], span=proxy["failing"][9]["id"],
+                                         normal=proxy["normal"][0]["traceId"]))
     assert sideways_overflow(page) == 0
     context.close()
 
@@ -235,3 +240,25 @@ def test_a_1000_span_trace_renders_whole_and_collapses(page, proxy):
     page.select_option("[data-depth]", "1")
     assert page.locator(".waterfall .span:visible").count() == 11
     assert re.fullmatch(r"\d+", page.locator(".span.error").count().__str__())
+
+
+def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy):
+    normal, failing = proxy["normal"][0]["traceId"], proxy["failing"][0]["traceId"]
+    page.goto(proxy["url"] + "/")
+    button = page.locator("[data-compare-button]")
+    assert button.is_disabled()
+    page.check(f'input[name=trace][value="{normal}"]')
+    page.check(f'input[name=trace][value="{failing}"]')
+    assert button.is_enabled()
+    button.click()
+    page.wait_for_url(f"**/compare/{normal}/{failing}")
+    table = page.locator("table.compare tbody tr")
+    assert table.count() == 12  # service1-2 and service1-0 matched as service1: one row per span path
+    top = table.first
+    assert top.get_attribute("data-path").endswith("service1 stage 3 /stage/3 › service2-0 stage".replace("service2-0", "service2"))
+    cells = top.locator("td").all_inner_texts()
+    assert cells[1:] == ["300.0", "1850.0", "+1550.0", "+1550.0"]
+    only_b = page.locator('tr[data-only="b"]')
+    assert only_b.count() == 1 and "stage 4 /stage/4 › service2 stage" in only_b.get_attribute("data-path")
+    assert only_b.locator("td").nth(1).inner_text() == "–"
+    assert axe_problems(page) == []

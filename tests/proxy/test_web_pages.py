@@ -165,3 +165,13 @@ def test_static_files_are_linked_by_content_hash_and_kept_by_the_browser(client)
         assert reply.status_code == 200 and "max-age=31536000" in reply.headers["Cache-Control"]
     unversioned = client.get("/ui/static/ui.css")
     assert "max-age=31536000" not in unversioned.headers.get("Cache-Control", "")
+
+
+def test_compare_needs_two_traces_and_says_which_one_is_missing(client):
+    one = envoy_trace(request_id="one")
+    post(client, one)
+    assert problem(page(client, f"/compare?trace={one[0]['traceId']}", status=400)) == \
+        "tick exactly two traces to compare, not 1"
+    reply = client.get(f"/compare?trace={one[0]['traceId']}&trace=one")
+    assert reply.status_code == 302 and reply.headers["Location"].endswith(f"/compare/{one[0]['traceId']}/one")
+    assert "No trace" in problem(page(client, f"/compare/one/{'b' * 32}", status=404))

@@ -2,9 +2,10 @@
 difference between two traces. Plain functions over Zipkin v2 span dicts, no store access."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from trace_proxy.store.query import service_name
 
@@ -110,27 +111,45 @@ def statistics(spans: Sequence[dict], selfs: dict[int, int], trace_us: int) -> l
 
 # -- compare ------------------------------------------------------------------------------
 
+_INSTANCE = re.compile(r"-(\d+|[0-9a-f]{6,10}-[0-9a-z]{5})$")
+
+
+def service_group(name: str) -> str:
+    """An instance's service: service1-0 → service1 (local or a StatefulSet's pod),
+    service1-6d4cf56db6-x2x9q → service1 (a Deployment's pod); other names as they are."""
+    return _INSTANCE.sub("", name) or name
+
 
 @dataclass
 class Matched:
-    path: str  # service:name/service:name/... from the root: how the span is matched
+    path: str  # the labels from the root, joined by " › ": how spans are matched
     depth: int
     a_us: int | None  # summed duration of the spans at this path in A (None: not in A)
     b_us: int | None
+    a_self_us: int
+    b_self_us: int
     a_count: int
     b_count: int
+
+    @property
+    def label(self) -> str:
+        return self.path.rsplit(" › ", 1)[-1]
 
     @property
     def diff_us(self) -> int:
         return (self.b_us or 0) - (self.a_us or 0)
 
     @property
+    def self_diff_us(self) -> int:
+        return self.b_self_us - self.a_self_us
+
+    @property
     def only(self) -> str:
         return "a" if self.b_us is None else "b" if self.a_us is None else ""
 
 
-def _paths(spans: Sequence[dict], label) -> dict[str, tuple[int, int, int]]:
-    """path → (depth, total duration µs, count), the path being the labels from the root."""
+def _paths(spans: Sequence[dict], label: Callable[[dict], str], selfs: dict[int, int]) -> dict[str, list[int]]:
+    """path → [depth, total duration µs, self µs, count], the path being the labels from the root."""
     kids = children_of(spans)
     ids = {s.get("id") for s in spans}
     roots = [s for s in spans if s.get("parentId") not in ids or s.get("parentId") == s.get("id")]
@@ -142,22 +161,25 @@ def _paths(spans: Sequence[dict], label) -> dict[str, tuple[int, int, int]]:
         if id(span) in seen:
             continue
         seen.add(id(span))
-        path = f"{prefix}/{label(span)}"
-        entry = out.setdefault(path, [depth, 0, 0])
+        path = f"{prefix} › {label(span)}" if prefix else label(span)
+        entry = out.setdefault(path, [depth, 0, 0, 0])
         entry[1] += span.get("duration") or 0
-        entry[2] += 1
+        entry[2] += selfs.get(id(span), 0)
+        entry[3] += 1
         stack.extend((depth + 1, path, c) for c in kids.get(span.get("id"), []))
-    return {k: tuple(v) for k, v in out.items()}
+    return out
 
 
-def compare(a: Sequence[dict], b: Sequence[dict], label) -> list[Matched]:
-    """The two trees aligned by the path of `label(span)` (service and operation) from the
-    root; spans only in one side marked; the biggest absolute difference first."""
-    pa, pb = _paths(a, label), _paths(b, label)
+def compare(a: Sequence[dict], b: Sequence[dict], label: Callable[[dict], str],
+            self_times: Callable[[Sequence[dict]], dict[int, int]]) -> list[Matched]:
+    """The two trees aligned by the path of `label(span)` from the root; a path only in one
+    side marked. Sorted by what explains the difference: the change in self time (a parent's
+    total includes its children's change, its self time does not), biggest first."""
+    pa, pb = _paths(a, label, self_times(a)), _paths(b, label, self_times(b))
     rows = []
     for path in pa.keys() | pb.keys():
         ea, eb = pa.get(path), pb.get(path)
         rows.append(Matched(path, (ea or eb)[0], ea[1] if ea else None, eb[1] if eb else None,
-                            ea[2] if ea else 0, eb[2] if eb else 0))
-    rows.sort(key=lambda r: (-abs(r.diff_us), r.path))
+                            ea[2] if ea else 0, eb[2] if eb else 0, ea[3] if ea else 0, eb[3] if eb else 0))
+    rows.sort(key=lambda r: (-abs(r.self_diff_us), -abs(r.diff_us), r.path))
     return rows

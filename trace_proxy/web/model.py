@@ -10,7 +10,7 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from trace_proxy.store.query import service_name, trace_timestamp
-from trace_proxy.web.analysis import children_of, critical_path
+from trace_proxy.web.analysis import children_of, critical_path, service_group
 
 REQUEST_ID_TAG = "guid:x-request-id"  # Envoy's tag with the request's x-request-id
 
@@ -61,6 +61,11 @@ def operation(span: dict | None) -> str:
         return "?"
     path = url_path(span)
     return f"{span.get('name') or '?'} {path}".strip()
+
+
+def compare_label(span: dict) -> str:
+    """How /compare matches spans of two traces: the service (not its instance) and operation."""
+    return f"{service_group(service_name(span) or '?')} {operation(span)}"
 
 
 # -- search rows ------------------------------------------------------------------------

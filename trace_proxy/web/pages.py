@@ -268,6 +268,24 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
     pages.add_url_rule("/trace/<path:ident>/stats", "trace_stats", trace_stats)
     pages.add_url_rule("/trace/<path:ident>/download", "download", download)
 
+    @pages.get("/compare")
+    def compare_form():
+        """The search list's "compare the two ticked" button: to /compare/A/B."""
+        picked = [t.strip() for t in request.args.getlist("trace") if t.strip()]
+        if len(picked) != 2:
+            return page("base.html", 400, problem=f"tick exactly two traces to compare, not {len(picked)}")
+        return redirect(url_for("pages.compare", a=picked[0], b=picked[1]))
+
+    @pages.get("/compare/<a>/<b>")
+    def compare(a: str, b: str):
+        found = [find_trace(store, ident.strip()) for ident in (a, b)]
+        for ident, hit in zip((a, b), found):
+            if hit is None:
+                return missing(ident)
+        (spans_a, _), (spans_b, _) = found
+        rows = analysis.compare(spans_a, spans_b, model.compare_label, model.self_times)
+        return page("compare.html", a=model.summary(spans_a), b=model.summary(spans_b), rows=rows)
+
     @pages.get("/heatmap")
     def heatmap():
         try:
