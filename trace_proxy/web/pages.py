@@ -22,6 +22,7 @@ from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
 from trace_proxy.web import analysis, export, model
+from trace_proxy.web import bubbleup as bubble
 from trace_proxy.web.replies import text
 
 LOOKBACKS_MS = {60_000: "1 minute", 300_000: "5 minutes", 900_000: "15 minutes", 3_600_000: "1 hour",
@@ -301,6 +302,35 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
                                                         "lookback": lookback})
         return page("heatmap.html", grid=grid, service=service or "", lookback=lookback,
                     services=store.services(), problem=problem)
+
+    @pages.get("/bubbleup")
+    def bubbleup():
+        """Which fields set a heatmap selection (trace start t0..t1 ms, span duration
+        min_ms..max_ms) apart from the other spans of the heatmap's traces."""
+        args = request.args
+        service = (args.get("service") or "").strip().lower() or None
+        try:
+            lookback = _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
+            values = {name: _number(args, name, integer=name in ("t0", "t1")) for name in ("t0", "t1", "min_ms", "max_ms")}
+            missing_names = [name for name, value in values.items() if value is None]
+            if missing_names:
+                raise FormError(f"BubbleUp needs a selection: {', '.join(missing_names)} missing "
+                                "(drag across the heatmap's cells)")
+            if values["t1"] <= values["t0"] or values["max_ms"] < values["min_ms"]:
+                raise FormError("the selection is empty: t1 must be after t0, max_ms at least min_ms")
+        except FormError as exc:
+            return page("bubbleup.html", 400, problem=str(exc), ranks=[], selection=None, service=service or "")
+        selection = bubble.Selection(values["t0"] * 1000, values["t1"] * 1000, round(values["min_ms"] * 1000),
+                                     round(values["max_ms"] * 1000))
+        query = TraceQuery(service_name=service, end_ts=int(time.time() * 1000), lookback=lookback, limit=HEATMAP_TRACES)
+        ranks, inside, outside, trace_ids = bubble.bubbleup(store.traces(query), selection, service)
+        traces_link = url_for("pages.search", service=service or "", min_ms=ms_text(values["min_ms"]),
+                              max_ms=ms_text(values["max_ms"]), end=values["t1"], lookback=values["t1"] - values["t0"],
+                              limit=100)
+        problem = "" if inside else "no spans in this selection: pick cells with a count on the heatmap"
+        return page("bubbleup.html", ranks=ranks, inside=inside, outside=outside, traces=len(trace_ids),
+                    selection=selection, values=values, service=service or "", traces_link=traces_link,
+                    problem=problem)
 
     @pages.get("/dependencies")
     def dependencies():
