@@ -139,3 +139,39 @@ def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
     page.goto(f"{demo['url']}/?arriving=1")
     assert page.locator("table.traces").is_visible()
     assert dialogs == [] and page.locator("img[src=x]").count() == 0
+
+
+LABELS_AND_LINES = """() => {
+    const svg = document.querySelector('svg.graph');
+    const toScreen = (x, y) => { const p = svg.createSVGPoint(); p.x = x; p.y = y; return p.matrixTransform(svg.getScreenCTM()); };
+    const lines = [...svg.querySelectorAll('g.edge line')].map(l => [toScreen(+l.getAttribute('x1'), +l.getAttribute('y1')),
+                                                                     toScreen(+l.getAttribute('x2'), +l.getAttribute('y2'))]);
+    const boxes = [...svg.querySelectorAll('g.edge text')].map(t => t.getBoundingClientRect());
+    // Does segment a-b cross box r? Sample it finely: the lines are straight and short.
+    const crosses = (a, b, r) => Array.from({length: 201}, (_, i) => i / 200).some(f => {
+        const x = a.x + (b.x - a.x) * f, y = a.y + (b.y - a.y) * f;
+        return x >= r.left && x <= r.right && y >= r.top && y <= r.bottom; });
+    return boxes.flatMap((r, i) => lines.map(([a, b], j) => crosses(a, b, r) ? `label ${i} crosses line ${j}` : null)).filter(Boolean);
+}"""
+
+
+def test_dependency_labels_keep_off_the_lines_nodes_link_and_instances_group(page, demo):
+    page.goto(demo["url"] + "/dependencies")
+    edges = page.locator("g.edge").evaluate_all("gs => gs.map(g => [g.dataset.parent, g.dataset.child])")
+    replicas = {c for p, c in edges if p == "front-envoy" and c.startswith("service1-")}
+    assert len(edges) >= 3 and replicas  # front → each service1 replica it reached → service2
+    assert page.evaluate(LABELS_AND_LINES) == []
+    page.locator('g.node[data-name="front-envoy"] a').click()
+    page.wait_for_url("**/?service=front-envoy")
+    assert demo["friend"]["trace_id"] in page.locator("table.traces").inner_html()
+    page.goto(demo["url"] + "/dependencies")
+    page.check("input[name=group]")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**/dependencies?*group=1*")
+    edges = page.locator("g.edge").evaluate_all("gs => gs.map(g => [g.dataset.parent, g.dataset.child])")
+    assert ["front-envoy", "service1"] in edges and ["service1", "service2"] in edges
+    assert page.evaluate(LABELS_AND_LINES) == []
+    page.locator('g.node[data-name="service1"] a').click()
+    instances = page.locator("#group-service1 a").all_inner_texts()
+    assert set(instances) >= replicas
+    assert axe_problems(page) == []

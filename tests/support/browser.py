@@ -54,7 +54,12 @@ class PageWatch:
     def watch(self, page) -> None:
         page.on("console", lambda msg: msg.type == "error" and self.problems.append(f"console: {msg.text}"))
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        page.on("requestfailed", lambda req: self.problems.append(f"failed: {req.url} {req.failure}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request) -> None:
+        # ERR_ABORTED: the browser dropped it for a navigation (a click while the favicon loads).
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"failed: {request.url} {request.failure}")
 
     def _route(self, route) -> None:
         url = route.request.url

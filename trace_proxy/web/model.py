@@ -307,11 +307,15 @@ def heatmap(traces: list[list[dict]], service: str | None = None, columns: int =
 # -- dependency graph -------------------------------------------------------------------
 
 
+NODE_HALF_WIDTH = 70  # the node boxes' half width in the graph's units
+
+
 @dataclass
 class GraphNode:
     name: str
     x: float
     y: float
+    members: list[str] = field(default_factory=list)  # the instances of a grouped node
 
 
 @dataclass
@@ -320,6 +324,37 @@ class GraphEdge:
     child: GraphNode
     calls: int
     errors: int
+
+    @property
+    def ends(self) -> tuple[float, float, float, float]:
+        """x1, y1, x2, y2: from the caller's box's right edge to the callee's left edge."""
+        return self.parent.x + NODE_HALF_WIDTH, self.parent.y, self.child.x - NODE_HALF_WIDTH, self.child.y
+
+    @property
+    def label_at(self) -> tuple[float, float, str]:
+        """Where the label goes (x, y, text-anchor): beside the line's middle, on the side the
+        line leaves free: above a level line; for a rising line below and right of it, for a
+        falling one above and right, so the text extends away from its own line."""
+        x1, y1, x2, y2 = self.ends
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        if abs(y2 - y1) < 1:
+            return mx, my - 6, "middle"
+        return (mx + 6, my + 14, "start") if y2 < y1 else (mx + 6, my - 6, "start")
+
+
+def group_links(links: list[dict], group) -> tuple[list[dict], dict[str, list[str]]]:
+    """Links between services instead of instances (`group` names an instance's service),
+    calls and errors summed; and each group's instances."""
+    summed: dict[tuple[str, str], dict] = {}
+    members: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        parent, child = group(link["parent"]), group(link["child"])
+        members[parent].add(link["parent"])
+        members[child].add(link["child"])
+        entry = summed.setdefault((parent, child), {"parent": parent, "child": child, "callCount": 0, "errorCount": 0})
+        entry["callCount"] += link["callCount"]
+        entry["errorCount"] += link.get("errorCount", 0)
+    return list(summed.values()), {k: sorted(v) for k, v in members.items()}
 
 
 def graph_layout(links: list[dict], width: int = 900, row_height: int = 70) -> tuple[list[GraphNode], list[GraphEdge], int]:

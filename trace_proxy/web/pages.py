@@ -337,12 +337,18 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         try:
             lookback = _number(request.args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
         except FormError as exc:
-            return page("dependencies.html", 400, nodes=[], edges=[], height=0, links=[],
+            return page("dependencies.html", 400, nodes=[], edges=[], height=0, links=[], grouped=False,
                         lookback=DEFAULT_LOOKBACK_MS, problem=str(exc))
         links = store.dependencies(int(time.time() * 1000), lookback)
+        grouped = request.args.get("group") in ("1", "on", "true")
+        members: dict[str, list[str]] = {}
+        if grouped:
+            links, members = model.group_links(links, analysis.service_group)
         nodes, edges, height = model.graph_layout(links)
+        for node in nodes:
+            node.members = members.get(node.name, [])
         problem = "" if links else f"no calls between services in the last {human_span(lookback)}"
-        return page("dependencies.html", nodes=nodes, edges=edges, height=height, links=links,
+        return page("dependencies.html", nodes=nodes, edges=edges, height=height, links=links, grouped=grouped,
                     lookback=lookback, end_ms=int(time.time() * 1000), problem=problem)
 
     return pages
