@@ -13,6 +13,7 @@ import requests
 from tests.support.browser import axe_problems, sideways_overflow
 from tests.support.trace_proxy_process import running_proxy
 from tests.support.trace_proxy_spans import envoy_trace, wide_trace
+from trace_proxy.web.export import otlp_json as export_otlp
 
 
 def post(url: str, spans: list[dict]) -> None:
@@ -262,3 +263,52 @@ def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy):
     assert only_b.count() == 1 and "stage 4 /stage/4 › service2 stage" in only_b.get_attribute("data-path")
     assert only_b.locator("td").nth(1).inner_text() == "–"
     assert axe_problems(page) == []
+
+
+def test_a_downloaded_file_uploads_back_as_a_trace_page_without_storing_it(page, proxy, tmp_path):
+    other = envoy_trace(request_id="from-elsewhere")
+    other[5]["tags"]["error"] = "true"
+    (tmp_path / "one.json").write_text(json.dumps(export_otlp(other)))
+    page.goto(proxy["url"] + "/upload")
+    page.set_input_files("input[name=file]", str(tmp_path / "one.json"))
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_selector(".minimap svg")
+    assert rows(page).count() == 12 and page.locator(".span.error").count() == 1
+    page.locator(f'.span[data-span-id="{other[5]["id"]}"] .bar').click()
+    assert "from-elsewhere" in page.locator("aside.panel").inner_text()  # its panel came with the page
+    assert axe_problems(page) == []
+    assert requests.get(f"{proxy['url']}/api/v2/trace/{other[0]['traceId']}", timeout=5).status_code == 404
+    # Stored when asked: then it is an ordinary trace page.
+    page.goto(proxy["url"] + "/upload")
+    page.set_input_files("input[name=file]", str(tmp_path / "one.json"))
+    page.check("input[name=store]")
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_url(f"**/trace/{other[0]['traceId']}")
+    assert rows(page).count() == 12
+
+
+def test_a_file_of_several_traces_lists_them_and_opens_one_by_id(page, proxy, tmp_path):
+    first, second = envoy_trace(request_id="first"), envoy_trace(request_id="second")
+    (tmp_path / "two.json").write_text(json.dumps(first + second))  # Zipkin v2 JSON
+    page.goto(proxy["url"] + "/upload")
+    page.set_input_files("input[name=file]", str(tmp_path / "two.json"))
+    page.get_by_role("button", name="Open").click()
+    listed = page.locator("table.traces tbody tr").evaluate_all("rs => rs.map(r => r.dataset.traceId)")
+    assert listed == [first[0]["traceId"], second[0]["traceId"]]
+    page.goto(proxy["url"] + "/upload")
+    page.set_input_files("input[name=file]", str(tmp_path / "two.json"))
+    page.fill("input[name=trace]", second[0]["traceId"])
+    page.get_by_role("button", name="Open").click()
+    assert page.locator(".waterfall").get_attribute("data-trace-id") == second[0]["traceId"]
+
+
+def test_a_file_that_is_no_trace_is_refused_saying_why(browser, proxy, tmp_path):
+    context = browser.new_context()  # unwatched: the refusal is a 400, which the console reports
+    page = context.new_page()
+    (tmp_path / "bad.json").write_text('{"spans": []}')
+    page.goto(proxy["url"] + "/upload")
+    page.set_input_files("input[name=file]", str(tmp_path / "bad.json"))
+    page.get_by_role("button", name="Open").click()
+    assert page.locator(".problem").inner_text() == \
+        "bad.json: neither Zipkin v2 JSON (a list of spans) nor OTLP JSON (an object with resourceSpans)"
+    context.close()

@@ -2,6 +2,7 @@
 heatmap grid and the dependency graph's layout. Plain data; the templates only lay it out."""
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -152,6 +153,10 @@ class SpanRow:
         """What find-in-trace matches: service, operation and tag values, lower-cased."""
         values = [self.service, self.operation, *(str(v)[:200] for v in tags_of(self.span).values())]
         return " ".join(values).lower()
+
+    @property
+    def raw_json(self) -> str:
+        return json.dumps(self.span, indent=2, sort_keys=True)
 
     def matches(self, needle: str) -> bool:
         return needle.lower() in self.find_text

@@ -21,7 +21,7 @@ from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
 from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
-from trace_proxy.web import analysis, export, model
+from trace_proxy.web import analysis, export, model, upload
 from trace_proxy.web import bubbleup as bubble
 from trace_proxy.web.replies import text
 
@@ -214,8 +214,7 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         rows = model.waterfall(spans)
         wanted = (request.args.get("span") or "").strip().lower()
         selected = next((r for r in rows if r.span.get("id") == wanted), None)
-        values = dict(summary=model.summary(spans), rows=rows, state=state, selected=selected,
-                      raw_json=json.dumps(selected.span, indent=2, sort_keys=True) if selected else "")
+        values = dict(summary=model.summary(spans), rows=rows, state=state, selected=selected)
         if wanted and selected is None:
             values["problem"] = f"no span {wanted!r} in this trace; showing the whole trace"
         return values
@@ -231,11 +230,44 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         view = trace_view(ident)
         if view is None:
             return missing(ident)
+        return trace_page(view)
+
+    def trace_page(view: dict, status: int = 200, **extra):
         find = (request.args.get("find") or "").strip()[:200]
         matched = {r.span.get("id") for r in view["rows"] if r.matches(find)} if find else set()
-        return page("trace.html", **view, settle=store.settle_seconds, find=find, matched=matched,
+        return page("trace.html", status, **view, settle=store.settle_seconds, find=find, matched=matched,
                     matches=len(matched), ruler=model.ruler(view["summary"].duration_us),
-                    max_depth=max(r.depth for r in view["rows"]) + 1)
+                    max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+
+    @pages.route("/upload", methods=["GET", "POST"])
+    def upload_file():
+        """View a Zipkin v2 or OTLP JSON file without storing it, or store it when asked."""
+        if request.method == "GET":
+            return page("upload.html")
+        sent = request.files.get("file")
+        if sent is None or not sent.filename:
+            return page("upload.html", 400, problem="choose a file: Zipkin v2 JSON or OTLP JSON")
+        try:
+            spans = upload.read_spans(sent.stream.read(upload.LIMIT_BYTES + 1))
+        except upload.UploadError as exc:
+            return page("upload.html", 400, problem=f"{clip(sent.filename, 80)}: {exc}")
+        traces = upload.traces_of(spans)
+        if request.form.get("store") in ("1", "on"):
+            store.add(spans)
+            if len(traces) == 1:
+                return redirect(url_for("pages.trace", ident=traces[0][0]["traceId"]))
+            return page("upload.html", stored=len(spans), rows=model.trace_rows([(t, "uploaded") for t in traces]))
+        wanted = (request.form.get("trace") or "").strip().lower()
+        chosen = next((t for t in traces if t[0]["traceId"] == wanted), None) if wanted else None
+        if chosen is None and len(traces) > 1:
+            if wanted:
+                return page("upload.html", 400, problem=f"no trace {clip(wanted, 40)!r} in {clip(sent.filename, 80)}",
+                            rows=model.trace_rows([(t, "uploaded") for t in traces]), filename=sent.filename)
+            return page("upload.html", rows=model.trace_rows([(t, "uploaded") for t in traces]), filename=sent.filename)
+        chosen = chosen or traces[0]
+        rows = model.waterfall(chosen)
+        view = dict(summary=model.summary(chosen), rows=rows, state="whole", selected=None)
+        return trace_page(view, uploaded=sent.filename)
 
     def trace_panel(ident: str):
         """The span panel alone, for the page's script to show without a reload."""

@@ -25,20 +25,26 @@ function address(id) {
 }
 
 async function select(id) {
-  const url = `/trace/${encodeURIComponent(table.dataset.traceId)}/panel?span=${encodeURIComponent(id)}`;
-  const reply = await fetch(url);
-  if (!reply.ok) return;
-  panel.innerHTML = await reply.text();  // the server's template: every value escaped there
+  // An uploaded file's trace is not stored: its panels came with the page.
+  const inline = document.querySelector(`template[data-panel-for="${CSS.escape(id)}"]`);
+  if (inline) {
+    panel.replaceChildren(inline.content.cloneNode(true));
+  } else {
+    const url = `/trace/${encodeURIComponent(table.dataset.traceId)}/panel?span=${encodeURIComponent(id)}`;
+    const reply = await fetch(url);
+    if (!reply.ok) return;
+    panel.innerHTML = await reply.text();  // the server's template: every value escaped there
+    address(id);
+  }
   panel.hidden = false;
   mark(id);
-  address(id);
 }
 
 function close() {
   panel.hidden = true;
   panel.replaceChildren();
   mark(null);
-  address(null);
+  if (new URL(location.href).searchParams.has("span")) address(null);
 }
 
 if (table && panel) {
