@@ -312,3 +312,42 @@ def test_a_file_that_is_no_trace_is_refused_saying_why(browser, proxy, tmp_path)
     assert page.locator(".problem").inner_text() == \
         "bad.json: neither Zipkin v2 JSON (a list of spans) nor OTLP JSON (an object with resourceSpans)"
     context.close()
+
+
+def test_the_search_list_plots_sorts_and_goes_live(page, proxy):
+    page.goto(proxy["url"] + "/?limit=100")
+    failing = proxy["failing"][0]["traceId"]
+    assert not re.search(r"\b\d{12,}\b", page.locator("main").inner_text())  # human times, no epoch numbers
+    table = page.locator("table.traces")
+    ys = dict(page.locator("svg.scatter a").evaluate_all(
+        "as => as.map(a => [a.dataset.traceId, +a.querySelector('circle').getAttribute('cy')])"))
+    lengths = dict(table.locator("tbody tr").evaluate_all("rs => rs.map(r => [r.dataset.traceId, +r.cells[5].dataset.value])"))
+    assert ys.keys() == lengths.keys()
+    by_height = [lengths[t] for t in sorted(ys, key=ys.get)]  # the longer the trace, the higher its dot
+    assert by_height == sorted(by_height, reverse=True)
+    table.get_by_role("button", name="duration ms").click()  # descending first
+    durations = table.locator("tbody tr").evaluate_all("rs => rs.map(r => Number(r.cells[5].dataset.value))")
+    assert durations == sorted(durations, reverse=True) and len(durations) >= 3
+    table.get_by_role("button", name="spans").click()
+    spans = table.locator("tbody tr").evaluate_all("rs => rs.map(r => Number(r.cells[3].textContent))")
+    assert spans == sorted(spans, reverse=True)
+    assert axe_problems(page) == []
+    page.check("[data-live]")
+    arriving = envoy_trace(request_id="live-one")
+    post(proxy["url"], arriving)
+    page.wait_for_selector(f'tr.new[data-trace-id="{arriving[0]["traceId"]}"]', timeout=15_000)
+    assert page.locator(f'svg.scatter a[data-trace-id="{arriving[0]["traceId"]}"]').count() == 1
+    page.uncheck("[data-live]")
+    page.locator(f'svg.scatter a[data-trace-id="{failing}"]').click()
+    page.wait_for_url(f"**/trace/{failing}")
+
+
+def test_without_script_the_list_sorts_on_the_server(browser, proxy):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(proxy["url"] + "/?sort=longest&limit=100")
+    durations = [int(v) for v in page.locator("table.traces tbody td[data-value]:nth-child(6)").evaluate_all(
+        "cs => cs.map(c => c.dataset.value)")]
+    assert durations == sorted(durations, reverse=True) and len(durations) >= 3
+    assert "longest first" in page.locator("p.note").last.inner_text()
+    context.close()

@@ -84,6 +84,9 @@ class TraceRow:
     duration_us: int
     errors: int
     bar: float = 0.0  # duration as a share of the longest listed, 0..1
+    start_us: int = 0
+    x: float = 0.0  # the scatter plot's place: start time, 0..1000 left to right
+    y: float = 0.0  # duration, 0..1 bottom to top... as SVG y, 0 at the top
 
     @property
     def duration(self) -> str:
@@ -98,15 +101,28 @@ def trace_row(spans: list[dict], state: str) -> TraceRow:
         root_service=service_name(root) if root else "", root_operation=operation(root),
         span_count=len(spans), services=sorted({service_name(s) for s in spans if service_name(s)}),
         duration_us=(root or {}).get("duration") or (end - start), errors=sum(map(is_error, spans)),
+        start_us=trace_timestamp(spans),
     )
 
 
+SCATTER_WIDTH, SCATTER_HEIGHT = 1000, 160
+
+
 def trace_rows(found: list[tuple[list[dict], str]]) -> list[TraceRow]:
+    """Rows with their bar (duration against the longest) and their place in the scatter plot."""
     rows = [trace_row(spans, state) for spans, state in found]
     longest = max((r.duration_us for r in rows), default=0) or 1
+    first = min((r.start_us for r in rows), default=0)
+    span = max((r.start_us for r in rows), default=0) - first or 1
     for row in rows:
         row.bar = row.duration_us / longest
+        row.x = 10 + (SCATTER_WIDTH - 20) * (row.start_us - first) / span
+        row.y = SCATTER_HEIGHT - 8 - (SCATTER_HEIGHT - 16) * row.bar
     return rows
+
+
+SORTS = {"newest": lambda r: -r.start_us, "oldest": lambda r: r.start_us, "longest": lambda r: -r.duration_us,
+         "shortest": lambda r: r.duration_us, "most spans": lambda r: -r.span_count}
 
 
 # -- waterfall --------------------------------------------------------------------------

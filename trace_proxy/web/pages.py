@@ -98,6 +98,7 @@ def search_form(args) -> dict:
         "lookback": _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS,
         "end": _number(args, "end", integer=True, minimum=1),
         "limit": min(_number(args, "limit", integer=True, minimum=1) or DEFAULT_ROWS, MAX_ROWS),
+        "sort": args.get("sort") if args.get("sort") in model.SORTS else "newest",
     }
     if form["max_ms"] is not None and form["min_ms"] is not None and form["max_ms"] < form["min_ms"]:
         raise FormError("max duration must be at least the min duration")
@@ -182,7 +183,7 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         return reply
 
     def page(template: str, status: int = 200, **values):
-        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock,
+        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock, sorts=model.SORTS,
                                **values), status
 
     @pages.get("/")
@@ -197,6 +198,7 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
                         rows=[], settle=store.settle_seconds, problem=str(exc))
         states = ALL_STATES if form["arriving"] else DONE
         rows = model.trace_rows(store.search(query_of(form), states))
+        rows.sort(key=model.SORTS[form["sort"]])
         operations = store.span_names(form["service"]) if form["service"] else []
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
                     settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))

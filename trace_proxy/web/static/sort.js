@@ -1,9 +1,10 @@
 // Sortable tables: a heading's button sorts by its column (numbers by their data-value),
-// again for the other direction.
-for (const table of document.querySelectorAll("table.sortable")) {
+// again for the other direction. Tables replaced later (the live search list) get them too.
+function enhance(table) {
   const body = table.tBodies[0];
   const heads = [...table.tHead.rows[0].cells];
   heads.forEach((head, column) => {
+    if (!head.dataset.sort || head.querySelector("button.sort")) return;
     const button = document.createElement("button");
     button.type = "button";
     button.className = "sort";
@@ -27,3 +28,7 @@ for (const table of document.querySelectorAll("table.sortable")) {
     });
   });
 }
+
+const enhanceAll = () => document.querySelectorAll("table.sortable").forEach(enhance);
+enhanceAll();
+document.addEventListener("results-replaced", enhanceAll);
