@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
                    help="a trace with its root and every parent is listed as whole once no span has arrived "
                         f"for it for this long (default {defaults.settle_seconds:g})")
+    p.add_argument("--log-dir", metavar="DIR",
+                   help="a folder of the mesh's log files (NAME.log): the web UI shows each span's request's lines")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
@@ -125,7 +127,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
-        settle_seconds=args.settle_seconds,
+        settle_seconds=args.settle_seconds, log_dir=args.log_dir,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))

@@ -51,6 +51,8 @@ class Settings:
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
     autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
+    # The local mesh's log folder: the web UI's span panel shows the request's lines from it.
+    log_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -102,8 +102,10 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
 
 
 def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
-             envoy: str | None = None) -> list[Program]:
+             envoy: str | None = None, logs_dir: Path | None = None) -> list[Program]:
     """Every process of the local mesh, in start order (upstreams first).
+
+    `logs_dir`: where the processes' logs go; the trace proxy is told, for its span panel.
 
     `envoy`: the binary to run (default: the one on PATH, which must exist).
     """
@@ -111,7 +113,8 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
-            command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port,
+                                        *(("--log-dir", str(logs_dir)) if logs_dir else ()), otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
             listens=tuple(p for p in (layout.trace_proxy_port, layout.otlp_port) if p),  # Zipkin, then OTLP
@@ -297,7 +300,7 @@ class LocalMesh:
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        progs = programs(self.layout, self.envoy_dir, self.service_env)
+        progs = programs(self.layout, self.envoy_dir, self.service_env, logs_dir=self.logs_dir)
         for instance in self.layout.envoys:
             envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))

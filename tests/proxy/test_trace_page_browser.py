@@ -351,3 +351,9 @@ def test_without_script_the_list_sorts_on_the_server(browser, proxy):
     assert durations == sorted(durations, reverse=True) and len(durations) >= 3
     assert "longest first" in page.locator("p.note").last.inner_text()
     context.close()
+
+
+def test_without_a_log_folder_the_panel_says_where_the_logs_are(page, proxy):
+    slow = proxy["failing"][9]
+    page.goto(f"{proxy['url']}/trace/{slow['traceId']}?span={slow['id']}")
+    assert "inv logs --cluster --request failing-slow" in page.locator("aside.panel .logs").inner_text()

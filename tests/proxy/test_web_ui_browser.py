@@ -175,3 +175,17 @@ def test_dependency_labels_keep_off_the_lines_nodes_link_and_instances_group(pag
     instances = page.locator("#group-service1 a").all_inner_texts()
     assert set(instances) >= replicas
     assert axe_problems(page) == []
+
+
+def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
+    page.goto(f"{demo['url']}/trace/{demo['friend']['trace_id']}")
+    ingress = page.locator(".waterfall .span").nth(1)  # service1's SERVER span: its app and its Envoy
+    service = ingress.locator(".service").inner_text()
+    assert service.startswith("service1-")
+    ingress.locator(".bar").click()
+    lines = page.locator("aside.panel ol.loglines li")
+    lines.first.wait_for()
+    processes = set(lines.locator(".process").all_inner_texts())
+    assert processes <= {f"{service}-app", f"{service}-envoy"} and f"{service}-app" in processes
+    assert all(demo["friend"]["request_id"] in t or demo["friend"]["trace_id"] in t for t in lines.all_inner_texts())
+    assert axe_problems(page) == []

@@ -22,6 +22,7 @@ from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
 from trace_proxy.web import analysis, export, model, upload
+from trace_proxy.web import logs as web_logs
 from trace_proxy.web import bubbleup as bubble
 from trace_proxy.web.replies import text
 
@@ -160,7 +161,8 @@ def find_trace(store: SpanStore, ident: str) -> tuple[list[dict], str] | None:
     return found[0] if found else None
 
 
-def pages_blueprint(store: SpanStore) -> Blueprint:
+def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
+    """`log_dir`: the local mesh's log folder, for the span panel's log lines ("" on the cluster)."""
     pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/ui/static")
     pages.add_app_template_filter(visible, "visible")
@@ -232,7 +234,7 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         view = trace_view(ident)
         if view is None:
             return missing(ident)
-        return trace_page(view)
+        return trace_page(view, logs=span_logs(view))
 
     def trace_page(view: dict, status: int = 200, **extra):
         find = (request.args.get("find") or "").strip()[:200]
@@ -271,12 +273,19 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         view = dict(summary=model.summary(chosen), rows=rows, state="whole", selected=None)
         return trace_page(view, uploaded=sent.filename)
 
+    def span_logs(view: dict) -> web_logs.RequestLogs | None:
+        selected = view.get("selected")
+        if not log_dir or selected is None:
+            return None
+        ids = {view["summary"].trace_id} | ({view["summary"].request_id} if view["summary"].request_id else set())
+        return web_logs.request_logs(Path(log_dir), selected.service, ids)
+
     def trace_panel(ident: str):
         """The span panel alone, for the page's script to show without a reload."""
         view = trace_view(ident)
         if view is None or view["selected"] is None:
             return text(404, "no such trace or span")
-        return render_template("_panel.html", **view)
+        return render_template("_panel.html", **view, logs=span_logs(view))
 
     def trace_stats(ident: str):
         found = find_trace(store, ident.strip())
