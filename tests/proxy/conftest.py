@@ -2,6 +2,8 @@
 context per test (no console error, nothing fetched from outside loopback)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.browser import PageWatch, headless_chromium
@@ -22,3 +24,11 @@ def page(browser):
     context.close()
     assert watch.requests, "the page loaded nothing"
     assert watch.problems == []
+
+
+@pytest.fixture(scope="module")
+def screenshots(request, tmp_path_factory) -> Path:
+    """Where shoot() writes: `pytest --screenshots docs` rewrites the README's pictures."""
+    chosen = request.config.getoption("--screenshots")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.support.browser import axe_problems
+from tests.support.browser import axe_problems, shoot
 from tests.support.trace_proxy_process import running_proxy
 from tests.support.trace_proxy_spans import envoy_trace
 
@@ -41,7 +41,7 @@ def proxy():
         yield {"url": running.url, "slow": {s[0]["traceId"] for s in slow}}
 
 
-def test_a_dragged_heatmap_region_bubbles_up_the_slow_pod(page, proxy):
+def test_a_dragged_heatmap_region_bubbles_up_the_slow_pod(page, proxy, screenshots):
     page.goto(proxy["url"] + "/heatmap")
     top = page.locator("table.heatmap tbody tr").first.locator("td[data-t0]")  # the slowest band
     first, last = top.first.bounding_box(), top.last.bounding_box()
@@ -54,6 +54,7 @@ def test_a_dragged_heatmap_region_bubbles_up_the_slow_pod(page, proxy):
     assert page.url.endswith("/heatmap")  # a drag follows no cell's link
     selection.get_by_role("link", name="BubbleUp this selection").click()
     page.wait_for_url("**/bubbleup?*")
+    shoot(page, screenshots, "ui-bubbleup.png")
     fields = page.locator("section.field")
     scores = fields.evaluate_all("fs => fs.map(f => Number(f.dataset.score))")
     assert scores == sorted(scores, reverse=True) and scores[0] > 0

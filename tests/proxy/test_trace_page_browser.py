@@ -10,7 +10,7 @@ import re
 import pytest
 import requests
 
-from tests.support.browser import axe_problems, sideways_overflow
+from tests.support.browser import axe_problems, shoot, sideways_overflow
 from tests.support.trace_proxy_process import running_proxy
 from tests.support.trace_proxy_spans import envoy_trace, wide_trace
 from trace_proxy.web.export import otlp_json as export_otlp
@@ -155,8 +155,9 @@ def test_the_critical_path_is_marked_and_can_be_shown_alone(page, proxy):
     assert page.locator(".waterfall .span:visible").count() == 12
 
 
-def test_statistics_per_operation_sort_by_any_column(page, proxy):
+def test_statistics_per_operation_sort_by_any_column(page, proxy, screenshots):
     page.goto(f"{proxy['url']}/trace/{proxy['failing'][0]['traceId']}/stats")
+    shoot(page, screenshots, "ui-stats.png")
     table = page.locator("table.stats")
     first = lambda: table.locator("tbody tr").first.evaluate("r => [r.dataset.service, r.dataset.name]")  # noqa: E731
     assert first() == ["service2-0", "stage"]  # most self time: the five stage servers, the slow one
@@ -185,7 +186,7 @@ def test_both_downloads_are_files_this_proxy_reads_back(page, proxy, tmp_path):
             assert len(spans) == 12 and sum(s["status"]["code"] == 2 for s in spans) == 2
 
 
-def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(browser, proxy):
+def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(browser, proxy, screenshots):
     context = browser.new_context(color_scheme="dark")
     page = context.new_page()
     background = "() => getComputedStyle(document.body).backgroundColor"
@@ -199,6 +200,10 @@ def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(browser, prox
     assert page.evaluate(background) == "rgb(255, 255, 255)"  # remembered over the system's dark
     page.locator("[data-theme-toggle]").click()
     assert page.evaluate(background) == "rgb(20, 24, 29)"
+    page.locator(f'.span[data-span-id="{proxy["failing"][9]["id"]}"] .bar').click()
+    page.locator("aside.panel dl.detail").wait_for()
+    page.set_viewport_size({"width": 1400, "height": 640})
+    shoot(page, screenshots, "ui-trace-dark.png")
     assert axe_problems(page) == []
     context.close()
 
@@ -243,7 +248,7 @@ def test_a_1000_span_trace_renders_whole_and_collapses(page, proxy):
     assert re.fullmatch(r"\d+", page.locator(".span.error").count().__str__())
 
 
-def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy):
+def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy, screenshots):
     normal, failing = proxy["normal"][0]["traceId"], proxy["failing"][0]["traceId"]
     page.goto(proxy["url"] + "/")
     button = page.locator("[data-compare-button]")
@@ -253,6 +258,7 @@ def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy):
     assert button.is_enabled()
     button.click()
     page.wait_for_url(f"**/compare/{normal}/{failing}")
+    shoot(page, screenshots, "ui-compare.png")
     table = page.locator("table.compare tbody tr")
     assert table.count() == 12  # service1-2 and service1-0 matched as service1: one row per span path
     top = table.first

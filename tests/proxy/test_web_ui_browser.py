@@ -7,17 +7,13 @@ Every page is watched: no console error, nothing loaded from outside 127.0.0.1. 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from meshtools.views.front import echo
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
-from tests.support.browser import axe_problems
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
+from tests.support.browser import axe_problems, shoot
 
 @pytest.fixture(scope="module")
 def demo(local_mesh):
@@ -30,19 +26,6 @@ def demo(local_mesh):
         traces[name] = {"request_id": reply.request_id, "trace_id": spans[0]["traceId"], "spans": len(spans)}
     assert [t["spans"] for t in traces.values()] == [12, 12, 2]
     return {"url": local_mesh.layout.trace_proxy_url, **traces}
-
-
-@pytest.fixture(scope="module")
-def screenshots(request, tmp_path_factory) -> Path:
-    chosen = request.config.getoption("--screenshots")
-    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-
-
-def shoot(page, folder: Path, name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    page.screenshot(path=str(path), full_page=False)
-    assert path.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_the_search_page_lists_the_demo_traces_and_one_click_shows_the_waterfall(page, demo, screenshots):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -93,3 +94,14 @@ def axe_problems(page) -> list[str]:
 def sideways_overflow(page) -> int:
     """How many CSS pixels the page itself scrolls sideways (0: none)."""
     return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def shoot(page, folder: Path, name: str) -> None:
+    """A screenshot of the page's viewport to folder/name (the README's, with --screenshots docs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), full_page=False)
+    assert path.read_bytes().startswith(PNG_MAGIC)

@@ -6,6 +6,7 @@ import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -140,37 +141,37 @@ class SpanRow:
     critical: list[tuple[float, float]] = field(default_factory=list)  # path sections, as offset/width
     slowest: bool = False
 
-    @property
+    @cached_property
     def service(self) -> str:
         return service_name(self.span) or "?"
 
-    @property
+    @cached_property
     def operation(self) -> str:
         return operation(self.span)
 
-    @property
+    @cached_property
     def duration(self) -> str:
         return ms(self.span.get("duration"))
 
-    @property
+    @cached_property
     def error(self) -> bool:
         return is_error(self.span)
 
-    @property
+    @cached_property
     def status(self) -> str:
         return status_label(self.span)
 
-    @property
+    @cached_property
     def start(self) -> str:
         return ms(self.start_us)
 
-    @property
+    @cached_property
     def find_text(self) -> str:
         """What find-in-trace matches: service, operation and tag values, lower-cased."""
         values = [self.service, self.operation, *(str(v)[:200] for v in tags_of(self.span).values())]
         return " ".join(values).lower()
 
-    @property
+    @cached_property
     def raw_json(self) -> str:
         return json.dumps(self.span, indent=2, sort_keys=True)
 
