@@ -50,7 +50,7 @@ def rows(page):
 
 def test_errors_are_red_the_slowest_orange_and_offsets_count_from_the_trace_start(page, proxy):
     open_trace(page, proxy)
-    fill = "el => getComputedStyle(el.querySelector('rect.span-bar')).fill"
+    fill = "el => getComputedStyle(el.querySelector('.lane i.b')).backgroundColor"
     slowest = page.locator(".span.slowest")
     assert slowest.count() == 1 and slowest.get_attribute("data-span-id") == proxy["failing"][9]["id"]
     assert "error" in slowest.get_attribute("class")
@@ -83,8 +83,13 @@ def test_the_ruler_and_the_minimap_zoom_into_a_window(page, proxy):
     page.mouse.up()
     first, last = (float(t.split()[0].replace(",", "")) for t in (ticks.first.inner_text(), ticks.last.inner_text()))
     assert 950 <= first <= 1050 and 1450 <= last <= 1550, ticks.all_inner_texts()
-    view_box = rows(page).first.locator("svg").get_attribute("viewBox").split()
-    assert 480 <= float(view_box[0]) <= 520 and 230 <= float(view_box[2]) <= 270
+    where = """row => { const cell = row.querySelector('.bar').getBoundingClientRect();
+                        const bar = row.querySelector('i.b').getBoundingClientRect();
+                        return [bar.left - cell.left, bar.right - cell.right, cell.width]; }"""
+    left, right, width = rows(page).first.evaluate(where)  # the root: all of the trace
+    assert left < -width and right > width / 2  # the window is a quarter of it: the bar overflows both sides
+    left, right, width = rows(page).nth(2).evaluate(where)  # stage 0's call, 1 ms at the start
+    assert right < 0  # out of the window, to its left
     page.locator(".minimap svg").dblclick()
     assert ticks.last.inner_text() == "2,000 ms"
 

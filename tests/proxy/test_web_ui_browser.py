@@ -15,14 +15,27 @@ from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.browser import axe_problems, shoot
 
+def slow_stage_dominates(spans: list[dict]) -> bool:
+    """Whether /stage/3's server span lasted over half of service1's ingress span: then it has
+    the most time of its own, whatever the rest did. The tests' mesh sleeps only 50–150 ms
+    there (to be quick), which a busy machine's overhead elsewhere can outweigh."""
+    ingress = next(s for s in spans if s.get("kind") == "SERVER" and s["localEndpoint"]["serviceName"].startswith("service1"))
+    calls = {s["id"] for s in spans if s.get("parentId") == ingress["id"] and "/stage/3" in s.get("tags", {}).get("http.url", "")}
+    stage3 = [s for s in spans if s.get("parentId") in calls and s.get("kind") == "SERVER"]
+    return bool(stage3) and stage3[0]["duration"] * 2 > ingress["duration"]
+
+
 @pytest.fixture(scope="module")
 def demo(local_mesh):
     """inv demo's requests (friend, earth, chris), each waited for until the store lists it whole."""
     client = ZipkinClient(local_mesh.layout.trace_proxy_url)
     traces = {}
     for name in ("friend", "earth", "chris"):
-        reply = echo(local_mesh.layout.front_url, name)
-        spans = find_trace(client, reply.request_id, spans=2 if name == "chris" else SPANS_PER_ECHO)
+        for _ in range(5 if name == "friend" else 1):
+            reply = echo(local_mesh.layout.front_url, name)
+            spans = find_trace(client, reply.request_id, spans=2 if name == "chris" else SPANS_PER_ECHO)
+            if name != "friend" or slow_stage_dominates(spans):
+                break
         traces[name] = {"request_id": reply.request_id, "trace_id": spans[0]["traceId"], "spans": len(spans)}
     assert [t["spans"] for t in traces.values()] == [12, 12, 2]
     return {"url": local_mesh.layout.trace_proxy_url, **traces}

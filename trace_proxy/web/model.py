@@ -166,6 +166,15 @@ class SpanRow:
         return ms(self.start_us)
 
     @cached_property
+    def bar_classes(self) -> str:
+        """The bar's place as bars.css classes: x (start) and w (width) in thousandths."""
+        return bar_place(self.offset, self.width, 2)
+
+    @cached_property
+    def critical_classes(self) -> list[str]:
+        return [bar_place(x, w, 1) for x, w in self.critical]
+
+    @cached_property
     def find_text(self) -> str:
         """What find-in-trace matches: service, operation and tag values, lower-cased."""
         values = [self.service, self.operation, *(str(v)[:200] for v in tags_of(self.span).values())]
@@ -177,6 +186,20 @@ class SpanRow:
 
     def matches(self, needle: str) -> bool:
         return needle.lower() in self.find_text
+
+
+BAR_STEPS = 1000  # bars.css places bars in thousandths of the trace: no inline style needed
+
+
+def bar_place(offset: float, width: float, least: int) -> str:
+    x = min(BAR_STEPS, max(0, round(offset * BAR_STEPS)))
+    return f"x{x} w{min(BAR_STEPS, max(least, round(width * BAR_STEPS)))}"
+
+
+def bars_css() -> str:
+    """The classes bar_place names: .x0…x1000 (left) and .w1…w1000 (width), in per mille."""
+    return "".join(f".x{i}{{left:{i / 10:g}%}}" for i in range(BAR_STEPS + 1)) + \
+        "".join(f".w{i}{{width:{i / 10:g}%}}" for i in range(1, BAR_STEPS + 1)) + "\n"
 
 
 def status_label(span: dict) -> str:
