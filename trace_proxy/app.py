@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app.extensions["trace_proxy"] = state
     metrics.add_gauges(lambda: _state_gauges(state))
     app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*
-    app.register_blueprint(pages_blueprint(store))  # the web UI at /
+    app.register_blueprint(pages_blueprint(store, settings.log_dir))  # the web UI at /
     # Span ingest answers in front of Flask (collector.py: the hot path); the URL map only
     # knows its paths so that other methods on them are answered 405 with Allow.
     collector = Collector(app.wsgi_app, settings, metrics, state.sinks)

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
                    help="let pages of this web origin (e.g. https://ui.example) post spans and read the API; "
                         "repeat for more (default: none, browsers' cross-site requests are refused)")
+    p.add_argument("--log-dir", metavar="DIR",
+                   help="a folder of the mesh's log files (NAME.log): the web UI shows each span's request's lines")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
@@ -145,7 +147,7 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         max_store_bytes=args.max_store_bytes, store_file=args.store_file,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
         settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
-        spool_dir=args.spool_dir, spool_bytes=args.spool_bytes,
+        spool_dir=args.spool_dir, spool_bytes=args.spool_bytes, log_dir=args.log_dir,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))

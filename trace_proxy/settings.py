@@ -67,6 +67,8 @@ class Settings:
     # Web origins (https://ui.example) whose pages may post spans and read the API (CORS);
     # none by default: browsers' cross-site requests are refused.
     cors_origins: tuple[str, ...] = ()
+    # The local mesh's log folder: the web UI's span panel shows the request's lines from it.
+    log_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

@@ -104,11 +104,12 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
 
 
 def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
-             envoy: str | None = None, proxy_dir: Path | None = None) -> list[Program]:
+             envoy: str | None = None, proxy_dir: Path | None = None, logs_dir: Path | None = None) -> list[Program]:
     """Every process of the local mesh, in start order (upstreams first).
 
     `envoy`: the binary to run (default: the one on PATH, which must exist). `proxy_dir`:
-    where the trace proxy keeps what must outlive it (its Honeycomb spool).
+    where the trace proxy keeps what must outlive it (its Honeycomb spool). `logs_dir`: where
+    the processes' logs go; the trace proxy is told, for its span panel.
     """
     proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
         if proxy_dir else ()
@@ -117,7 +118,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
         Program(
             name=TRACE_PROXY_PROGRAM,
             command=trace_proxy_command(layout.host, layout.trace_proxy_port, *proxy_options,
-                                        otlp_port=layout.otlp_port),
+                                        *(("--log-dir", str(logs_dir)) if logs_dir else ()), otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
             listens=tuple(p for p in (layout.trace_proxy_port, layout.otlp_port) if p),  # Zipkin, then OTLP
@@ -309,7 +310,8 @@ class LocalMesh:
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        progs = programs(self.layout, self.envoy_dir, self.service_env, proxy_dir=self.trace_proxy_dir)
+        progs = programs(self.layout, self.envoy_dir, self.service_env, proxy_dir=self.trace_proxy_dir,
+                         logs_dir=self.logs_dir)
         for instance in self.layout.envoys:
             envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))

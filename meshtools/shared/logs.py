@@ -1,4 +1,5 @@
-"""What both targets' `inv logs` share: a line's time, `--since`, and which lines a request left.
+"""What both targets' `inv logs` share: a line's time, `--since`, and which lines a request left
+(`mentions`, which the trace proxy's span panel uses too: one rule, defined there).
 
 Every process writes a time on its lines, each in its own format: the app's and Envoy's
 access log JSON (`"time": "2026-11-26T18:27:45.123Z"`, UTC), Envoy's own log
@@ -7,9 +8,10 @@ access log JSON (`"time": "2026-11-26T18:27:45.123Z"`, UTC), Envoy's own log
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
+
+from trace_proxy.web.logs import mentions  # noqa: F401  (re-exported: meshtools' callers import it from here)
 
 ISO_Z = re.compile(r'"time":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z"')
 ENVOY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
@@ -54,23 +56,3 @@ def since_seconds(moment: datetime, now: datetime | None = None) -> int:
     """Whole seconds from `moment` to now, at least 1: kubectl's --since wants a duration."""
     now = now or datetime.now(timezone.utc)
     return max(1, round((now - moment).total_seconds()))
-
-
-def mentions(text: str, ids: set[str]) -> bool:
-    """Whether a line belongs to a request: its x-request-id or trace id appears in it.
-
-    JSON lines are matched on their request_id/trace_id fields (a trace id is also a prefix
-    of a longer 128-bit one, so both lengths match); other lines on the text.
-    """
-    if not ids:
-        return True
-    if text.lstrip().startswith("{"):
-        try:
-            fields = json.loads(text)
-        except ValueError:
-            fields = None
-        if isinstance(fields, dict):
-            values = {str(fields.get("request_id") or ""), str(fields.get("trace_id") or "")} - {""}
-            return any(v == i or (len(i) >= 16 and (v.endswith(i) or i.endswith(v) and len(v) >= 16))
-                       for v in values for i in ids)
-    return any(i in text for i in ids)
