@@ -16,6 +16,7 @@ from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.local.mesh import LocalMesh
+from meshtools.shared.durations import parse_duration
 from meshtools.shared.topology import (
     FRONT_LOCAL_PORT,
     FRONT_URL,
@@ -91,19 +92,29 @@ def number(value, flag: str) -> float | None:
         raise Exit(f"{flag} must be a number, got {value!r}.")
 
 
-def positive_number(value, flag: str, *, maximum: float | None = None, of: str = "") -> float | None:
-    """A finite float above 0 (and at most `maximum`), or None when not given.
+def duration(value, flag: str) -> float | None:
+    """A duration flag (`10`, `10s`, `1m30s`, `1h`; a number from config) in seconds, or None when not given.
 
-    `of` names the unit in the message: "--lookback must be a positive number of seconds, got '0'."
+    Only the parsing, as `number`: the caller checks the flag's limits.
     """
-    parsed = number(value, flag)
-    if parsed is None:
+    if value is None:
         return None
-    if not (math.isfinite(parsed) and parsed > 0 and (maximum is None or parsed <= maximum)):
-        most = "" if maximum is None else f" up to {maximum:g}"
-        unit = f" of {of}" if of else ""
-        raise Exit(f"{flag} must be a positive number{unit}{most}, got {value!r}.")
-    return parsed
+    if isinstance(value, bool):
+        raise Exit(f"{flag} needs a duration, e.g. 10s.")
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise Exit(f"{flag} {exc}.") from None
+
+
+def positive_duration(value, flag: str) -> float | None:
+    """A duration above 0 seconds, or None when not given."""
+    seconds = duration(value, flag)
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise Exit(f"{flag} must be more than 0 seconds, got {value!r}.")
+    return seconds
 
 
 def port(value, flag: str) -> int | None:

@@ -21,6 +21,7 @@ from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
 from meshtools.views import load as loadgen
 from meshtools.views import trace_view
+from meshtools.shared.durations import SYNTAX as DURATION_SYNTAX
 from meshtools.shared.net import accepts_connections
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
@@ -45,16 +46,16 @@ def listening(url: str) -> bool:
 
 @task(
     klass=MeshTask,
-    metavars={"duration": "SECONDS", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
-              "timeout": "SECONDS", "url": "URL", "names": "NAMES"},
+    metavars={"duration": "DURATION", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
+              "timeout": "DURATION", "url": "URL", "names": "NAMES"},
     help={
         "url": FRONT_URL_HELP,
         "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
-        "duration": "seconds to run (default 10 when --requests is not given)",
+        "duration": f"how long to run: {DURATION_SYNTAX} (default 10 s when --requests is not given)",
         "requests": "stop after this many requests",
         "concurrency": "closed model: workers, each waiting for its answer (default 4); with --rate: most requests in flight (default 64)",
         "rate": "open model: requests per second at a constant pace; latency counts from each intended send time",
-        "timeout": f"seconds to wait for one answer (default {loadgen.DEFAULT_TIMEOUT:g})",
+        "timeout": f"how long to wait for one answer: {DURATION_SYNTAX} (default {loadgen.DEFAULT_TIMEOUT:g} s)",
         "json": "print the summary as JSON (the live line goes to stderr)",
     }
 )
@@ -68,11 +69,11 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
             url=options.front_url(c, url),
             names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
             # Parsed here, their limits checked by LoadConfig, which tests and the benchmark share.
-            duration=options.number(duration, "--duration"),
+            duration=options.duration(duration, "--duration"),
             requests=options.whole_number(requests, "--requests"),
             concurrency=options.whole_number(concurrency, "--concurrency"),
             rate=options.number(rate, "--rate"),
-            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else options.number(timeout, "--timeout"),
+            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else options.duration(timeout, "--timeout"),
         )
     except ValueError as exc:
         raise Exit(str(exc))
@@ -104,7 +105,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
 
 @task(
     klass=MeshTask,
-    metavars={"limit": "N", "lookback": "SECONDS", "url": "URL", "id": "ID", "breakdown": "FIELDS",
+    metavars={"limit": "N", "lookback": "DURATION", "url": "URL", "id": "ID", "breakdown": "FIELDS",
               "service": "NAME"},
     help={
         "url": TRACE_PROXY_URL_HELP,
@@ -113,7 +114,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
         "heatmap": "plot durationMs over time as a terminal heatmap",
         "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
-        "lookback": "only traces from the last N seconds",
+        "lookback": f"only traces from this far back: {DURATION_SYNTAX}",
         "logs": "with --id: print the request's log lines from every process under the waterfall",
     }
 )
@@ -125,7 +126,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     """
     client = ZipkinClient(url_flag(options.trace_proxy_url(c, url)))
     limit = options.whole_number(limit, "--limit", minimum=1)
-    lookback_s = options.positive_number(lookback, "--lookback", of="seconds")
+    lookback_s = options.positive_duration(lookback, "--lookback")
     if id is not None and not id.strip():
         raise Exit("--id needs a trace id or an x-request-id; `inv traces --limit 10` lists recent traces.")
     if service is not None and not service.strip():

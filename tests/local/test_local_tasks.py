@@ -117,8 +117,8 @@ def test_a_flag_without_its_value_is_one_sentence_naming_it(tmp_path, args, flag
 
 
 @pytest.mark.parametrize("task, specs", [
-    ("load", ["--duration=SECONDS", "--requests=N", "--concurrency=N", "--rate=PER_SECOND", "--timeout=SECONDS"]),
-    ("traces", ["--limit=N", "--lookback=SECONDS"]),
+    ("load", ["--duration=DURATION", "--requests=N", "--concurrency=N", "--rate=PER_SECOND", "--timeout=DURATION"]),
+    ("traces", ["--limit=N", "--lookback=DURATION"]),
     ("local.up", ["--replicas=N", "--front-port=PORT", "--base-port=PORT"]),
     ("forward", ["--front-port=PORT"]),
 ])

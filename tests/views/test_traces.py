@@ -255,9 +255,9 @@ def test_piped_output_is_100_columns_wide_like_inv_demo():
 
 
 BAD_TRACES_CALLS = {
-    "lookback-zero": (["--lookback", "0"], "--lookback must be a positive number of seconds"),
-    "lookback-negative": (["--lookback", "-5"], "--lookback must be a positive number of seconds"),
-    "lookback-inf": (["--lookback", "inf"], "--lookback must be a positive number of seconds"),
+    "lookback-zero": (["--lookback", "0s"], "--lookback must be more than 0 seconds, got '0s'."),
+    "lookback-negative": (["--lookback", "-5"], "--lookback takes a duration like 10, 10s, 1m30s or 1h, got '-5'."),
+    "lookback-inf": (["--lookback", "inf"], "--lookback takes a duration like 10, 10s, 1m30s or 1h, got 'inf'."),
     "empty-id": (["--id", ""], "--id needs a trace id or an x-request-id"),
     "unknown-field": (["--breakdown", "nosuchfield"], "No span has nosuchfield; fields and tags they have include "
                                                       "serviceName, name, kind"),
