@@ -22,7 +22,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from meshtools.local import envoy_config
 from meshtools.shared.net import port_in_use
-from meshtools.shared.readiness import NotReady, wait_until_ok
+from meshtools.shared.readiness import NotReady, wait_until, wait_until_ok
 from meshtools.shared import tracers
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
@@ -319,9 +319,17 @@ class LocalMesh:
             raise
 
     def wait_until_serving(self, timeout: float) -> None:
+        """Every process healthy on its own, then one request through the whole mesh.
+
+        The request through the mesh makes a trace; sent before every app answered, it made an
+        ERROR 503 trace the user did not cause (a fresh mesh's first screen): so not before.
+        """
         url = f"{self.layout.front_url}/echo/local-up"
+        deadline = time.monotonic() + timeout
+        wait_until(self.all_healthy, timeout, interval=0.1)
         try:
-            wait_until_ok(url, timeout, accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.2)
+            wait_until_ok(url, max(1.0, deadline - time.monotonic()), accept=lambda reply: reply.status_code == 200,
+                          request_timeout=10, interval=0.2)
             return
         except NotReady as exc:
             last = exc.last
@@ -368,6 +376,10 @@ class LocalMesh:
 
     def start_process(self, name: str) -> None:
         self._rpc().startProcess(name)
+
+    def all_healthy(self) -> bool:
+        states = self.status()
+        return bool(states) and all(p.healthy for p in states)
 
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.

@@ -141,7 +141,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     try:
         if id is not None:
             spans = trace_by_id_or_request_id(client, id.strip(), on_wait=lambda: print(
-                "Not listed yet; waiting for the traces still arriving …", file=sys.stderr, flush=True))
+                "Not listed yet; waiting for its spans to reach the trace proxy …", file=sys.stderr, flush=True))
             trace_view.render_trace(spans, console)
             if logs:
                 print_request_logs(c, spans, console)

@@ -12,6 +12,9 @@ REQUEST_ID_TAG = "guid:x-request-id"
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
 ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
+# A miss is final after this long with no span reaching the store: Envoy sends its spans every
+# 0.5 s (tracing.*.flush_interval_ms), later on a busy machine.
+QUIET_SECONDS = 3.0
 
 
 def request_id_query(request_id: str) -> str:
@@ -64,22 +67,27 @@ def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = AR
 
     So `inv traces --id` takes a trace id or the x-request-id `inv echo` printed. The proxy
     lists a trace by x-request-id only once it is whole and settled, a second or two after the
-    answer: while traces are arriving, a miss is asked again for up to `wait` seconds
-    (`on_wait` is called once first); with nothing arriving it is final at once.
+    answer, and Envoy holds spans up to its flush interval before sending them: a miss is asked
+    again for up to `wait` seconds while spans come in (`on_wait` is called once first), and is
+    final once the store has taken no span for QUIET_SECONDS.
     """
-    deadline = time.monotonic() + wait
-    waiting = False
+    started = time.monotonic()
+    deadline, quiet_since, spans_seen, waiting = started + wait, started, None, False
     while True:
         found = _lookup(client, ident)
         if found:
             return found
         census = client.store_census()
-        if not census or not census.get("arriving") or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if census and (census.get("arriving") or census.get("spans") != spans_seen):
+            if spans_seen is not None or census.get("arriving"):
+                if not waiting and on_wait:
+                    on_wait()
+                waiting = True
+            quiet_since, spans_seen = now, census.get("spans")
+        if not census or now - quiet_since >= QUIET_SECONDS or now >= deadline:
             raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
                                 f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
-        if not waiting and on_wait:
-            on_wait()
-        waiting = True
         time.sleep(0.2)
 
 
