@@ -11,7 +11,12 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shutil
+import sys
+import textwrap
 
 from invoke import Collection, Task
 from invoke.exceptions import ParseError
@@ -151,6 +156,21 @@ def gather_variadic(collection: Collection, argv: list[str]) -> list[str]:
     return result
 
 
+def _help_that_fits(original):
+    """`inv --help TASK` within the terminal (80 columns piped): invoke prints a docstring's
+    lines as they are written; a longer one is wrapped here at a word, keeping its indent."""
+    def print_task_help(program: Program, name: str) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            original(program, name)
+        width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+        for line in out.getvalue().splitlines():
+            indent = line[:len(line) - len(line.lstrip())]
+            print(textwrap.fill(line, width, subsequent_indent=indent) if len(line) > width else line)
+    print_task_help.adjusted = True
+    return print_task_help
+
+
 def adjust_program() -> None:
     """Bare `inv` lists the tasks; a flag without its value gets a sentence that names it; the
     root collection shows value names in help.
@@ -160,4 +180,6 @@ def adjust_program() -> None:
     Program.no_tasks_given = _list_tasks_when_none_given
     if not getattr(Program.parse_tasks, "adjusted", False):
         Program.parse_tasks = _parse_tasks_with_plain_errors(Program.parse_tasks)
+    if not getattr(Program.print_task_help, "adjusted", False):
+        Program.print_task_help = _help_that_fits(Program.print_task_help)
 

@@ -48,7 +48,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
 
     On a running mesh it only says so (exit 0), unless asked for another layout or tracer (exit 1).
     """
-    console = terminal_console()  # piped: 100 columns, as inv demo and inv traces
+    console = terminal_console()  # piped: 80 columns, as inv demo and inv traces
     requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
     layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
     running = running_mesh(c)
@@ -67,8 +67,8 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
         console.print(f"Traces in your browser: {running.layout.trace_proxy_url}/")
         return running
     mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
-    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer): front {layout.front_url}, "
-                  f"trace proxy {layout.trace_proxy_url}")
+    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer).")
+    console.print(f"Front {layout.front_url}, trace proxy {layout.trace_proxy_url}")
     console.print(f"Traces in your browser: {layout.trace_proxy_url}/")
     console.print("Try `inv echo --name friend`, then `inv traces`.")
     console.print("`inv local.status` shows the processes, `inv local.down` stops them.")

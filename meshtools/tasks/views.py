@@ -35,6 +35,7 @@ from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
 AVAILABLE_FIELDS_SHOWN = 12
+HEATMAP_WINDOW_S = 300  # --heatmap without --lookback: the spans of the 5 minutes up to the newest
 
 
 def listening(url: str) -> bool:
@@ -112,7 +113,7 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         "id": "show this trace instead of the latest: a hex trace id, or the x-request-id `inv echo` printed",
         "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
-        "heatmap": "plot durationMs over time as a terminal heatmap",
+        "heatmap": "plot durationMs over time as a terminal heatmap (the 5 minutes up to the newest trace, unless --lookback)",
         "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
         "lookback": f"only traces from this far back: {DURATION_SYNTAX}",
         "logs": "with --id: print the request's log lines from every process under the waterfall",
@@ -161,7 +162,11 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             if fields:
                 trace_view.render_breakdown(trace_view.breakdown(spans, fields), fields, console)
             if heatmap:
-                trace_view.render_heatmap(trace_view.heatmap(spans), console)
+                if lookback_s is None:
+                    spans = trace_view.recent_spans(spans, HEATMAP_WINDOW_S)
+                    console.print(f"heatmap: the {len(spans)} spans of the {HEATMAP_WINDOW_S // 60} minutes up to "
+                                  "the newest (--lookback picks another window)")
+                trace_view.render_heatmap(trace_view.heatmap(spans, trace_view.heatmap_columns(console)), console)
             return
         found = client.traces(limit=limit or 1, **query)
         if not found:

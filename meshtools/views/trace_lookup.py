@@ -6,10 +6,12 @@ import time
 from typing import Callable
 
 from meshtools.views.urls import shorten
-from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
+from meshtools.views.zipkin_client import TraceNotFound, TraceProxyError, ZipkinClient
 
 REQUEST_ID_TAG = "guid:x-request-id"
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
+MIN_PREFIX = 12  # hex digits of a trace id's start that `--id` takes for the whole id
+PREFIX_SEARCH = 10_000  # the newest traces searched for an id's start
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
 ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
 # A miss is final after this long with no span reaching the store: Envoy sends its spans every
@@ -98,7 +100,16 @@ def _lookup(client: ZipkinClient, ident: str) -> list[dict]:
         except TraceNotFound:
             pass
     found = client.traces(annotation_query=request_id_query(ident), limit=1)
-    return found[0] if found and found[0] else []
+    if found and found[0]:
+        return found[0]
+    if TRACE_ID.fullmatch(ident) and MIN_PREFIX <= len(ident) < 32:
+        # The start of a longer id, as a narrow `inv traces --limit` shows a 128-bit one.
+        matches = [t for t in client.traces(limit=PREFIX_SEARCH) if t and t[0].get("traceId", "").startswith(
+            ident.lower())]
+        if len(matches) > 1:
+            raise TraceProxyError(f"{len(matches)} traces start with {ident}; give more of its digits.")
+        return matches[0] if matches else []
+    return []
 
 
 def join_ids(spans: list[dict]) -> set[str]:

@@ -14,7 +14,7 @@ from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.inv_process import run_inv
 from tests.support.waiting import wait_for
 
-MAX_PIPED_COLUMNS = 100
+MAX_PIPED_COLUMNS = 80
 
 
 def inv(mesh, *args):
@@ -93,9 +93,11 @@ def test_local_status_shows_ports_uptime_restarts_and_envoy_admin(local_mesh):
     assert sidecar[4:7] == [str(instance.ingress_port), str(instance.egress_port), str(instance.admin_port)]
 
 
-@pytest.mark.parametrize("args", [["local.status"], ["echo"], ["traces"], ["load", "--requests", "3"],
-                                  ["--list"], ["load", "--help"], ["local.up", "--help"]])
-def test_piped_output_fits_100_columns(local_mesh, args):
+@pytest.mark.parametrize("args", [["local.status"], ["echo"], ["traces"], ["traces", "--limit", "20"],
+                                  ["traces", "--heatmap"], ["traces", "--breakdown", "serviceName,http.url"],
+                                  ["load", "--requests", "3"], ["local.up"], ["demo"], ["--list"], ["load", "--help"],
+                                  ["local.up", "--help"], ["traces", "--help"]])
+def test_piped_output_fits_80_columns(local_mesh, args):
     result = inv(local_mesh, *args)
     assert result.returncode == 0, result.stderr
     wide = [line for line in result.stdout.splitlines() if len(line) > MAX_PIPED_COLUMNS and "<img" not in line]
