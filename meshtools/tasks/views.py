@@ -58,11 +58,14 @@ def listening(url: str) -> bool:
         "rate": "open model: requests per second at a constant pace; latency counts from each intended send time",
         "timeout": f"how long to wait for one answer: {DURATION_SYNTAX} (default {loadgen.DEFAULT_TIMEOUT:g} s)",
         "json": "print the summary as JSON (the live line goes to stderr)",
+        "fail_on_errors": "exit 1 when any request failed: an HTTP error, no answer, or unanswered at the end (for CI)",
     }
 )
-def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False):
+def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False,
+         fail_on_errors=False):
     """Send /echo/NAME load; summarise its latency and errors.
 
+    Latency percentiles are of answered requests; requests with no answer are counted apart.
     Ctrl-C or SIGTERM stops it early, still with the summary (exit 130).
     """
     try:
@@ -90,9 +93,10 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
     else:
         loadgen.render_summary(summary, out)
     if summary.in_flight_abandoned and not summary.interrupted:
-        # Exiting now would cut them off, and their traces would read as errors.
-        print(f"Letting the {loadgen.plural(summary.in_flight_abandoned, 'request')} still in flight finish "
-              "(uncounted) so their traces end cleanly; Ctrl-C skips.", file=sys.stderr, flush=True)
+        # Exiting now would cut them off, and their traces would read as errors. Through rich,
+        # so 80 columns wrap the line at a word.
+        Console(stderr=True).print(f"Letting the {loadgen.plural(summary.in_flight_abandoned, 'request')} still in "
+                                   "flight finish so their traces end cleanly; Ctrl-C skips.", highlight=False)
         with sigterm_as_interrupt():
             try:
                 run.drain(config.timeout)
@@ -102,6 +106,8 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         raise Exit(f"No request reached {config.url}; is the mesh still up (`inv local.status`)?")
     if summary.interrupted:
         raise Exit(code=130)
+    if fail_on_errors and (failed := loadgen.failures(summary)):
+        raise Exit(f"{failed} of {summary.sent} requests failed (--fail-on-errors).")
 
 
 @task(
