@@ -31,3 +31,4 @@ ns.add_task(stack.down)
 # INVOKE_LOCAL_* / INVOKE_CLUSTER_* variable only applies to a setting it knows.
 ns.configure(local.ns.configuration())
 ns.configure(cluster.ns.configuration())
+ns.configure({"target": "local"})  # what `inv up`/`inv down` act on without --cluster (meshtools/tasks/stack.py)
