@@ -15,6 +15,7 @@ from meshtools.views.front import echo
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.browser import PageWatch, headless_chromium
+from tests.support.speed import scaled
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,6 +42,7 @@ def demo(local_mesh):
 @pytest.fixture()
 def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 720})
+    context.set_default_timeout(scaled(30_000))  # Playwright's 30 s, stretched on a busy machine
     watch = PageWatch(context)
     tab = context.new_page()
     yield tab
