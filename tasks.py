@@ -3,7 +3,7 @@
 This file only assembles the task collections; each lives in meshtools/tasks/ over a
 tested module in meshtools/. `inv --list` shows them all.
 """
-from meshtools.tasks import cli, cluster, demo, dev, local, logs, stack, views
+from meshtools.tasks import cli, cluster, demo, dev, docs, local, logs, stack, views
 
 # Bare `inv` lists the tasks; numeric flags say what they take in --help (meshtools/tasks/cli.py).
 cli.adjust_program()
@@ -21,6 +21,7 @@ ns.add_task(views.traces)
 ns.add_task(views.bench)
 ns.add_task(logs.logs)
 ns.add_task(dev.dev)
+ns.add_task(docs.docs)
 for cluster_task in cluster.TOP_LEVEL_TASKS:  # build, deploy, secret, forward
     ns.add_task(cluster_task)
 ns.add_task(stack.up)

@@ -222,14 +222,14 @@ def print_request_logs(c, spans: list[dict], console) -> None:
     klass=MeshTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
-        "write": "also write the figures to README.md's Benchmark section",
+        "write": "also write the figures to docs/benchmark.md",
     }
 )
 def bench(c, quick=False, write=False):
     """Benchmark the local mesh; --write saves the figures.
 
     Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
-    --write puts the figures in README.md's Benchmark section.
+    --write puts the figures in docs/benchmark.md.
     """
     args = [sys.executable, str(BENCH_SCRIPT)]
     if quick:
