@@ -16,7 +16,6 @@ from invoke import Exit, task
 
 from meshtools.cluster import stack
 from meshtools.tasks import options
-from meshtools.tasks import local
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import (
     FRONT_PORT_HELP,
@@ -69,7 +68,7 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
     if not on_cluster(c, cluster, name=name, variant=variant != "default", rebuild=rebuild, context=context,
                       namespace=namespace, registry=registry, allow_context=allow_context):
         print("The local mesh (`inv up --cluster` brings up the kind cluster instead):", flush=True)
-        local.up(c, front_port=front_port, trace_proxy_port=trace_proxy_port, tracer=tracer)
+        options.start_or_reuse(c, front_port=front_port, trace_proxy_port=trace_proxy_port, tracer=tracer)
         return
     # A bad flag fails before anything is created.
     variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
