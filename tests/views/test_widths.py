@@ -131,3 +131,21 @@ def test_a_narrow_list_shows_as_many_digits_as_tell_its_traces_apart():
     fits(lines, 80)
     assert f"{OTEL_ID[:20]}1 " in "\n".join(lines)  # 20 digits are the same: 21 shown
     assert "its first 21 digits" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_load_summary_fits(width):
+    from collections import Counter
+
+    from meshtools.views.load import LoadConfig, LoadSummary, render_summary
+
+    summary = LoadSummary(LoadConfig(url="http://127.0.0.1:8000", rate=50.0, duration=10.0), elapsed=10.2,
+                          errors=Counter({"500": 12, "connection error": 328}), no_answer=328, late_starts=7,
+                          in_flight_abandoned=3, sent=843, send_window=10.0)
+    for i in range(500):
+        summary.histogram.record(0.002 + (i % 50) * 0.07)
+    lines = rendered(width, lambda c: render_summary(summary, c))
+    fits(lines, width)
+    text = " ".join(" ".join(lines).split())
+    assert "328 requests got no answer: not in the latencies" in text
+    assert "latency of the 500 answered p50" in text and "3 requests unanswered at the end, not counted" in text
