@@ -128,7 +128,7 @@ def envoy_binary() -> str:
     return binary
 
 
-def refusal(layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER, directory: Path | None = None) -> str | None:
+def refusal(layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER) -> str | None:
     """`FILE:LINE: message` for the first service whose config Envoy refuses, else None.
 
     One instance of each service is rendered and validated: the others differ in ports only.

@@ -19,9 +19,12 @@ def start(mesh: LocalMesh, console: Console, timeout: float = 90.0) -> LocalMesh
     try:
         mesh.check_can_start()
         # Before anything starts: a config Envoy refuses is named by its line under manifests/.
-        refused = envoy_config.refusal(mesh.layout, mesh.tracer)
+        with sigterm_as_interrupt():
+            refused = envoy_config.refusal(mesh.layout, mesh.tracer)
     except (MeshError, EnvoyMissing) as exc:
         raise Exit(str(exc), code=1)
+    except KeyboardInterrupt:
+        raise Exit("Interrupted before anything started.", code=130)
     if refused:
         raise Exit(f"Envoy refused its config: {refused}", code=1)
     console.print(

@@ -29,6 +29,7 @@ SEGMENT = r"(?:[A-Za-z_]\w*(?:\[\d+\])*|<any>)"
 FIELD_PATH = re.compile(rf"{SEGMENT}(?:\.{SEGMENT})+")
 UNKNOWN_FIELD = re.compile(r"\((" + FIELD_PATH.pattern + r")\) (\w+): Cannot find field")
 INDEXED = re.compile(r"^(\w+)((?:\[\d+\])*)$")
+VALIDATE_TIMEOUT = 10.0  # seconds; validation takes 0.3 s, a check must never hold up a start for long
 MAX_MESSAGE = 240  # characters: one line, even when Envoy says more
 
 
@@ -115,8 +116,11 @@ def refusal(config: Path, source: Path | None = None, envoy: str | None = None) 
     envoy = envoy or shutil.which("envoy")
     if envoy is None:
         raise FileNotFoundError("envoy is not on PATH")
-    result = subprocess.run([envoy, "--mode", "validate", "--disable-hot-restart", "-c", str(config)],
-                            capture_output=True, text=True, timeout=60)
+    try:
+        result = subprocess.run([envoy, "--mode", "validate", "--disable-hot-restart", "-c", str(config)],
+                                capture_output=True, text=True, timeout=VALIDATE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None  # an envoy that does not answer cannot judge; starting it will tell
     if result.returncode == 0:
         return None
     return explain(result.stderr + result.stdout, source or config)
