@@ -10,7 +10,7 @@ protobuf, with OTLP's ratio to Zipkin JSON; the Go upstream proxy too when GO_PR
 binary), and trace completeness under load.
 Everything runs on free loopback ports in a temporary directory, never on 8000/9411, and stops
 whatever happens. No span reaches the real Honeycomb (no key of yours is passed on). `--write`
-puts the figures and the machine into README.md; nothing else is saved.
+puts the figures and the machine into docs/benchmark.md; nothing else is saved.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ import store_scale  # noqa: E402
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
 NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
 SCALING_LEVELS = (4, 8, 16)
-RESULTS_FILE = PROJECT_ROOT / "README.md"
+RESULTS_FILE = PROJECT_ROOT / "docs" / "benchmark.md"
 RESULTS_START = "<!-- benchmark figures: written by `inv bench --write` -->"
 RESULTS_END = "<!-- end of benchmark figures -->"
 
@@ -533,7 +533,7 @@ def proxy_figures(plan: Plan, report: Report, tmp: Path) -> None:
 
 
 def write_markdown(header: str, report: Report, seconds: float) -> None:
-    """Replace the figures between README.md's benchmark markers; the rest stays as it is."""
+    """Replace the figures between docs/benchmark.md's markers; the rest stays as it is."""
     text = RESULTS_FILE.read_text()
     start, end = text.find(RESULTS_START), text.find(RESULTS_END)
     if start < 0 or end < start:

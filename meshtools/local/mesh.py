@@ -24,7 +24,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport
 from meshtools.local import envoy_config
 from meshtools.local.names import UnknownName, expand
 from meshtools.shared.net import port_in_use
-from meshtools.shared.readiness import NotReady, wait_until_ok
+from meshtools.shared.readiness import NotReady, wait_until, wait_until_ok
 from meshtools.shared import tracers
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
@@ -333,12 +333,18 @@ class LocalMesh:
             raise
 
     def wait_until_serving(self, timeout: float) -> requests.Response:
+        """Every process healthy on its own (the trace proxy among them: the Envoys' spans of a
+        request sent before it listens are lost), then one request through the whole mesh,
+        whose reply comes back.
+
+        That request makes a trace; sent before every app answered, it made an ERROR 503 trace the
+        user did not cause (a fresh mesh's first screen): so not before.
+        """
         url = f"{self.layout.front_url}/echo/local-up"
         deadline = time.monotonic() + timeout
+        wait_until(self.all_healthy, timeout, interval=0.1)
         try:
-            # The trace proxy first: a request the Envoys trace before it listens loses spans.
-            wait_until_ok(f"{self.layout.trace_proxy_url}/healthz", timeout, interval=0.05)
-            return wait_until_ok(url, max(0.0, deadline - time.monotonic()),
+            return wait_until_ok(url, max(1.0, deadline - time.monotonic()),
                                  accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.1)
         except NotReady as exc:
             last = exc.last
@@ -446,6 +452,10 @@ class LocalMesh:
         """Stop NAMES, then start them again, back once each answers (as `docker compose restart`)."""
         self.stop_processes(names, timeout)
         self.start_processes(names, timeout)
+
+    def all_healthy(self) -> bool:
+        states = self.status()
+        return bool(states) and all(p.healthy for p in states)
 
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.

@@ -12,13 +12,12 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from trace_proxy.web.logs import mentions  # noqa: F401  (re-exported: meshtools' callers import it from here)
+from meshtools.shared.durations import SYNTAX, parse_duration
 
 ISO_Z = re.compile(r'"time":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z"')
 ENVOY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 GUNICORN = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ([+-]\d{4})\]")
 PYTHON_LOGGING = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
-SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def line_time(text: str) -> datetime | None:
@@ -39,15 +38,17 @@ def _local(naive: datetime) -> datetime:
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """`--since`: a span back from now (30s, 10m, 2h, 1d) or a time (2026-11-26T18:00, UTC unless it says)."""
+    """`--since`: a duration back from now (10, 30s, 1m30s, 2h) or a time (2026-11-26T18:00, UTC unless it says)."""
     now = now or datetime.now(timezone.utc)
     text = value.strip()
-    if match := SINCE.match(text):
-        return now - timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--since takes a span like 30s, 10m or 2h, or a time like 2026-11-26T18:00, "
+        raise ValueError(f"--since takes a duration like {SYNTAX}, or a time like 2026-11-26T18:00, "
                          f"got {value!r}.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import PageWatch, headless_chromium
+from tests.support.speed import scaled
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,7 @@ def browser():
 @pytest.fixture()
 def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 720})
+    context.set_default_timeout(scaled(30_000))  # Playwright's 30 s, stretched on a busy machine
     watch = PageWatch(context)
     tab = context.new_page()
     yield tab

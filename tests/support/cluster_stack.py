@@ -84,7 +84,7 @@ class ClusterStack:
         return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port)]
 
     def up(self) -> None:
-        self.inv("up", "--name", self.name, *self.forward_ports())
+        self.inv("up", "--cluster", "--name", self.name, *self.forward_ports())
         self.settle()
 
     def deploy(self, tree: Path = PROJECT_ROOT, *deploy_flags: str) -> None:
@@ -97,7 +97,7 @@ class ClusterStack:
         self.inv("forward", "--stop")
 
     def down(self) -> None:
-        self.inv("down", "--name", self.name)
+        self.inv("down", "--cluster", "--name", self.name)
 
     def pods(self, app: str) -> set[str]:
         """The pods of a Deployment that are running and not on their way out."""

@@ -26,6 +26,8 @@ from typing import Any, Iterator
 import orjson
 import zstandard
 
+from tests.support.speed import scaled
+
 MALFORMED = "Request body is malformed and cannot be read"
 TOO_MANY_COLUMNS = "Event has too many columns"
 TOO_LARGE = "Event exceeds max event size"
@@ -102,7 +104,9 @@ class HoneycombStandin:
                     for ev, status in zip(r.events, r.statuses or ()) if status == 202]
 
     def wait_for(self, predicate, what: str, timeout: float = 10.0):
-        """Wait until `predicate(requests)` is truthy and return its value."""
+        """Wait until `predicate(requests)` is truthy and return its value (the deadline scaled
+        for a busy machine, tests/support/speed.py)."""
+        timeout = round(scaled(timeout), 1)
         deadline = time.monotonic() + timeout
         with self._cond:
             while not (result := predicate(list(self.requests))):
