@@ -3,7 +3,7 @@
 This file only assembles the task collections; each lives in meshtools/tasks/ over a
 tested module in meshtools/. `inv --list` shows them all.
 """
-from meshtools.tasks import cli, cluster, demo, dev, local, logs, stack, status, views
+from meshtools.tasks import cli, cluster, demo, dev, docs, local, logs, stack, status, views
 
 # Bare `inv` lists the tasks; numeric flags say what they take in --help (meshtools/tasks/cli.py).
 cli.adjust_program()
@@ -22,6 +22,7 @@ ns.add_task(views.bench)
 ns.add_task(logs.logs)
 ns.add_task(status.status)
 ns.add_task(dev.dev)
+ns.add_task(docs.docs)
 for cluster_task in cluster.TOP_LEVEL_TASKS:  # build, deploy, secret, forward
     ns.add_task(cluster_task)
 ns.add_task(stack.up)
@@ -32,3 +33,4 @@ ns.add_task(stack.down)
 # INVOKE_LOCAL_* / INVOKE_CLUSTER_* variable only applies to a setting it knows.
 ns.configure(local.ns.configuration())
 ns.configure(cluster.ns.configuration())
+ns.configure({"target": "local"})  # what `inv up`/`inv down` act on without --cluster (meshtools/tasks/stack.py)

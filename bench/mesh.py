@@ -10,7 +10,7 @@ protobuf, with OTLP's ratio to Zipkin JSON; the Go upstream proxy too when GO_PR
 binary), and trace completeness under load.
 Everything runs on free loopback ports in a temporary directory, never on 8000/9411, and stops
 whatever happens. No span reaches the real Honeycomb (no key of yours is passed on). `--write`
-puts the figures and the machine into README.md; nothing else is saved.
+puts the figures and the machine into docs/benchmark.md; nothing else is saved.
 """
 from __future__ import annotations
 
@@ -52,11 +52,12 @@ from meshtools.views.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
 
 import proxy_forwarding  # noqa: E402  (bench/ is this script's own directory)
+import store_scale  # noqa: E402
 
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
 NO_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0", "SLOW_STAGE_JITTER_SECONDS": "0"}
 SCALING_LEVELS = (4, 8, 16)
-RESULTS_FILE = PROJECT_ROOT / "README.md"
+RESULTS_FILE = PROJECT_ROOT / "docs" / "benchmark.md"
 RESULTS_START = "<!-- benchmark figures: written by `inv bench --write` -->"
 RESULTS_END = "<!-- end of benchmark figures -->"
 
@@ -73,6 +74,7 @@ class Plan:
         self.hop_samples = 200 if quick else 600
         self.ingest_seconds = 3.0 if quick else 6.0
         self.dev_saves = 2 if quick else 5  # `inv dev`: saves of a service file, each timed to served
+        self.store_sizes = (20_000,) if quick else (20_000, 100_000)
 
 
 # -- machine ----------------------------------------------------------------------------
@@ -516,7 +518,9 @@ def proxy_figures(plan: Plan, report: Report, tmp: Path) -> None:
             report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
                                              f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
         forwarding = proxy_forwarding.run(plan.ingest_seconds, ["json", "proto", "otlp"], False,
-                                          os.environ.get("GO_PROXY"), report.add)
+                                          os.environ.get("GO_PROXY"), report.add, with_files=True)
+        for size in plan.store_sizes:  # the store's queries as it grows (bench/store_scale.py)
+            store_scale.run(size, 10, True, report.add)
         ours = forwarding.get("json")
         if ours and (ours.delivered_rate < proxy_forwarding.TARGET_SPANS or ours.lost):
             report.problems.append(f"forwarding delivered {ours.delivered_rate:,.0f} spans/s with {ours.lost} lost "
@@ -529,7 +533,7 @@ def proxy_figures(plan: Plan, report: Report, tmp: Path) -> None:
 
 
 def write_markdown(header: str, report: Report, seconds: float) -> None:
-    """Replace the figures between README.md's benchmark markers; the rest stays as it is."""
+    """Replace the figures between docs/benchmark.md's markers; the rest stays as it is."""
     text = RESULTS_FILE.read_text()
     start, end = text.find(RESULTS_START), text.find(RESULTS_END)
     if start < 0 or end < start:

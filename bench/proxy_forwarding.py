@@ -279,14 +279,15 @@ def measure(command: list[str], env: dict[str, str], health_path: str, *, second
     return figures
 
 
-def our_proxy(seconds: float, encoding: str, forwarding: bool, standin_url: str, tmp: Path) -> Figures:
+def our_proxy(seconds: float, encoding: str, forwarding: bool, standin_url: str, tmp: Path,
+              options: tuple[str, ...] = ()) -> Figures:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HONEYCOMB_")}
     if forwarding:
         env.update(HONEYCOMB_API_KEY=KEY, HONEYCOMB_API_HOST=standin_url, HONEYCOMB_DATASET="bench")
-    return measure(trace_proxy_command(LOOPBACK, port), env, "/healthz", seconds=seconds, encoding=encoding,
+    return measure(trace_proxy_command(LOOPBACK, port, *options), env, "/healthz", seconds=seconds, encoding=encoding,
                    forwarding=forwarding, standin_url=standin_url, port=port, tmp=tmp,
-                   label=f"proxy-{encoding}-{'fwd' if forwarding else 'store'}")
+                   label=f"proxy-{encoding}-{'fwd' if forwarding else 'store'}{'-files' if options else ''}")
 
 
 def go_proxy(binary: str, seconds: float, standin_url: str, tmp: Path) -> Figures:
@@ -308,7 +309,8 @@ def describe(f: Figures) -> tuple[str, str]:
     return sat, fixed
 
 
-def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str | None, report) -> dict[str, Figures]:
+def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str | None, report,
+        with_files: bool = False) -> dict[str, Figures]:
     """Measure and `report(label, text)` each figure; returns our proxy's figures by encoding (and "go")."""
     tmp = Path(tempfile.mkdtemp(prefix="envoy-tracing-forwarding-"))
     _, client_cores = split_cores()
@@ -324,6 +326,16 @@ def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str |
             report("  OTLP / Zipkin JSON", f"{otlp.delivered_rate / zipkin.delivered_rate:.2f}× delivered spans/s, "
                    f"{otlp.cpu_us_per_span / zipkin.cpu_us_per_span:.2f}× CPU per span, "
                    f"p99 {otlp.p99_ms / zipkin.p99_ms:.2f}×")
+        if with_files:  # as the local mesh runs it: the store written behind to SQLite, the spool on disk
+            options = ("--store-file", str(tmp / "spans.sqlite"), "--spool-dir", str(tmp / "spool"))
+            figures = results["files"] = our_proxy(seconds, "json", True, url, tmp, options)
+            sat, fixed = describe(figures)
+            report("proxy → Honeycomb, files", sat)
+            report(f"  at {FIXED_RATE} req/s × {SPANS_PER_BATCH}", fixed)
+            if "json" in results and results["json"].delivered_rate:
+                memory = results["json"]
+                report("  files / memory", f"{figures.delivered_rate / memory.delivered_rate:.2f}× delivered spans/s, "
+                       f"{figures.cpu_us_per_span / memory.cpu_us_per_span:.2f}× CPU per span")
         if store_only:
             figures = our_proxy(seconds, "json", False, url, tmp)
             report("proxy store only (json)", f"{figures.accepted_rate:,.0f} spans/s, "
@@ -348,12 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoding", action="append", choices=("json", "proto", "otlp"),
                         help="repeatable (default json); otlp: the same spans as OTLP/HTTP protobuf to /v1/traces")
     parser.add_argument("--store-only", action="store_true", help="also measure the proxy without a Honeycomb key")
+    parser.add_argument("--with-files", action="store_true",
+                        help="also measure it as the local mesh runs it: --store-file (SQLite) and --spool-dir")
     parser.add_argument("--go-proxy", default=os.environ.get("GO_PROXY"), help="path of the Go upstream proxy binary")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load avg {load:.1f} at start, {os.cpu_count()} cores", flush=True)
     run(args.seconds, args.encoding or ["json"], args.store_only, args.go_proxy,
-        lambda label, text: print(f"{label:<28} {text}", flush=True))
+        lambda label, text: print(f"{label:<28} {text}", flush=True), with_files=args.with_files)
     return 0
 
 

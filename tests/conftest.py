@@ -11,6 +11,10 @@ from meshtools.local.mesh import LocalMesh
 from meshtools.shared.net import free_layout
 from meshtools.shared.topology import DEFAULT_REPLICAS
 from tests.support import docker_engine as docker_support
+from tests.support import process_guard
+# No process a test starts outlives the run; SIGINT's default restored for children; SIGTERM as Ctrl-C.
+from tests.support.speed import scaled
+from tests.support.process_guard import no_process_left_behind, pytest_configure, pytest_unconfigure  # noqa: F401
 from tests.support.cluster_stack import cluster_stack_session
 
 # A shorter slow stage keeps the suite fast; its bounds are the service's configuration.
@@ -23,7 +27,7 @@ def running_mesh(state_dir: Path, replicas: int = DEFAULT_REPLICAS, tracer: str 
     mesh = LocalMesh(layout=free_layout(replicas=replicas), state_dir=state_dir, service_env=FAST_SLOW_STAGE,
                      tracer=tracer)
     try:
-        mesh.up(timeout=90)
+        mesh.up(timeout=scaled(90))
         yield mesh
     finally:
         mesh.down()
@@ -97,6 +101,7 @@ def service_image(docker_engine, docker_base_image, tmp_path_factory, request):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    process_guard.pytest_terminal_summary(terminalreporter, config)
     lines = config.stash.get(_DOCKER_REPORT, [])
     if lines:
         terminalreporter.section("docker tests ran on")

@@ -9,12 +9,14 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from trace_proxy.collector import Collector
+from trace_proxy.browsers import cors_headers
+from trace_proxy.collector import NOSNIFF, Collector
 from trace_proxy.ingest import zipkin_json
 from trace_proxy.metrics import Metrics, counter, gauge
 from trace_proxy.store.query import QueryError, TraceQuery
 from trace_proxy.settings import Settings
 from trace_proxy.sinks import Sink
+from trace_proxy.store.span_file import MEMORY, SpanFile
 from trace_proxy.store.span_store import SpanStore
 from trace_proxy.web.api import api_blueprint
 from trace_proxy.web.pages import pages_blueprint
@@ -29,12 +31,25 @@ class ProxyState:
     store: SpanStore
     metrics: Metrics
     sinks: list[Sink]
+    closed: bool = False
 
     def queue_depths(self) -> dict[str, int]:
         """How much each forwarding sink holds right now: the numbers that must stay bounded."""
         return {s.name: s.pending() for s in self.sinks if hasattr(s, "pending")}
 
+    def spools(self) -> dict[str, dict[str, int]]:
+        """What each spooling sink holds: bytes, spans and bodies."""
+        return {s.name: s.spool.stats() for s in self.sinks if hasattr(s, "spool")}
+
+    def problems(self) -> list[str]:
+        """What makes the proxy unhealthy right now (a dead sender thread), for /healthz."""
+        return [problem for sink in self.sinks if hasattr(sink, "problems") for problem in sink.problems()]
+
     def close(self) -> None:
+        """Close every sink once (SIGTERM's lifespan shutdown, then gunicorn's worker_exit)."""
+        if self.closed:
+            return
+        self.closed = True
         for sink in self.sinks:
             try:
                 sink.close()
@@ -65,12 +80,15 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     app = Flask("trace_proxy")
     app.json.sort_keys = False
     metrics = Metrics()
-    store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds)
+    span_file = SpanFile(settings.store_file, metrics) if settings.store_file != MEMORY else None
+    store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds,
+                      max_bytes=settings.max_store_bytes, metrics=metrics, span_file=span_file)
+    store.load()
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state
     metrics.add_gauges(lambda: _state_gauges(state))
     app.register_blueprint(api_blueprint(store, settings))  # traceMany, dependencies, autocomplete*
-    app.register_blueprint(pages_blueprint(store))  # the web UI at /
+    app.register_blueprint(pages_blueprint(store, settings.log_dir))  # the web UI at /
     # Span ingest answers in front of Flask (collector.py: the hot path); the URL map only
     # knows its paths so that other methods on them are answered 405 with Allow.
     collector = Collector(app.wsgi_app, settings, metrics, state.sinks)
@@ -78,6 +96,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         app.url_map.add(rule)
     app.wsgi_app = collector
     app.extensions["collector"] = collector  # asgi.py answers the same routes on its event loop
+
+    allowed_origins = frozenset(settings.cors_origins)
 
     @app.before_request
     def start_timer():
@@ -90,6 +110,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
             route = request.url_rule.rule if request.url_rule else "unmatched"
             metrics.request_seconds.labels(request.method, route, str(response.status_code)).observe(
                 time.perf_counter() - started)
+        response.headers[NOSNIFF[0]] = NOSNIFF[1]
+        response.headers.extend(cors_headers(request.headers.get("Origin", ""), allowed_origins))
         return response
 
     @app.get("/api/v2/services")
@@ -133,6 +155,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
 
     @app.get("/healthz")
     def healthz():
+        if problems := state.problems():
+            return jsonify({"status": "unhealthy", "problems": problems}), 503
         return jsonify({"status": "ok"})
 
     @app.get("/metrics")
@@ -145,6 +169,7 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
         snapshot = metrics.snapshot()
         snapshot["store"] = store.stats()
         snapshot["queues"] = state.queue_depths()
+        snapshot["spools"] = state.spools()
         return jsonify(snapshot)
 
     return app
@@ -158,5 +183,11 @@ def _state_gauges(state: ProxyState):
                   stats["evicted_spans"])
     yield counter("trace_proxy_store_late_spans_dropped", "Spans of already evicted traces, not stored.",
                   stats["late_spans_dropped"])
+    yield gauge("trace_proxy_store_bytes", "Bytes of span JSON in the local store.", stats["bytes"])
     yield gauge("trace_proxy_sink_queue_depth", "Spans or bodies a forwarding sink holds, not yet answered.",
                 state.queue_depths(), "sink")
+    spools = state.spools()
+    yield gauge("trace_proxy_spool_bytes", "Bytes of batches in a sink's spool, waiting to be sent.",
+                {name: spool["bytes"] for name, spool in spools.items()}, "sink")
+    yield gauge("trace_proxy_spool_spans", "Spans in a sink's spool, waiting to be sent.",
+                {name: spool["spans"] for name, spool in spools.items()}, "sink")

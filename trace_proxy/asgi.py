@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 from a2wsgi import WSGIMiddleware
 from flask import Flask
 
+from trace_proxy.browsers import cors_headers
 from trace_proxy.collector import Collector, reply_headers
 
 Receive = Callable[[], Awaitable[dict]]
@@ -34,6 +35,9 @@ class ProxyApp:
         self.wsgi = WSGIMiddleware(flask_app, workers=threads)
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
         route = None
         if scope["type"] == "http" and scope["method"] == "POST":
             route = self.collector.routes.get(scope["path"])
@@ -47,6 +51,9 @@ class ProxyApp:
             "PATH_INFO": scope["path"],
             "CONTENT_TYPE": headers.get(b"content-type", b"").decode("latin-1"),
             "HTTP_CONTENT_ENCODING": headers.get(b"content-encoding", b"").decode("latin-1"),
+            "HTTP_HOST": headers.get(b"host", b"").decode("latin-1"),
+            "HTTP_ORIGIN": headers.get(b"origin", b"").decode("latin-1"),
+            "HTTP_SEC_FETCH_SITE": headers.get(b"sec-fetch-site", b"").decode("latin-1"),
             "CONTENT_LENGTH": str(len(body)),
             "wsgi.input": io.BytesIO(body),
         }
@@ -56,13 +63,29 @@ class ProxyApp:
                 None, self.collector.answer, route, environ)
         else:
             status, content_type, reply = self.collector.answer(route, environ)
-        headers = [(name.encode(), value.encode("latin-1")) for name, value in reply_headers(content_type, reply)]
+        headers = [(name.encode(), value.encode("latin-1")) for name, value in
+                   reply_headers(content_type, reply) + cors_headers(environ["HTTP_ORIGIN"], self.collector.allowed_origins)]
         if not whole:
             # The rest of an oversized body is never read: closing is the only way to stop it
             # (the server would otherwise read and discard it to the end, which may never come).
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
+
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Close the sinks when the server stops: uvicorn answers SIGTERM by stopping, then
+        re-raises the signal, so the process dies by it and gunicorn's worker_exit never
+        runs; the lifespan's shutdown comes before that, once no request is left."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                state = self.flask_app.extensions["trace_proxy"]
+                await asyncio.get_running_loop().run_in_executor(None, state.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 async def read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

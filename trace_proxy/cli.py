@@ -103,14 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"largest accepted request body, before and after gzip (default {defaults.max_body_bytes})")
     p.add_argument("--max-spans", type=_positive, metavar="N",
                    help=f"spans kept in the local store; the least recently active traces go first (default {defaults.max_spans})")
+    p.add_argument("--max-store-bytes", type=_positive, metavar="N",
+                   help=f"bytes of span JSON kept in the local store; the least recently active traces go first "
+                        f"(default {defaults.max_store_bytes})")
+    p.add_argument("--store-file", metavar="PATH",
+                   help="keep the local store's spans in this SQLite file too, so traces outlive restarts "
+                        f"(default {defaults.store_file}: in memory only)")
     p.add_argument("--honeycomb-backlog", type=_positive, metavar="N",
                    help="events waiting to be sent to Honeycomb before new ones are dropped and "
                         f"counted (default {defaults.honeycomb_backlog})")
+    p.add_argument("--spool-dir", metavar="DIR",
+                   help="keep the batches waiting for Honeycomb in this directory, so an outage, restart or crash "
+                        "loses none; they are sent on the next start (default: in memory, kept across outages only)")
+    p.add_argument("--spool-bytes", type=_positive, metavar="N",
+                   help=f"bytes of compressed batches the spool holds before new spans are dropped and counted "
+                        f"(default {defaults.spool_bytes})")
     p.add_argument("--downstream-queue", type=_positive, metavar="N",
                    help=f"request bodies waiting for --downstream before new ones are dropped (default {defaults.downstream_queue})")
     p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
                    help="a trace with its root and every parent is listed as whole once no span has arrived "
                         f"for it for this long (default {defaults.settle_seconds:g})")
+    p.add_argument("--shutdown-seconds", type=_seconds, metavar="SECONDS",
+                   help="on SIGTERM, how long to go on delivering spans that wait for Honeycomb before "
+                        f"spooling or counting the rest (default {defaults.shutdown_seconds:g})")
+    p.add_argument("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
+                   help="let pages of this web origin (e.g. https://ui.example) post spans and read the API; "
+                        "repeat for more (default: none, browsers' cross-site requests are refused)")
+    p.add_argument("--log-dir", metavar="DIR",
+                   help="a folder of the mesh's log files (NAME.log): the web UI shows each span's request's lines")
     p.add_argument("--threads", type=_positive, metavar="N",
                    help=f"threads answering the query API and the web UI (span ingest runs on the event loop; default {defaults.threads})")
     return p
@@ -124,15 +144,27 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         host=args.host or host, port=port, otlp_port=args.otlp_port, dataset=args.dataset, api_host=args.api_host,
         sample_rate=args.sample_rate, debug=args.debug or None, downstream=args.downstream,
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
+        max_store_bytes=args.max_store_bytes, store_file=args.store_file,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
-        settle_seconds=args.settle_seconds,
+        settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
+        spool_dir=args.spool_dir, spool_bytes=args.spool_bytes, log_dir=args.log_dir,
     )
     if args.drop_fields:
         settings = replace(settings, drop_fields=tuple(args.drop_fields))
+    if args.cors_origins:
+        settings = replace(settings, cors_origins=tuple(o.rstrip("/") for o in args.cors_origins))
     try:
-        return settings.with_key_file(args.writekey_file)
+        settings = settings.with_key_file(args.writekey_file)
     except SettingsError as exc:
         parser.error(str(exc))
+    if settings.store_file != ":memory:":
+        from trace_proxy.store.span_file import SpanFile, SpanFileError
+
+        try:  # a path that cannot be a store is said here, once, not as a worker's traceback
+            SpanFile(settings.store_file).close()
+        except SpanFileError as exc:
+            parser.error(str(exc))
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:

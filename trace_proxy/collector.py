@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 from werkzeug.routing import Rule
 from werkzeug.wsgi import get_input_stream
 
+from trace_proxy.browsers import cors_headers, cross_site_reason
 from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin
 from trace_proxy.ingest.body import IngestError
 from trace_proxy.ingest.zipkin_json import SpanError
@@ -32,9 +33,13 @@ ENDPOINT = "collector"  # the Flask URL map's name for these paths (it only answ
 Reply = tuple[int, str, bytes]
 
 
+# On every response (app.py adds it to Flask's): no browser reads a reply as another type.
+NOSNIFF = ("x-content-type-options", "nosniff")
+
+
 def reply_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
     """A reply's headers, lower-case as ASGI wants them (WSGI does not mind)."""
-    headers = [("content-length", str(len(body)))]
+    headers = [("content-length", str(len(body))), NOSNIFF]
     if content_type:
         headers.append(("content-type", content_type))
     return headers
@@ -46,6 +51,7 @@ class Collector:
         self.settings = settings
         self.metrics = metrics
         self.sinks = sinks
+        self.allowed_origins = frozenset(settings.cors_origins)
         self.routes: dict[str, Callable[[dict], Reply]] = {
             "/api/v2/spans": lambda environ: self.zipkin(environ, 2),
             "/api/v1/spans": lambda environ: self.zipkin(environ, 1),
@@ -66,7 +72,8 @@ class Collector:
         if route is None:
             return self.app(environ, start_response)
         status, content_type, body = self.answer(route, environ)
-        start_response(f"{status} {HTTPStatus(status).phrase}", reply_headers(content_type, body))
+        headers = reply_headers(content_type, body) + cors_headers(environ.get("HTTP_ORIGIN", ""), self.allowed_origins)
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [body]
 
     def answer(self, route: Callable[[dict], Reply], environ: dict) -> Reply:
@@ -74,7 +81,10 @@ class Collector:
         started = time.perf_counter()
         path = environ["PATH_INFO"]
         try:
-            status, content_type, body = route(environ)
+            if refused := cross_site_reason(environ, self.allowed_origins):
+                status, content_type, body = self.reject(path, 403, refused, "cross_site")
+            else:
+                status, content_type, body = route(environ)
         except Exception:  # a bug here must still answer like the rest of the proxy: one line of text
             log.exception("POST %s failed", path)
             status, content_type, body = 500, TEXT, b"Internal Server Error: POST " + path.encode()[:200] + b"\n"
@@ -84,7 +94,7 @@ class Collector:
     def reject(self, path: str, status: int, reason: str, code: str = "") -> Reply:
         self.metrics.reject(status, code)
         log.info("rejected %s %s: %s", path, status, reason)
-        return status, TEXT, (reason + "\n").encode()
+        return status, TEXT, (reason + "\n").encode("utf-8", "replace")  # a reason may quote a lone surrogate
 
     def deliver(self, batch: Batch, encoding: str) -> None:
         """`encoding`: what the spans came as (json_v2, proto_v2, otlp_proto, ...), counted for /metrics."""
@@ -110,7 +120,7 @@ class Collector:
             return self.reject(environ["PATH_INFO"], exc.status, exc.reason, exc.code)
         except SpanError as exc:
             return self.reject(environ["PATH_INFO"], 400, str(exc), "invalid_span")
-        self.deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding),
+        self.deliver(Batch(parsed, version, body.raw, body.content_type, body.content_encoding, size=body.size),
                      zipkin.encoding_name(body.content_type, version))
         return 202, "", b""
 
@@ -134,7 +144,7 @@ class Collector:
             return 400, encoding, otlp_wire.failure(encoding, 400, reason, refused[:100])
         if converted.spans:
             # Sinks that mirror bodies get Zipkin v2 JSON: what a downstream Zipkin collector reads.
-            self.deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True),
+            self.deliver(Batch(converted.spans, 2, b"", otlp_wire.JSON, "", mirror_as_v2=True, size=body.size),
                          "otlp_proto" if encoding == otlp_wire.PROTOBUF else "otlp_json")
         message = ""
         if refused:

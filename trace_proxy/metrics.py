@@ -64,8 +64,9 @@ class Metrics:
                 status = sink or reason  # reason alone: a caller that passed the status as reason
                 out["rejected"]["requests"] += value
                 out["rejected"]["by_status"][status] = out["rejected"]["by_status"].get(status, 0) + value
-            elif what == "forwarded":
-                out["forwarded"][sink] = out["forwarded"].get(sink, 0) + value
+            elif what in ("forwarded", "restarted", "retried"):
+                by_sink = out.setdefault(what, {})
+                by_sink[sink] = by_sink.get(sink, 0) + value
             elif what == "dropped":
                 out["dropped"].setdefault(sink, {})
                 out["dropped"][sink][reason] = out["dropped"][sink].get(reason, 0) + value
@@ -89,6 +90,10 @@ class _Collector:
                                         "Spans accepted, by the encoding they came in.", labels=["encoding"])
         dropped = CounterMetricFamily("trace_proxy_spans_dropped", "Spans a sink did not deliver, by reason.",
                                       labels=["sink", "reason"])
+        restarted = CounterMetricFamily("trace_proxy_sender_restarts", "Sender threads found dead and restarted.",
+                                        labels=["sink"])
+        retried = CounterMetricFamily("trace_proxy_spans_retried", "Spans of batches kept to be sent again after a "
+                                      "failure (not lost: see trace_proxy_spans_dropped).", labels=["sink"])
         sums: Counter = Counter()
         for (what, sink, reason), value in self.metrics.counts():
             if what == "rejected" and not sink:  # the status given as the reason
@@ -108,7 +113,11 @@ class _Collector:
                 forwarded.add_metric([sink], value)
             elif what == "dropped":
                 dropped.add_metric([sink, reason], value)
-        yield from (received, encodings, rejected, forwarded, dropped)
+            elif what == "restarted":
+                restarted.add_metric([sink], value)
+            elif what == "retried":
+                retried.add_metric([sink], value)
+        yield from (received, encodings, rejected, forwarded, dropped, restarted, retried)
         for source in self.metrics._gauges:
             yield from source()
 

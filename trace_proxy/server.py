@@ -23,8 +23,9 @@ class ProxyWorker(UvicornWorker):
     httptools the median at a steady 40 requests/s of 100 spans was 1.6 ms against 1.8 ms on
     gunicorn's own asgi worker (7 interleaved runs of bench/proxy_forwarding.py), and a
     stopping proxy closes idle connections at once where that worker waited out their
-    keep-alive. No lifespan: load() and worker_exit start and stop what there is."""
-    CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools", "lifespan": "off"}
+    keep-alive. The lifespan's shutdown closes the sinks (asgi.py: worker_exit never runs
+    after a SIGTERM)."""
+    CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools", "lifespan": "on"}
 
 
 class ProxyServer(BaseApplication):
@@ -42,7 +43,8 @@ class ProxyServer(BaseApplication):
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", f"{__name__}.ProxyWorker")
         self.cfg.set("proc_name", "trace-proxy")
-        self.cfg.set("graceful_timeout", 10)
+        # Time to drain the sinks on SIGTERM (their own deadline) and a margin to exit after.
+        self.cfg.set("graceful_timeout", int(self.settings.shutdown_seconds) + 5)
         self.cfg.set("keepalive", KEEPALIVE_SECONDS)
         self.cfg.set("worker_exit", _close_sinks)
         if "control_socket_disable" in self.cfg.settings:

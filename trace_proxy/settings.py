@@ -37,6 +37,12 @@ class Settings:
     threads: int = 8
     max_body_bytes: int = 5 * 1024 * 1024
     max_spans: int = 20_000
+    # Bytes of span JSON the local store keeps: 20,000 Envoy spans are about 15 MB, so this
+    # only binds when spans are large (a 1 MB tag), as the span count cannot.
+    max_store_bytes: int = 64 * 1024 * 1024
+    # Where the store's spans outlive the process (a SQLite file, store/span_file.py);
+    # ":memory:" keeps them in memory only. The local mesh names a file in its state folder.
+    store_file: str = ":memory:"
     writekey: str = field(default="", repr=False)
     dataset: str = DEFAULT_DATASET
     api_host: str = DEFAULT_API_HOST
@@ -47,10 +53,22 @@ class Settings:
     # How many events may wait for Honeycomb / the downstream collector before new ones
     # are dropped (and counted), so an unreachable backend cannot grow memory.
     honeycomb_backlog: int = 10_000
+    # Bodies for Honeycomb wait in the spool until answered (sinks/spool.py): on disk in
+    # this directory (kept across restarts), or in memory when it is "".
+    spool_dir: str = ""
+    spool_bytes: int = 256 * 1024 * 1024
     downstream_queue: int = 1_000
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    # On SIGTERM, how long the sinks may go on delivering what waits before what is left is
+    # spooled (or counted as lost): within Kubernetes' default 30 s grace period.
+    shutdown_seconds: float = 10.0
     root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS
     autocomplete_keys: tuple[str, ...] = DEFAULT_AUTOCOMPLETE_KEYS
+    # Web origins (https://ui.example) whose pages may post spans and read the API (CORS);
+    # none by default: browsers' cross-site requests are refused.
+    cors_origins: tuple[str, ...] = ()
+    # The local mesh's log folder: the web UI's span panel shows the request's lines from it.
+    log_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":

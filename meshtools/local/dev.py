@@ -29,6 +29,7 @@ import yaml
 
 from meshtools.local import envoy_config
 from meshtools.local.mesh import TRACE_PROXY_PROGRAM, LocalMesh
+from meshtools.shared import envoy_errors
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, PROJECT_ROOT, TRACE_PROXY, Instance
 from meshtools.shared.watch import SERVICE_DIR, TRACE_PROXY_DIR, relative, under, watch_changes, watched
@@ -280,9 +281,9 @@ class DevLoop:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "envoy.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False))
-            ok, said = envoy_config.validate(path)
-        if not ok:
-            raise DevError(f"envoy --mode validate refused it: {said}")
+            said = envoy_errors.refusal(path, envoy_config.source_path(instance.service), envoy_config.envoy_binary())
+        if said:
+            raise DevError(f"Envoy refused it: {said}")
 
     # -- the watcher -----------------------------------------------------------------------
     def watch(self, emit: Callable[[str], None], stop_event=None) -> None:

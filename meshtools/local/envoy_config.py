@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
 
-from meshtools.shared import tracers
+from meshtools.shared import envoy_errors, tracers
 from meshtools.shared.topology import (
     ENVOY_CONFIG_DIR,
     ENVOY_CONFIG_FILES,
@@ -125,6 +126,30 @@ def envoy_binary() -> str:
             "elsewhere install Envoy 1.40 (e.g. `brew install envoy`) and try again."
         )
     return binary
+
+
+def refusal(layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER) -> str | None:
+    """`FILE:LINE: message` for the first service whose config Envoy refuses, else None.
+
+    One instance of each service is rendered and validated: the others differ in ports only.
+    A config that does not even load as YAML is named the same way.
+    """
+    configs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for instance in (layout.front, layout.service1[0], layout.service2[0]):
+            source = source_path(instance.service)
+            try:
+                rendered = render_local(instance, layout, tracer)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f":{mark.line + 1}" if mark else ""
+                return f"{envoy_errors.shown(source)}{where}: {getattr(exc, 'problem', None) or exc}"
+            except (KeyError, TypeError) as exc:  # a listener or cluster renamed, a section missing
+                return f"{envoy_errors.shown(source)}: {type(exc).__name__} {exc} while rewriting it for the local mesh"
+            path = Path(tmp) / f"{instance.name}.yaml"
+            path.write_text(yaml.safe_dump(rendered, sort_keys=False))
+            configs.append((path, source))
+        return envoy_errors.first_refusal(configs, envoy_binary())
 
 
 def validate(path: Path) -> tuple[bool, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from invoke.exceptions import Exit
 from rich.console import Console
 
+from meshtools.local import envoy_config
 from meshtools.local.envoy_config import EnvoyMissing
 from meshtools.local.mesh import LocalMesh, MeshError
 from meshtools.shared.signals import sigterm_as_interrupt
@@ -17,8 +18,15 @@ def start(mesh: LocalMesh, console: Console, timeout: float = 90.0) -> LocalMesh
     """Start `mesh` and wait until a request passes end to end."""
     try:
         mesh.check_can_start()
-    except MeshError as exc:
+        # Before anything starts: a config Envoy refuses is named by its line under manifests/.
+        with sigterm_as_interrupt():
+            refused = envoy_config.refusal(mesh.layout, mesh.tracer)
+    except (MeshError, EnvoyMissing) as exc:
         raise Exit(str(exc), code=1)
+    except KeyboardInterrupt:
+        raise Exit("Interrupted before anything started.", code=130)
+    if refused:
+        raise Exit(f"Envoy refused its config: {refused}", code=1)
     console.print(
         f"Starting the local mesh: trace proxy, service2, {mesh.layout.replicas} × service1, their Envoy sidecars "
         f"and front-envoy (logs in {mesh.logs_dir}) …"

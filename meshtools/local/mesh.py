@@ -24,7 +24,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport
 from meshtools.local import envoy_config
 from meshtools.local.names import UnknownName, expand
 from meshtools.shared.net import port_in_use
-from meshtools.shared.readiness import NotReady, wait_until_ok
+from meshtools.shared.readiness import NotReady, wait_until, wait_until_ok
 from meshtools.shared import tracers
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
@@ -104,16 +104,21 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
 
 
 def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] | None = None,
-             envoy: str | None = None) -> list[Program]:
+             envoy: str | None = None, proxy_dir: Path | None = None, logs_dir: Path | None = None) -> list[Program]:
     """Every process of the local mesh, in start order (upstreams first).
 
-    `envoy`: the binary to run (default: the one on PATH, which must exist).
+    `envoy`: the binary to run (default: the one on PATH, which must exist). `proxy_dir`:
+    where the trace proxy keeps what must outlive it (its Honeycomb spool). `logs_dir`: where
+    the processes' logs go; the trace proxy is told, for its span panel.
     """
+    proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
+        if proxy_dir else ()
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
             name=TRACE_PROXY_PROGRAM,
-            command=trace_proxy_command(layout.host, layout.trace_proxy_port, otlp_port=layout.otlp_port),
+            command=trace_proxy_command(layout.host, layout.trace_proxy_port, *proxy_options,
+                                        *(("--log-dir", str(logs_dir)) if logs_dir else ()), otlp_port=layout.otlp_port),
             health_url=f"{layout.trace_proxy_url}/healthz",
             env={},
             listens=tuple(p for p in (layout.trace_proxy_port, layout.otlp_port) if p),  # Zipkin, then OTLP
@@ -168,6 +173,11 @@ class LocalMesh:
     @property
     def envoy_dir(self) -> Path:
         return self.state_dir / "envoy"
+
+    @property
+    def trace_proxy_dir(self) -> Path:
+        """The trace proxy's own files, kept across `local.down`/`up`: its store and Honeycomb spool."""
+        return self.state_dir / "trace-proxy"
 
     @property
     def logs_dir(self) -> Path:
@@ -300,7 +310,8 @@ class LocalMesh:
         self.check_can_start()
         self._clear_stale_state()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        progs = programs(self.layout, self.envoy_dir, self.service_env)
+        progs = programs(self.layout, self.envoy_dir, self.service_env, proxy_dir=self.trace_proxy_dir,
+                         logs_dir=self.logs_dir)
         for instance in self.layout.envoys:
             envoy_config.write_local(instance, self.layout, self.envoy_dir, self.tracer, self.zipkin_encoding)
         self.conf_path.write_text(self.supervisord_conf(progs))
@@ -322,12 +333,18 @@ class LocalMesh:
             raise
 
     def wait_until_serving(self, timeout: float) -> requests.Response:
+        """Every process healthy on its own (the trace proxy among them: the Envoys' spans of a
+        request sent before it listens are lost), then one request through the whole mesh,
+        whose reply comes back.
+
+        That request makes a trace; sent before every app answered, it made an ERROR 503 trace the
+        user did not cause (a fresh mesh's first screen): so not before.
+        """
         url = f"{self.layout.front_url}/echo/local-up"
         deadline = time.monotonic() + timeout
+        wait_until(self.all_healthy, timeout, interval=0.1)
         try:
-            # The trace proxy first: a request the Envoys trace before it listens loses spans.
-            wait_until_ok(f"{self.layout.trace_proxy_url}/healthz", timeout, interval=0.05)
-            return wait_until_ok(url, max(0.0, deadline - time.monotonic()),
+            return wait_until_ok(url, max(1.0, deadline - time.monotonic()),
                                  accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.1)
         except NotReady as exc:
             last = exc.last
@@ -436,9 +453,13 @@ class LocalMesh:
         self.stop_processes(names, timeout)
         self.start_processes(names, timeout)
 
+    def all_healthy(self) -> bool:
+        states = self.status()
+        return bool(states) and all(p.healthy for p in states)
+
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.
-        known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy", proxy_dir=self.trace_proxy_dir)}
         try:
             infos = self._rpc().getAllProcessInfo()
         except (OSError, xmlrpc.client.Error):

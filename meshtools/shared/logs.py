@@ -1,4 +1,5 @@
-"""What both targets' `inv logs` share: a line's time, `--since`, and which lines a request left.
+"""What both targets' `inv logs` share: a line's time, `--since`, and which lines a request left
+(`mentions`, which the trace proxy's span panel uses too: one rule, defined there).
 
 Every process writes a time on its lines, each in its own format: the app's and Envoy's
 access log JSON (`"time": "2026-11-26T18:27:45.123Z"`, UTC), Envoy's own log
@@ -7,16 +8,16 @@ access log JSON (`"time": "2026-11-26T18:27:45.123Z"`, UTC), Envoy's own log
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
+
+from trace_proxy.web.logs import mentions  # noqa: F401  (re-exported: meshtools' callers import it from here)
+from meshtools.shared.durations import SYNTAX, parse_duration
 
 ISO_Z = re.compile(r'"time":\s*"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z"')
 ENVOY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\]")
 GUNICORN = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) ([+-]\d{4})\]")
 PYTHON_LOGGING = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
-SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def line_time(text: str) -> datetime | None:
@@ -37,15 +38,17 @@ def _local(naive: datetime) -> datetime:
 
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """`--since`: a span back from now (30s, 10m, 2h, 1d) or a time (2026-11-26T18:00, UTC unless it says)."""
+    """`--since`: a duration back from now (10, 30s, 1m30s, 2h) or a time (2026-11-26T18:00, UTC unless it says)."""
     now = now or datetime.now(timezone.utc)
     text = value.strip()
-    if match := SINCE.match(text):
-        return now - timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"--since takes a span like 30s, 10m or 2h, or a time like 2026-11-26T18:00, "
+        raise ValueError(f"--since takes a duration like {SYNTAX}, or a time like 2026-11-26T18:00, "
                          f"got {value!r}.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
@@ -54,23 +57,3 @@ def since_seconds(moment: datetime, now: datetime | None = None) -> int:
     """Whole seconds from `moment` to now, at least 1: kubectl's --since wants a duration."""
     now = now or datetime.now(timezone.utc)
     return max(1, round((now - moment).total_seconds()))
-
-
-def mentions(text: str, ids: set[str]) -> bool:
-    """Whether a line belongs to a request: its x-request-id or trace id appears in it.
-
-    JSON lines are matched on their request_id/trace_id fields (a trace id is also a prefix
-    of a longer 128-bit one, so both lengths match); other lines on the text.
-    """
-    if not ids:
-        return True
-    if text.lstrip().startswith("{"):
-        try:
-            fields = json.loads(text)
-        except ValueError:
-            fields = None
-        if isinstance(fields, dict):
-            values = {str(fields.get("request_id") or ""), str(fields.get("trace_id") or "")} - {""}
-            return any(v == i or (len(i) >= 16 and (v.endswith(i) or i.endswith(v) and len(v) >= 16))
-                       for v in values for i in ids)
-    return any(i in text for i in ids)

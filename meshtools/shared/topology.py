@@ -35,6 +35,8 @@ FRONT_LOCAL_PORT = 8000  # the seed's `kubectl port-forward … 8000:80`
 FRONT_URL = f"http://{LOOPBACK}:{FRONT_LOCAL_PORT}"
 TRACE_PROXY_URL = f"http://{LOOPBACK}:{TRACE_PROXY_PORT}"
 ZIPKIN_UI_LOCAL_PORT = ZIPKIN_PORT + 1  # the zipkin-ui variant's Zipkin, beside the trace proxy
+DOCS_PORT = 8001  # `inv docs` serves the documentation site here, beside front-envoy's 8000
+DOCS_DIR = PROJECT_ROOT / "docs"  # MkDocs' sources (mkdocs.yml in the project root)
 ZIPKIN_UI_URL = f"http://{LOOPBACK}:{ZIPKIN_UI_LOCAL_PORT}/zipkin/"
 LOCAL_BASE_PORT = 10000  # the local target's other ports count up from here
 

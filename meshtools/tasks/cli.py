@@ -11,7 +11,12 @@
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shutil
+import sys
+import textwrap
 
 from invoke import Collection, Task
 from invoke.exceptions import ParseError
@@ -151,6 +156,49 @@ def gather_variadic(collection: Collection, argv: list[str]) -> list[str]:
     return result
 
 
+def fitted_help(lines: list[str], width: int) -> list[str]:
+    """invoke's task help with each docstring paragraph that has a line over `width` filled
+    again at words, keeping its indent (invoke prints a docstring's lines as written)."""
+    result: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if any(len(line) > width for line in paragraph):
+            indent = paragraph[0][:len(paragraph[0]) - len(paragraph[0].lstrip())]
+            result.extend(textwrap.wrap(" ".join(line.strip() for line in paragraph), width,
+                                        initial_indent=indent, subsequent_indent=indent))
+        else:
+            result.extend(paragraph)
+        paragraph.clear()
+
+    in_docstring = False
+    for line in lines:
+        in_docstring = (in_docstring or line == "Docstring:") and line != "Options:"
+        if in_docstring and line.startswith("  ") and line.strip():
+            paragraph.append(line)
+        else:
+            flush()
+            result.append(line)
+    flush()
+    return result
+
+
+def _help_that_fits(original):
+    """`inv --help TASK` within the terminal, 80 columns when piped."""
+    def print_task_help(program: Program, name: str) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            original(program, name)
+        width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+        try:
+            print("\n".join(fitted_help(out.getvalue().splitlines(), width)))
+        except BrokenPipeError:  # `inv --help up | head`: the reader has seen enough
+            sys.stderr.close()
+            raise SystemExit(0)
+    print_task_help.adjusted = True
+    return print_task_help
+
+
 def adjust_program() -> None:
     """Bare `inv` lists the tasks; a flag without its value gets a sentence that names it; the
     root collection shows value names in help.
@@ -160,4 +208,6 @@ def adjust_program() -> None:
     Program.no_tasks_given = _list_tasks_when_none_given
     if not getattr(Program.parse_tasks, "adjusted", False):
         Program.parse_tasks = _parse_tasks_with_plain_errors(Program.parse_tasks)
+    if not getattr(Program.print_task_help, "adjusted", False):
+        Program.print_task_help = _help_that_fits(Program.print_task_help)
 

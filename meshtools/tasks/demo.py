@@ -95,8 +95,10 @@ def demo(c, replicas=None, tracer=None):
         raise Exit(str(exc), code=1)
     render_trace(spans, console)
     if spans:
-        console.print(f"\nIn your browser: this trace at {layout.trace_proxy_url}/trace/{spans[0]['traceId']}, "
-                      f"every trace, the heatmap and the service graph at {layout.trace_proxy_url}/", soft_wrap=True)
+        # A URL on a line of its own: 80 columns never break it.
+        console.print(f"\nIn your browser, this trace:\n  {layout.trace_proxy_url}/trace/{spans[0]['traceId']}\n"
+                      f"and every trace, the heatmap and the service graph:\n  {layout.trace_proxy_url}/",
+                      soft_wrap=True)
     console.print(
         "\nThe mesh keeps running. Next: `inv echo --name you`, `inv load`, `inv traces` "
         "(`--breakdown serviceName,http.url`, `--heatmap`, `--id ID`); `inv local.status` shows the processes "

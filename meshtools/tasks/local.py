@@ -4,7 +4,6 @@ from __future__ import annotations
 from invoke import Collection, Exit, task
 from rich.table import Table
 
-from meshtools.local import launch
 from meshtools.local.mesh import MeshError
 from meshtools.shared.status_table import uptime
 from meshtools.tasks.cli import MeshTask
@@ -12,12 +11,9 @@ from meshtools.views.trace_view import terminal_console
 from meshtools.tasks.options import (
     OTLP_PORT_HELP,
     TRACER_HELP,
-    layout_from,
-    local_timeout,
     mesh_from,
-    requested_layout,
     running_mesh,
-    tracer_from,
+    start_or_reuse,
 )
 from meshtools.shared.topology import (
     DEFAULT_REPLICAS,
@@ -26,10 +22,6 @@ from meshtools.shared.topology import (
     LOOPBACK,
     TRACE_PROXY_PORT,
 )
-
-
-PORT_FLAGS = {"front_port": "--front-port", "trace_proxy_port": "--trace-proxy-port", "base_port": "--base-port",
-              "replicas": "--replicas", "otlp_port": "--otlp-port", "tracer": "--tracer"}
 
 
 @task(
@@ -50,31 +42,7 @@ def up(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None,
 
     On a running mesh it only says so (exit 0), unless asked for another layout or tracer (exit 1).
     """
-    console = terminal_console()  # piped: 100 columns, as inv demo and inv traces
-    requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
-    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
-    running = running_mesh(c)
-    if running:
-        different = {key: value for key, value in requested.items() if getattr(running.layout, key) != value}
-        if tracer and tracer_from(c, tracer, "local") != running.tracer:
-            different["tracer"] = tracer_from(c, tracer, "local")
-        if different:
-            asked = ", ".join(f"{PORT_FLAGS[key]} {value}" for key, value in different.items())
-            now = ", ".join(f"{PORT_FLAGS[key]} {running.tracer if key == 'tracer' else getattr(running.layout, key)}"
-                            for key in different)
-            raise Exit(f"The local mesh is already up with {now}; stop it with `inv local.down` to start it "
-                       f"with {asked}.")
-        console.print(f"The local mesh is already up: front {running.layout.front_url}, trace proxy "
-                      f"{running.layout.trace_proxy_url} (`inv local.status` shows it, `inv local.down` stops it).")
-        console.print(f"Traces in your browser: {running.layout.trace_proxy_url}/")
-        return running
-    mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
-    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer): front {layout.front_url}, "
-                  f"trace proxy {layout.trace_proxy_url}")
-    console.print(f"Traces in your browser: {layout.trace_proxy_url}/")
-    console.print("Try `inv echo --name friend`, then `inv traces`.")
-    console.print("`inv local.status` shows the processes, `inv local.down` stops them.")
-    return mesh
+    return start_or_reuse(c, replicas, front_port, trace_proxy_port, base_port, otlp_port, tracer)
 
 
 @task

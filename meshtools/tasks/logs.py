@@ -17,6 +17,7 @@ from meshtools.cluster import kind
 from meshtools.cluster import logs as cluster_logs
 from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
+from meshtools.shared.durations import SYNTAX as DURATION_SYNTAX
 from meshtools.shared.logs import parse_since
 from meshtools.tasks.cli import MeshTask
 from meshtools.tasks.options import mesh_from, target_from, whole_number
@@ -50,7 +51,7 @@ def emit(text: str) -> None:
                  "e.g. service1 for each service1 replica's app and Envoy; on the cluster, apps (front-envoy, "
                  "service1, service2, trace-proxy)",
         "follow": "keep printing lines as they are written (Ctrl-C stops)",
-        "since": "only lines since then: 30s, 10m, 2h, or a time like 2026-11-26T18:00 (UTC)",
+        "since": f"only lines since then: a duration back ({DURATION_SYNTAX}) or a time like 2026-11-26T18:00 (UTC)",
         "request": "only the lines of one request: its x-request-id (as `inv echo` prints) or trace id",
         "cluster": "the kind cluster's pods (kubectl logs) instead of the local mesh",
         "tail": f"only the last N lines (of the merged stream; on the cluster, of each container); -f alone "

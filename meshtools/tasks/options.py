@@ -16,7 +16,9 @@ from meshtools.cluster import target as cluster_target
 from meshtools.cluster.image import BuildOptions
 from meshtools.cluster.kind import DEFAULT_CLUSTER_NAME
 from meshtools.cluster.offline import versions as offline_versions
+from meshtools.local import launch
 from meshtools.local.mesh import LocalMesh
+from meshtools.shared.durations import parse_duration
 from meshtools.shared.topology import (
     FRONT_LOCAL_PORT,
     FRONT_URL,
@@ -28,6 +30,7 @@ from meshtools.shared.topology import (
     LocalLayout,
 )
 from meshtools.shared.tracers import DEFAULT_TRACER, TRACERS
+from meshtools.views.trace_view import terminal_console
 
 MAX_PORT = 65535
 
@@ -97,19 +100,29 @@ def number(value, flag: str) -> float | None:
         raise Exit(f"{flag} must be a number, got {value!r}.")
 
 
-def positive_number(value, flag: str, *, maximum: float | None = None, of: str = "") -> float | None:
-    """A finite float above 0 (and at most `maximum`), or None when not given.
+def duration(value, flag: str) -> float | None:
+    """A duration flag (`10`, `10s`, `1m30s`, `1h`; a number from config) in seconds, or None when not given.
 
-    `of` names the unit in the message: "--lookback must be a positive number of seconds, got '0'."
+    Only the parsing, as `number`: the caller checks the flag's limits.
     """
-    parsed = number(value, flag)
-    if parsed is None:
+    if value is None:
         return None
-    if not (math.isfinite(parsed) and parsed > 0 and (maximum is None or parsed <= maximum)):
-        most = "" if maximum is None else f" up to {maximum:g}"
-        unit = f" of {of}" if of else ""
-        raise Exit(f"{flag} must be a positive number{unit}{most}, got {value!r}.")
-    return parsed
+    if isinstance(value, bool):
+        raise Exit(f"{flag} needs a duration, e.g. 10s.")
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise Exit(f"{flag} {exc}.") from None
+
+
+def positive_duration(value, flag: str) -> float | None:
+    """A duration above 0 seconds, or None when not given."""
+    seconds = duration(value, flag)
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise Exit(f"{flag} must be more than 0 seconds, got {value!r}.")
+    return seconds
 
 
 def port(value, flag: str) -> int | None:
@@ -218,6 +231,41 @@ def trace_proxy_url(c, url: str | None = None) -> str:
 
 FRONT_URL_HELP = f"the front of the mesh (default: the running local mesh's, else {FRONT_URL})"
 TRACE_PROXY_URL_HELP = f"the trace proxy's Zipkin API (default: the running local mesh's, else {TRACE_PROXY_URL})"
+
+
+PORT_FLAGS = {"front_port": "--front-port", "trace_proxy_port": "--trace-proxy-port", "base_port": "--base-port",
+              "replicas": "--replicas", "otlp_port": "--otlp-port", "tracer": "--tracer"}
+
+
+def start_or_reuse(c, replicas=None, front_port=None, trace_proxy_port=None, base_port=None, otlp_port=None,
+                   tracer=None) -> LocalMesh:
+    """`inv local.up`, and `inv up` without --cluster: start the mesh and say where it is, or say
+    it runs already (Exit when it runs with another layout or tracer than asked for)."""
+    console = terminal_console()  # piped: 80 columns, as inv demo and inv traces
+    requested = requested_layout(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
+    layout = layout_from(c, replicas, front_port, trace_proxy_port, base_port, otlp_port)
+    running = running_mesh(c)
+    if running:
+        different = {key: value for key, value in requested.items() if getattr(running.layout, key) != value}
+        if tracer and tracer_from(c, tracer, "local") != running.tracer:
+            different["tracer"] = tracer_from(c, tracer, "local")
+        if different:
+            asked = ", ".join(f"{PORT_FLAGS[key]} {value}" for key, value in different.items())
+            now = ", ".join(f"{PORT_FLAGS[key]} {running.tracer if key == 'tracer' else getattr(running.layout, key)}"
+                            for key in different)
+            raise Exit(f"The local mesh is already up with {now}; stop it with `inv local.down` to start it "
+                       f"with {asked}.")
+        console.print(f"The local mesh is already up: front {running.layout.front_url}, trace proxy "
+                      f"{running.layout.trace_proxy_url} (`inv local.status` shows it, `inv local.down` stops it).")
+        console.print(f"Traces in your browser: {running.layout.trace_proxy_url}/")
+        return running
+    mesh = launch.start(mesh_from(c, layout, tracer_from(c, tracer, "local")), console, local_timeout(c))
+    console.print(f"[green]The local mesh is up[/] ({mesh.tracer} tracer).")
+    console.print(f"Front {layout.front_url}, trace proxy {layout.trace_proxy_url}")
+    console.print(f"Traces in your browser: {layout.trace_proxy_url}/")
+    console.print("Try `inv echo --name friend`, then `inv traces`.")
+    console.print("`inv local.status` shows the processes, `inv local.down` stops them.")
+    return mesh
 
 
 def local_timeout(c) -> float:

@@ -21,6 +21,7 @@ from meshtools.cluster import stack
 from meshtools.local import logs as local_logs
 from meshtools.views import load as loadgen
 from meshtools.views import trace_view
+from meshtools.shared.durations import SYNTAX as DURATION_SYNTAX
 from meshtools.shared.net import accepts_connections
 from meshtools.shared.signals import sigterm_as_interrupt
 from meshtools.tasks import options
@@ -34,6 +35,7 @@ from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
 AVAILABLE_FIELDS_SHOWN = 12
+HEATMAP_WINDOW_S = 300  # --heatmap without --lookback: the spans of the 5 minutes up to the newest
 
 
 def listening(url: str) -> bool:
@@ -45,22 +47,25 @@ def listening(url: str) -> bool:
 
 @task(
     klass=MeshTask,
-    metavars={"duration": "SECONDS", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
-              "timeout": "SECONDS", "url": "URL", "names": "NAMES"},
+    metavars={"duration": "DURATION", "requests": "N", "concurrency": "N", "rate": "PER_SECOND",
+              "timeout": "DURATION", "url": "URL", "names": "NAMES"},
     help={
         "url": FRONT_URL_HELP,
         "names": "comma separated names to cycle through in /echo/NAME (default earth,fire,wind,water)",
-        "duration": "seconds to run (default 10 when --requests is not given)",
+        "duration": f"how long to run: {DURATION_SYNTAX} (default 10 s when --requests is not given)",
         "requests": "stop after this many requests",
         "concurrency": "closed model: workers, each waiting for its answer (default 4); with --rate: most requests in flight (default 64)",
         "rate": "open model: requests per second at a constant pace; latency counts from each intended send time",
-        "timeout": f"seconds to wait for one answer (default {loadgen.DEFAULT_TIMEOUT:g})",
+        "timeout": f"how long to wait for one answer: {DURATION_SYNTAX} (default {loadgen.DEFAULT_TIMEOUT:g} s)",
         "json": "print the summary as JSON (the live line goes to stderr)",
+        "fail_on_errors": "exit 1 when any request failed: an HTTP error, no answer, or unanswered at the end (for CI)",
     }
 )
-def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False):
+def load(c, url=None, names=None, duration=None, requests=None, concurrency=None, rate=None, timeout=None, json=False,
+         fail_on_errors=False):
     """Send /echo/NAME load; summarise its latency and errors.
 
+    Latency percentiles are of answered requests; requests with no answer are counted apart.
     Ctrl-C or SIGTERM stops it early, still with the summary (exit 130).
     """
     try:
@@ -68,11 +73,11 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
             url=options.front_url(c, url),
             names=loadgen.parse_names(names) if names is not None else loadgen.DEFAULT_NAMES,
             # Parsed here, their limits checked by LoadConfig, which tests and the benchmark share.
-            duration=options.number(duration, "--duration"),
+            duration=options.duration(duration, "--duration"),
             requests=options.whole_number(requests, "--requests"),
             concurrency=options.whole_number(concurrency, "--concurrency"),
             rate=options.number(rate, "--rate"),
-            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else options.number(timeout, "--timeout"),
+            timeout=loadgen.DEFAULT_TIMEOUT if timeout is None else options.duration(timeout, "--timeout"),
         )
     except ValueError as exc:
         raise Exit(str(exc))
@@ -88,9 +93,10 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
     else:
         loadgen.render_summary(summary, out)
     if summary.in_flight_abandoned and not summary.interrupted:
-        # Exiting now would cut them off, and their traces would read as errors.
-        print(f"Letting the {loadgen.plural(summary.in_flight_abandoned, 'request')} still in flight finish "
-              "(uncounted) so their traces end cleanly; Ctrl-C skips.", file=sys.stderr, flush=True)
+        # Exiting now would cut them off, and their traces would read as errors. Through rich,
+        # so 80 columns wrap the line at a word.
+        Console(stderr=True).print(f"Letting the {loadgen.plural(summary.in_flight_abandoned, 'request')} still in "
+                                   "flight finish so their traces end cleanly; Ctrl-C skips.", highlight=False)
         with sigterm_as_interrupt():
             try:
                 run.drain(config.timeout)
@@ -100,20 +106,22 @@ def load(c, url=None, names=None, duration=None, requests=None, concurrency=None
         raise Exit(f"No request reached {config.url}; is the mesh still up (`inv local.status`)?")
     if summary.interrupted:
         raise Exit(code=130)
+    if fail_on_errors and (failed := loadgen.failures(summary)):
+        raise Exit(f"{failed} of {summary.sent} requests failed (--fail-on-errors).")
 
 
 @task(
     klass=MeshTask,
-    metavars={"limit": "N", "lookback": "SECONDS", "url": "URL", "id": "ID", "breakdown": "FIELDS",
+    metavars={"limit": "N", "lookback": "DURATION", "url": "URL", "id": "ID", "breakdown": "FIELDS",
               "service": "NAME"},
     help={
         "url": TRACE_PROXY_URL_HELP,
         "id": "show this trace instead of the latest: a hex trace id, or the x-request-id `inv echo` printed",
         "limit": f"list the latest N traces, one line each; with --breakdown/--heatmap, how many traces to read (default {ANALYSIS_TRACES})",
         "breakdown": "group spans by these comma separated fields or tags (e.g. serviceName,http.url): count, errors, p50/p95/p99 durationMs",
-        "heatmap": "plot durationMs over time as a terminal heatmap",
+        "heatmap": "plot durationMs over time as a terminal heatmap (the 5 minutes up to the newest trace, unless --lookback)",
         "service": "only spans of this service (localEndpoint.serviceName, e.g. service2-0)",
-        "lookback": "only traces from the last N seconds",
+        "lookback": f"only traces from this far back: {DURATION_SYNTAX}",
         "logs": "with --id: print the request's log lines from every process under the waterfall",
     }
 )
@@ -125,7 +133,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     """
     client = ZipkinClient(url_flag(options.trace_proxy_url(c, url)))
     limit = options.whole_number(limit, "--limit", minimum=1)
-    lookback_s = options.positive_number(lookback, "--lookback", of="seconds")
+    lookback_s = options.positive_duration(lookback, "--lookback")
     if id is not None and not id.strip():
         raise Exit("--id needs a trace id or an x-request-id; `inv traces --limit 10` lists recent traces.")
     if service is not None and not service.strip():
@@ -140,7 +148,7 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
     try:
         if id is not None:
             spans = trace_by_id_or_request_id(client, id.strip(), on_wait=lambda: print(
-                "Not listed yet; waiting for the traces still arriving …", file=sys.stderr, flush=True))
+                "Not listed yet; waiting for its spans to reach the trace proxy …", file=sys.stderr, flush=True))
             trace_view.render_trace(spans, console)
             if logs:
                 print_request_logs(c, spans, console)
@@ -160,7 +168,11 @@ def traces(c, url=None, id=None, limit=None, breakdown=None, heatmap=False, serv
             if fields:
                 trace_view.render_breakdown(trace_view.breakdown(spans, fields), fields, console)
             if heatmap:
-                trace_view.render_heatmap(trace_view.heatmap(spans), console)
+                if lookback_s is None:
+                    spans = trace_view.recent_spans(spans, HEATMAP_WINDOW_S)
+                    console.print(f"heatmap: the {len(spans)} spans of the {HEATMAP_WINDOW_S // 60} minutes up to "
+                                  "the newest (--lookback picks another window)")
+                trace_view.render_heatmap(trace_view.heatmap(spans, trace_view.heatmap_columns(console)), console)
             return
         found = client.traces(limit=limit or 1, **query)
         if not found:
@@ -210,7 +222,7 @@ def print_request_logs(c, spans: list[dict], console) -> None:
     klass=MeshTask,
     help={
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
-        "write": "also write the figures to README.md's Benchmark section",
+        "write": "also write the figures to docs/benchmark.md",
         "only": "measure only these figures, comma separated: cold, scaling, sidecar, dev, proxy (default: all)",
     },
     metavars={"only": "FIGURE,…"},
@@ -219,7 +231,7 @@ def bench(c, quick=False, write=False, only=None):
     """Benchmark the local mesh; --write saves the figures.
 
     Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
-    --write puts the figures in README.md's Benchmark section.
+    --write puts the figures in docs/benchmark.md.
     """
     args = [sys.executable, str(BENCH_SCRIPT)]
     if quick:

@@ -7,6 +7,11 @@ so a stalled mesh shows up as latency instead of being hidden (coordinated omiss
 
 Memory stays bounded on long runs: latencies go into log-spaced buckets (`LatencyHistogram`),
 errors into a counter by status.
+
+The latency percentiles are of answered requests only (any HTTP status): a refused connection
+"answers" in a millisecond and would make a dead mesh look fast. Requests with no answer
+(refused, reset, timed out) and requests still unanswered when the run ended are counted
+apart.
 """
 from __future__ import annotations
 
@@ -157,7 +162,8 @@ class Result:
 class LoadSummary:
     config: LoadConfig
     elapsed: float = 0.0
-    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)  # answered requests only
+    no_answer: int = 0  # finished without an HTTP answer: refused, reset, timed out
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     late_starts: int = 0
@@ -168,6 +174,11 @@ class LoadSummary:
 
     @property
     def completed(self) -> int:
+        """Requests that finished: answered, or failed without an answer."""
+        return self.histogram.count + self.no_answer
+
+    @property
+    def answered(self) -> int:
         return self.histogram.count
 
     @property
@@ -195,6 +206,9 @@ class LoadSummary:
             "concurrency": self.config.workers,
             "target_rate": self.config.rate,
             "requests": self.completed,
+            "answered": self.answered,
+            "no_answer": self.no_answer,
+            "unanswered": self.in_flight_abandoned,  # still in flight when the run ended
             "ok": self.completed - self.error_count,
             "errors": self.error_count,
             "errors_by_status": dict(sorted(self.errors.items())),
@@ -203,6 +217,7 @@ class LoadSummary:
             "elapsed_s": round(self.elapsed, 3),
             "send_rate": None if self.send_rate is None else round(self.send_rate, 3),
             "throughput": round(self.throughput, 3),
+            "latency_of": "answered requests",
             "latency_ms": {
                 "p50": ms(h.percentile(50)),
                 "p90": ms(h.percentile(90)),
@@ -323,9 +338,11 @@ class LoadRun:
             self._in_flight -= 1
             if self._closed:
                 return  # answered after the end (--duration, Ctrl-C): the summary is being printed
-            self.summary.histogram.record(latency)
             if status is not None:
+                self.summary.histogram.record(latency)
                 self.summary.statuses[status] += 1
+            else:
+                self.summary.no_answer += 1
             if error:
                 self.summary.errors[error] += 1
             self.summary.late_starts += late
@@ -381,6 +398,11 @@ class LoadRun:
             t.join(max(0.0, end - time.monotonic()))
         with self._lock:
             return self._in_flight
+
+
+def failures(summary: LoadSummary) -> int:
+    """Requests that did not succeed: HTTP errors, no answer, and those unanswered at the end."""
+    return summary.error_count + summary.in_flight_abandoned
 
 
 def run_load(
@@ -481,10 +503,16 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
         console.print(Text(f"ERRORS {summary.error_count} ({by})", style="bold red"))
     else:
         console.print(Text("errors 0", style="green"))
-    console.print(
-        "latency "
-        + " · ".join(f"{k} {_ms(None if lat[k] is None else lat[k] / 1000)}" for k in ("p50", "p90", "p99", "max"))
-    )
+    if summary.no_answer:
+        console.print(Text(f"{plural(summary.no_answer, 'request')} got no answer: not in the latencies",
+                           style="bold red"))
+    if summary.answered:
+        of = f"of the {summary.answered} answered " if summary.no_answer else ""
+        console.print(f"latency {of}"
+                      + " · ".join(f"{k} {_ms(None if lat[k] is None else lat[k] / 1000)}"
+                                   for k in ("p50", "p90", "p99", "max")))
+    else:
+        console.print(Text("latency: none, no request was answered", style="bold red"))
     if summary.late_starts:
         console.print(
             Text(
@@ -496,9 +524,9 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
     if summary.interrupted or summary.in_flight_abandoned:
         stopped = "interrupted" if summary.interrupted else "time is up"
         console.print(Text(stopped + (_abandoned(summary) or "; every request sent was answered"), style="yellow"))
-    if summary.completed < MIN_FOR_HISTOGRAM:
+    if summary.answered < MIN_FOR_HISTOGRAM:
         return
-    bins = summary.histogram.bins(histogram_bins(summary.completed))
+    bins = summary.histogram.bins(histogram_bins(summary.answered))
     peak = max(c for _, _, c in bins)
     ranges = [f"{low * 1000:.1f}–{high * 1000:.1f} ms" for low, high, _ in bins]
     range_width = max(map(len, ranges))
@@ -513,4 +541,4 @@ def render_summary(summary: LoadSummary, console: Console, bar_width: int = 40) 
 
 def _abandoned(summary: LoadSummary) -> str:
     n = summary.in_flight_abandoned
-    return f"; {plural(n, 'request')} still in flight {'was' if n == 1 else 'were'} not counted" if n else ""
+    return f"; {plural(n, 'request')} unanswered at the end, not counted" if n else ""

@@ -6,12 +6,17 @@ import time
 from typing import Callable
 
 from meshtools.views.urls import shorten
-from meshtools.views.zipkin_client import TraceNotFound, ZipkinClient
+from meshtools.views.zipkin_client import TraceNotFound, TraceProxyError, ZipkinClient
 
 REQUEST_ID_TAG = "guid:x-request-id"
 TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")  # Zipkin: 64 or 128 bits in hex
+MIN_PREFIX = 12  # hex digits of a trace id's start that `--id` takes for the whole id
+PREFIX_SEARCH = 10_000  # the newest traces searched for an id's start
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
 ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
+# A miss is final after this long with no span reaching the store: Envoy sends its spans every
+# 0.5 s (tracing.*.flush_interval_ms), later on a busy machine.
+QUIET_SECONDS = 3.0
 
 
 def request_id_query(request_id: str) -> str:
@@ -64,22 +69,27 @@ def trace_by_id_or_request_id(client: ZipkinClient, ident: str, wait: float = AR
 
     So `inv traces --id` takes a trace id or the x-request-id `inv echo` printed. The proxy
     lists a trace by x-request-id only once it is whole and settled, a second or two after the
-    answer: while traces are arriving, a miss is asked again for up to `wait` seconds
-    (`on_wait` is called once first); with nothing arriving it is final at once.
+    answer, and Envoy holds spans up to its flush interval before sending them: a miss is asked
+    again for up to `wait` seconds while spans come in (`on_wait` is called once first), and is
+    final once the store has taken no span for QUIET_SECONDS.
     """
-    deadline = time.monotonic() + wait
-    waiting = False
+    started = time.monotonic()
+    deadline, quiet_since, spans_seen, waiting = started + wait, started, None, False
     while True:
         found = _lookup(client, ident)
         if found:
             return found
         census = client.store_census()
-        if not census or not census.get("arriving") or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if census and (census.get("arriving") or census.get("spans") != spans_seen):
+            if spans_seen is not None or census.get("arriving"):
+                if not waiting and on_wait:
+                    on_wait()
+                waiting = True
+            quiet_since, spans_seen = now, census.get("spans")
+        if not census or now - quiet_since >= QUIET_SECONDS or now >= deadline:
             raise TraceNotFound(f"No trace {shorten(ident, 40)} (as a trace id or {REQUEST_ID_TAG}) at "
                                 f"{shorten(client.base_url)}; `inv traces --limit 10` lists recent ones.")
-        if not waiting and on_wait:
-            on_wait()
-        waiting = True
         time.sleep(0.2)
 
 
@@ -90,7 +100,16 @@ def _lookup(client: ZipkinClient, ident: str) -> list[dict]:
         except TraceNotFound:
             pass
     found = client.traces(annotation_query=request_id_query(ident), limit=1)
-    return found[0] if found and found[0] else []
+    if found and found[0]:
+        return found[0]
+    if TRACE_ID.fullmatch(ident) and MIN_PREFIX <= len(ident) < 32:
+        # The start of a longer id, as a narrow `inv traces --limit` shows a 128-bit one.
+        matches = [t for t in client.traces(limit=PREFIX_SEARCH) if t and t[0].get("traceId", "").startswith(
+            ident.lower())]
+        if len(matches) > 1:
+            raise TraceProxyError(f"{len(matches)} traces start with {ident}; give more of its digits.")
+        return matches[0] if matches else []
+    return []
 
 
 def join_ids(spans: list[dict]) -> set[str]:

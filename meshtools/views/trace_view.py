@@ -33,7 +33,7 @@ BAR_WIDTH = 40
 MIN_TIMELINE = 8  # columns; a narrow console shrinks the timeline down to this before cutting names
 MIN_LABEL = 8  # columns a cut breakdown label or span name keeps, unless the console is tiny
 LAST_RESORT_LABEL = 3  # ...then labels go down to this rather than numbers being cut
-PIPED_WIDTH = 100  # piped output (tee, CI logs) has no terminal width: what a log viewer shows
+PIPED_WIDTH = 80  # piped output (tee, CI logs) has no terminal width: the width every view must fit
 BAR_CHAR = "█"
 EMPTY_CHAR = " "
 SHADES = "░▒▓█"  # heatmap cells, fewest to most spans
@@ -99,22 +99,59 @@ def is_error(span: dict) -> bool:
     return (code is not None and code >= 500) or "error" in tags_of(span)
 
 
+# Envoy's response flags (its access log's %RESPONSE_FLAGS%) a trace here may carry, for the
+# legend under a view: the status column shows the short form.
+RESPONSE_FLAGS = {
+    "DC": "the client went away before the answer",
+    "UC": "the upstream closed the connection",
+    "UF": "no connection to the upstream",
+    "UH": "no healthy upstream",
+    "UO": "upstream overflow (circuit breaker)",
+    "UR": "the upstream reset the stream",
+    "URX": "retry limit reached",
+    "UT": "upstream timeout",
+    "NR": "no route",
+    "LR": "reset here",
+    "SI": "stream idle timeout",
+    "DPE": "bad request from the client",
+}
+NO_RESPONSE = "no answer"  # Envoy's status 0
+
+
+def response_flags(span: dict) -> str:
+    flags = tags_of(span).get("response_flags")
+    return flags if flags and flags != "-" else ""
+
+
 def status_label(span: dict) -> str:
-    """'200', 'ERROR 500', 'ERROR (no response, DC)' for a request that got no answer.
+    """'200', 'ERROR 500', 'ERROR DC' for a request that got no answer (status 0, flags DC).
 
     Envoy records status 0 when there was no response at all (the client hung up, the
-    upstream reset...); its response_flags say which.
+    upstream reset...); its response_flags say which, and `legend` says what they mean.
     """
     code = status_code(span)
     if is_error(span):
         if code:
             return f"ERROR {code}"
-        flags = tags_of(span).get("response_flags")
-        flags = flags if flags and flags != "-" else ""
+        flags = response_flags(span)
         if code == 0:
-            return f"ERROR (no response{', ' + flags if flags else ''})"
-        return f"ERROR ({flags})" if flags else "ERROR"
+            return f"ERROR {flags}" if flags else f"ERROR ({NO_RESPONSE})"
+        return f"ERROR {flags}" if flags else "ERROR"
     return "" if code is None else str(code)
+
+
+def legend(spans: Iterable[dict]) -> list[str]:
+    """What the short words in these spans' statuses mean: 'DC: no answer: the client went away…'."""
+    lines = []
+    for flags in sorted({response_flags(s) for s in spans if is_error(s) and response_flags(s)}):
+        why = "; ".join(RESPONSE_FLAGS.get(f, "see Envoy's response flags") for f in flags.split(","))
+        lines.append(f"{flags}: {why}")
+    return lines
+
+
+def _print_legend(lines: Sequence[str], console: Console) -> None:
+    for line in lines:
+        console.print(Text(line, style="dim"))
 
 
 def url_path(span: dict) -> str:
@@ -283,12 +320,18 @@ def render_trace(spans: Sequence[dict], console: Console, width: int | None = No
         min(40, max(len("operation"), max(len(_operation(s)) for _, s in rows))),
         min(30, max(len("url"), max(len(url_path(s)) for _, s in rows))),
     ]
+    mark = SLOWEST if slowest is not None else ""
     fixed = [
         max(len("status"), max(len(status_label(s)) for _, s in rows)),
         max(len("ms"), max(len(f"{duration_ms(s):.1f}") for _, s in rows)),
-        len(SLOWEST) if slowest is not None else 0,
+        len(mark),
     ]
     gaps = GAP * 6
+    notes = legend(spans)
+    if mark and console.width - sum(names) - sum(fixed) - gaps < BAR_WIDTH // 2:
+        mark = SLOWEST[0]  # a narrow console: the arrow alone, its meaning below the table
+        fixed[2] = len(mark)
+        notes.insert(0, f"{mark} slowest: the span that spends the most time itself")
     if width is None:
         spare = console.width - sum(names) - sum(fixed) - gaps
         width = max(MIN_TIMELINE, min(BAR_WIDTH + 20, spare))
@@ -315,10 +358,11 @@ def render_trace(spans: Sequence[dict], console: Console, width: int | None = No
             Text(status_label(span), style="bold red" if err else "green"),
             f"{duration_ms(span):.1f}",
             bar,
-            Text(SLOWEST, style="bold yellow") if hot else "",
+            Text(mark, style="bold yellow") if hot else "",
             style="red" if err else None,
         )
     console.print(table)
+    _print_legend(notes, console)
 
 
 # -- trace list -------------------------------------------------------------------------
@@ -329,28 +373,67 @@ def root_of(spans: Sequence[dict]) -> dict:
     return order[0][1] if order else {}
 
 
+SHORT_ID = 16  # hex digits of a trace id a narrow list shows; `inv traces --id` takes them
+
+
 def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> None:
     """One line per trace, newest first as given: time, id, spans, duration, root, status.
 
-    Service, operation and url are cut to fit the console; the rest never is."""
+    What gives way when the line is too wide, least useful first: the operation column, the
+    trace id's digits past SHORT_ID (a 128-bit OpenTelemetry id is 32), the time's
+    milliseconds, the words of the status (with a legend); only then are service and url
+    cut, never below MIN_LABEL columns."""
+    traces = [spans for spans in traces if spans]
     rows = []
     for spans in traces:
-        if not spans:
-            continue
         root = root_of(spans)
         t0, t_end = trace_window(spans)
         errors = [s for s in spans if is_error(s)]
-        status = status_label(root)
-        if errors and not is_error(root):
-            status = f"{status} ERROR in {len(errors)} spans".strip()
-        if not structurally_whole(spans):
-            status = f"{status} PARTIAL".strip()  # done arriving, but spans were lost
-        cells = [_clock(t0) if t0 else "", root.get("traceId", ""), str(len(spans)), f"{(t_end - t0) / 1000:.1f}",
-                 service_of(root), root.get("name") or "", url_path(root), status]
-        rows.append((cells, bool(errors)))
-    headers = ("time", "trace id", "spans", "ms", "service", "op", "url", "status")  # "op": 80 columns are tight
-    widths = [max([len(h)] + [len(cells[i]) for cells, _ in rows]) for i, h in enumerate(headers)]
-    cut = (4, 5, 6)
+        rows.append({"time": _clock(t0) if t0 else "", "trace id": root.get("traceId", ""),
+                     "spans": str(len(spans)), "ms": f"{(t_end - t0) / 1000:.1f}", "service": service_of(root),
+                     "op": root.get("name") or "", "url": url_path(root), "root": status_label(root),
+                     "errors": len(errors) if errors and not is_error(root) else 0,
+                     "partial": not structurally_whole(spans), "error": bool(errors)})
+    headers = ["time", "trace id", "spans", "ms", "service", "op", "url", "status"]  # "op": 80 columns are tight
+    short_words = False
+
+    def status(row) -> str:
+        words = [row["root"]]
+        if row["errors"]:
+            words.append(f"{row['errors']} ERR" if short_words else f"ERROR in {row['errors']} spans")
+        if row["partial"]:
+            words.append("PART" if short_words else "PARTIAL")  # done arriving, but spans were lost
+        return " ".join(w for w in words if w)
+
+    def cells(row) -> list[str]:
+        return [row[h] if h != "status" else status(row) for h in headers]
+
+    def natural() -> list[int]:
+        return [max([len(h)] + [len(cells(r)[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def too_wide() -> bool:
+        return sum(natural()) + GAP * (len(headers) - 1) > console.width
+
+    notes = []
+    if too_wide():
+        headers.remove("op")
+    if too_wide() and any(len(r["trace id"]) > SHORT_ID for r in rows):
+        ids = {r["trace id"] for r in rows}
+        digits = next(n for n in range(SHORT_ID, 33) if len({i[:n] for i in ids}) == len(ids))
+        for r in rows:
+            r["trace id"] = r["trace id"][:digits]
+        notes.append(f"trace id: its first {digits} digits, which `inv traces --id` takes")
+    if too_wide():
+        for r in rows:
+            r["time"] = r["time"][:8]
+    if too_wide() and any(r["errors"] or r["partial"] for r in rows):
+        short_words = True
+        if any(r["errors"] for r in rows):
+            notes.append("N ERR: errors in N of its spans")
+        if any(r["partial"] for r in rows):
+            notes.append("PART: partial, a span never arrived")
+    widths = natural()
+    cut = [headers.index(h) for h in ("service", "op", "url") if h in headers]
     room = console.width - sum(w for i, w in enumerate(widths) if i not in cut) - GAP * (len(headers) - 1)
     for i, w in zip(cut, _fit([widths[i] for i in cut], room, last_first=True)):
         widths[i] = w
@@ -360,10 +443,12 @@ def render_trace_list(traces: Sequence[Sequence[dict]], console: Console) -> Non
             table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=w)
         else:
             table.add_column(col, justify="right" if col in ("spans", "ms") else "left", no_wrap=True, min_width=w)
-    for cells, errors in rows:
-        table.add_row(*cells[:-1], Text(cells[-1], style="bold red" if errors else "green"),
-                      style="red" if errors else None)
+    for row in rows:
+        *first, last = cells(row)
+        table.add_row(*first, Text(last, style="bold red" if row["error"] else "green"),
+                      style="red" if row["error"] else None)
     console.print(table)
+    _print_legend(notes + legend(root_of(spans) for spans in traces), console)
 
 
 # -- breakdown --------------------------------------------------------------------------
@@ -487,6 +572,22 @@ def heatmap(spans: Iterable[dict], columns: int = 60, bands: int = 12) -> Heatma
         col = min(columns - 1, int((t - t0) * columns / (t1 - t0))) if t1 > t0 else 0
         grid[bands - 1 - scale.slot(d)][col] += 1
     return Heatmap(grid, scale.edges, t0, t1, max(max(r) for r in grid))
+
+
+def recent_spans(spans: Iterable[dict], seconds: float) -> list[dict]:
+    """The spans that started in the `seconds` up to the newest one: a heatmap of a recent load
+    is not squeezed into two columns by a trace from hours before."""
+    spans = [s for s in spans if s.get("timestamp")]
+    newest = max((s["timestamp"] for s in spans), default=0)
+    return [s for s in spans if s["timestamp"] >= newest - seconds * 1e6]
+
+
+HEATMAP_LABEL = 15  # "    1234.5 ms │" before each row
+
+
+def heatmap_columns(console: Console) -> int:
+    """As many time columns as the console has room for beside the labels (60 at 80 columns)."""
+    return max(20, min(160, console.width - HEATMAP_LABEL - 5))
 
 
 def shade(count: int, peak: int) -> str:

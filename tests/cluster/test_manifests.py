@@ -255,8 +255,9 @@ def test_every_container_is_probed_bounded_and_locked_down(variant, request):
 def test_the_trace_proxy_reads_an_optional_key_from_the_secret(base):
     proxy = container(base, TRACE_PROXY, TRACE_PROXY)
     assert proxy["image"].startswith(image.IMAGE_NAME + ":")
-    assert proxy["command"] + proxy["args"] == ["trace-proxy", "--host", "0.0.0.0", "--port", str(TRACE_PROXY_PORT),
-                                                "--otlp-port", str(OTLP_HTTP_PORT)]
+    assert (proxy["command"] + proxy["args"])[:7] == ["trace-proxy", "--host", "0.0.0.0", "--port",
+                                                     str(TRACE_PROXY_PORT), "--otlp-port", str(OTLP_HTTP_PORT)]
+    assert proxy["args"][6:] == ["--spool-dir", "/var/lib/trace-proxy/spool", "--spool-bytes", "200000000"]
     (key,) = [e for e in proxy["env"] if e["name"] == "HONEYCOMB_API_KEY"]
     assert key["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": SECRET_KEY, "optional": True}
     assert proxy["readinessProbe"]["httpGet"]["path"] == "/healthz"

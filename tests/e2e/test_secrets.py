@@ -84,10 +84,10 @@ def test_fake_cluster_tasks_never_put_the_key_in_argv_output_or_files(tmp_path):
         run("deploy", "--no-forward")
         run("forward", *ports)
         run("cluster.status", ok=False)
-        run("up", *ports)  # the whole stack again: everything is there, the key is re-applied
+        run("up", "--cluster", *ports)  # the whole stack again: everything is there, the key is re-applied
     finally:
         run("forward", "--stop", ok=False)
-        run("down", ok=False)
+        run("down", "--cluster", ok=False)
         run("cluster.down", ok=False)
 
     calls = [json.loads(line) for line in log.read_text().splitlines()]

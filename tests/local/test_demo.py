@@ -28,7 +28,7 @@ def test_demo_starts_the_mesh_shows_the_first_trace_and_can_run_again(tmp_path):
     assert out.count("/stage/") == 10 and "◀ slowest" in out
     assert "inv local.down" in out
     # The web UI's address, with this trace's page on it.
-    assert f"{layout.trace_proxy_url}/trace/" in out and f"at {layout.trace_proxy_url}/" in out
+    assert f"\n  {layout.trace_proxy_url}/trace/" in out and f"\n  {layout.trace_proxy_url}/\n" in out  # lines of their own
     assert again.returncode == 0 and "already up; reusing it" in again.stdout and "12 spans" in again.stdout
     # A running mesh that is not what was asked for is refused, not said to be reused.
     assert other_tracer.returncode == 1 and "reusing" not in other_tracer.stdout

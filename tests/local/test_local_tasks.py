@@ -21,7 +21,7 @@ def test_local_up_then_down_leaves_no_process_and_no_listening_port(tmp_path):
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{layout.front_port}" in up.stdout
         assert f"Traces in your browser: http://127.0.0.1:{layout.trace_proxy_port}/" in up.stdout
-        # Piped, it is 100 columns wide like inv demo's: the next steps are not cut mid-sentence.
+        # Piped, it is 80 columns wide like inv demo's: the next steps are not cut mid-sentence.
         assert "`inv local.status` shows the processes, `inv local.down` stops them." in up.stdout
         status = inv("local.status", state_dir=tmp_path)
         assert status.returncode == 0 and "front-envoy" in status.stdout and "NOT HEALTHY" not in status.stdout
@@ -117,8 +117,8 @@ def test_a_flag_without_its_value_is_one_sentence_naming_it(tmp_path, args, flag
 
 
 @pytest.mark.parametrize("task, specs", [
-    ("load", ["--duration=SECONDS", "--requests=N", "--concurrency=N", "--rate=PER_SECOND", "--timeout=SECONDS"]),
-    ("traces", ["--limit=N", "--lookback=SECONDS"]),
+    ("load", ["--duration=DURATION", "--requests=N", "--concurrency=N", "--rate=PER_SECOND", "--timeout=DURATION"]),
+    ("traces", ["--limit=N", "--lookback=DURATION"]),
     ("local.up", ["--replicas=N", "--front-port=PORT", "--base-port=PORT"]),
     ("forward", ["--front-port=PORT"]),
 ])

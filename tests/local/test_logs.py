@@ -29,7 +29,8 @@ def test_each_process_s_time_format_is_read_as_utc():
 
 
 @pytest.mark.parametrize("value, expected", [("30s", NOW - timedelta(seconds=30)), ("10m", NOW - timedelta(minutes=10)),
-                                             ("2h", NOW - timedelta(hours=2)),
+                                             ("2h", NOW - timedelta(hours=2)), ("90", NOW - timedelta(seconds=90)),
+                                             ("1m30s", NOW - timedelta(seconds=90)),
                                              ("2026-11-26T18:00", NOW - timedelta(minutes=30)),
                                              ("2026-11-26T19:00+01:00", NOW - timedelta(minutes=30))])
 def test_since_takes_a_span_or_a_time(value, expected):
@@ -37,7 +38,7 @@ def test_since_takes_a_span_or_a_time(value, expected):
 
 
 def test_since_that_is_neither_says_what_it_takes():
-    with pytest.raises(ValueError, match=r"^--since takes a span like 30s, 10m or 2h, or a time like "):
+    with pytest.raises(ValueError, match=r"^--since takes a duration like 10, 10s, 1m30s or 1h, or a time like "):
         parse_since("yesterday", NOW)
 
 
@@ -150,7 +151,7 @@ def test_follow_prints_new_lines_as_they_are_written(local_mesh):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--since", "yesterday"], "--since takes a span like 30s, 10m or 2h"),
+    (["--since", "yesterday"], "--since takes a duration like 10, 10s, 1m30s or 1h"),
     (["--request", ""], "--request needs an x-request-id or a trace id"),
     (["nosuch"], "No process named 'nosuch'; the local processes are "),
 ])

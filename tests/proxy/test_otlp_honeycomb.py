@@ -47,7 +47,7 @@ def test_sdk_spans_arrive_as_zipkin_shaped_events_with_resource_fields(standin, 
     assert (root["serviceName"], root["kind"], root["durationMs"]) == (otel_client.SERVICE, "SERVER", 250.0)
     assert client["parentId"] == sent.root and client["trace.parent_id"] == sent.root
     assert root["deployment.environment"] == "test" and root["telemetry.sdk.language"] == "python"
-    assert root["http.response.status_code"] == "200"
+    assert root["http.response.status_code"] == 200  # an int attribute arrives as a number
     assert events[sent.root]["time"] == "2023-11-14T22:13:20Z"
     assert {e["samplerate"] for e in events.values()} == {1}
     assert {b.dataset for b in standin.requests if any(e["data"]["traceId"] == sent.trace_id for e in b.events)} == \
@@ -86,3 +86,19 @@ def test_honeycomb_dataset_and_samplerate_attributes_steer_otlp_events(standin, 
     assert {b.dataset for b in batches} == {"routed-otlp"}
     assert event["samplerate"] == 20
     assert not {"honeycomb.dataset", "honeycomb.samplerate"} & set(event["data"])
+
+
+def test_typed_otlp_attributes_reach_honeycomb_typed(standin, proxy):
+    """Zipkin keeps tags as strings; Honeycomb gets numbers as numbers, booleans as booleans."""
+    trace_id = secrets.token_bytes(16)
+    otlp = request_of(span(trace_id, b"\x09" * 8, attributes=[
+        KeyValue(key="http.status_code", value=AnyValue(int_value=503)),
+        KeyValue(key="ratio", value=AnyValue(double_value=0.25)),
+        KeyValue(key="cache.hit", value=AnyValue(bool_value=True)),
+        KeyValue(key="route", value=AnyValue(string_value="/api"))]), service="typed")
+    assert requests.post(f"{proxy.url}/v1/traces", data=otlp.SerializeToString(), headers=PB, timeout=5).ok
+    (event,) = _events(standin, trace_id.hex(), 1)
+    data = event["data"]
+    assert (data["http.status_code"], data["ratio"], data["cache.hit"], data["route"]) == (503, 0.25, True, "/api")
+    stored = requests.get(f"{proxy.url}/api/v2/trace/{trace_id.hex()}", timeout=5).json()[0]["tags"]
+    assert (stored["http.status_code"], stored["ratio"], stored["cache.hit"]) == ("503", "0.25", "true")

@@ -326,8 +326,8 @@ def test_the_web_ui_shows_otlp_spans_like_zipkin_ones():
     client = create_app(Settings(settle_seconds=0)).test_client()
     sent, body = otel_client.json_body()
     assert client.post("/v1/traces", data=body, headers=JSON).status_code == 200
-    page = client.get(f"/trace/{sent.trace_id}").get_data(as_text=True)
-    rows = re.findall(r'<details class="span([^"]*)" data-span-id="([0-9a-f]+)">(.*?)</details>', page, re.S)
+    page = client.get(f"/trace/{sent.trace_id}?span={sent.root}").get_data(as_text=True)  # its panel open
+    rows = re.findall(r'<div class="span row([^"]*)" role="row" id="[^"]+" data-span-id="([0-9a-f]+)"(.*?)</div>', page, re.S)
     assert [r[1] for r in rows] == [sent.root, sent.client, sent.internal]
     assert all(otel_client.SERVICE in r[2] for r in rows)
     assert [r[1] for r in rows if "error" in r[0]] == [sent.internal]

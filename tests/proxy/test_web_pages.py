@@ -13,6 +13,7 @@ from trace_proxy.app import create_app
 from trace_proxy.settings import Settings
 
 HOSTILE_SERVICE = '"><script>alert(1)</script><b x="'
+OUR_SCRIPTS = re.compile(r'<script type="module" src="/ui/static/[a-z-]+\.js\?v=[0-9a-f]+"></script>')
 HOSTILE_TAG = "<img src=x onerror=alert(1)>\x1b[31m\x00" + "Z" * 100_000
 
 
@@ -86,14 +87,16 @@ def test_a_trace_page_shows_the_waterfall_with_slowest_and_errors_and_every_tag(
     spans[1]["annotations"] = [{"timestamp": spans[1]["timestamp"] + 1500, "value": "retry"}]
     post(client, spans)
     for ident in (spans[0]["traceId"], "req-wf"):  # by trace id and by x-request-id
-        body = page(client, f"/trace/{ident}")
-        rows = re.findall(r'<details class="span([^"]*)" data-span-id="([0-9a-f]+)">(.*?)</details>', body, re.S)
+        body = page(client, f"/trace/{ident}?span={spans[1]['id']}")  # its panel open
+        rows = re.findall(r'<div class="span row([^"]*)" role="row" id="[^"]+" data-span-id="([0-9a-f]+)"(.*?)</div>',
+                          body, re.S)
         assert len(rows) == 12
         assert rows[0][1] == spans[0]["id"] and "front-envoy" in rows[0][2]
         slowest = [r for r in rows if "slowest" in r[0]]
         # service2's span answering /stage/3: the most time of its own
         assert [r[1] for r in slowest] == [spans[9]["id"]] and "service2-0" in slowest[0][2]
         assert [r[1] for r in rows if "error" in r[0]] == [spans[1]["id"]]
+        assert [r[1] for r in rows if "selected" in r[0]] == [spans[1]["id"]]
         assert "<dd>retry @ +1.5 ms</dd>" in body and "<dt>guid:x-request-id</dt><dd>req-wf</dd>" in body
         assert f'href="/trace/{spans[0]["traceId"]}"' in body and 'href="/trace/req-wf"' in body
 
@@ -113,11 +116,11 @@ def test_hostile_service_names_and_tag_values_are_escaped_and_cut(client):
     post(client, spans)
     for url in ("/", f"/trace/{spans[0]['traceId']}", "/heatmap", "/dependencies",
                 f"/?service={HOSTILE_SERVICE.lower()}", "/trace/%3Cscript%3Ex%3C%2Fscript%3E"):
-        body = page(client, url)
+        body = OUR_SCRIPTS.sub("", page(client, url))
         assert "<script" not in body and "<img" not in body and "<b x" not in body, url
         assert "\x1b" not in body and "\x00" not in body, url
         assert len(body) < 60_000, url  # a 100 kB tag is cut, not pasted
-    trace_page = page(client, f"/trace/{spans[0]['traceId']}")
+    trace_page = page(client, f"/trace/{spans[0]['traceId']}?span={spans[2]['id']}")
     assert "&lt;img src=x onerror=alert(1)&gt;\\x1b[31m\\x00ZZZ" in trace_page
     assert "characters)" in trace_page
 
@@ -150,3 +153,25 @@ def test_the_dependency_graph_shows_both_edges_with_call_and_error_counts(client
                        body, re.S)
     assert [(p, c, label) for _, p, c, label in edges] == [
         ("front-envoy", "service1-0", "2 calls, 1 error"), ("service1-0", "service2-0", "10 calls")]
+
+
+def test_static_files_are_linked_by_content_hash_and_kept_by_the_browser(client):
+    body = page(client, "/")
+    links = re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', body)
+    assert {link.split("?")[0].rsplit("/", 1)[1] for link in links} >= {"ui.css", "theme.js", "keys.js"}
+    for link in links:
+        assert re.search(r"\?v=[0-9a-f]{10}$", link), link
+        reply = client.get(link)
+        assert reply.status_code == 200 and "max-age=31536000" in reply.headers["Cache-Control"]
+    unversioned = client.get("/ui/static/ui.css")
+    assert "max-age=31536000" not in unversioned.headers.get("Cache-Control", "")
+
+
+def test_compare_needs_two_traces_and_says_which_one_is_missing(client):
+    one = envoy_trace(request_id="one")
+    post(client, one)
+    assert problem(page(client, f"/compare?trace={one[0]['traceId']}", status=400)) == \
+        "tick exactly two traces to compare, not 1"
+    reply = client.get(f"/compare?trace={one[0]['traceId']}&trace=one")
+    assert reply.status_code == 302 and reply.headers["Location"].endswith(f"/compare/{one[0]['traceId']}/one")
+    assert "No trace" in problem(page(client, f"/compare/one/{'b' * 32}", status=404))

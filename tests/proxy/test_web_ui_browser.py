@@ -7,22 +7,22 @@ Every page is watched: no console error, nothing loaded from outside 127.0.0.1. 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from meshtools.views.front import echo
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
-from tests.support.browser import PageWatch, headless_chromium
+from tests.support.browser import axe_problems, shoot
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with headless_chromium() as chromium:
-        yield chromium
+def slow_stage_dominates(spans: list[dict]) -> bool:
+    """Whether /stage/3's server span lasted over half of service1's ingress span: then it has
+    the most time of its own, whatever the rest did. The tests' mesh sleeps only 50–150 ms
+    there (to be quick), which a busy machine's overhead elsewhere can outweigh."""
+    ingress = next(s for s in spans if s.get("kind") == "SERVER" and s["localEndpoint"]["serviceName"].startswith("service1"))
+    calls = {s["id"] for s in spans if s.get("parentId") == ingress["id"] and "/stage/3" in s.get("tags", {}).get("http.url", "")}
+    stage3 = [s for s in spans if s.get("parentId") in calls and s.get("kind") == "SERVER"]
+    return bool(stage3) and stage3[0]["duration"] * 2 > ingress["duration"]
 
 
 @pytest.fixture(scope="module")
@@ -31,35 +31,14 @@ def demo(local_mesh):
     client = ZipkinClient(local_mesh.layout.trace_proxy_url)
     traces = {}
     for name in ("friend", "earth", "chris"):
-        reply = echo(local_mesh.layout.front_url, name)
-        spans = find_trace(client, reply.request_id, spans=2 if name == "chris" else SPANS_PER_ECHO)
+        for _ in range(5 if name == "friend" else 1):
+            reply = echo(local_mesh.layout.front_url, name)
+            spans = find_trace(client, reply.request_id, spans=2 if name == "chris" else SPANS_PER_ECHO)
+            if name != "friend" or slow_stage_dominates(spans):
+                break
         traces[name] = {"request_id": reply.request_id, "trace_id": spans[0]["traceId"], "spans": len(spans)}
     assert [t["spans"] for t in traces.values()] == [12, 12, 2]
     return {"url": local_mesh.layout.trace_proxy_url, **traces}
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1200, "height": 720})
-    watch = PageWatch(context)
-    tab = context.new_page()
-    yield tab
-    context.close()
-    assert watch.requests, "the page loaded nothing"
-    assert watch.problems == []
-
-
-@pytest.fixture(scope="module")
-def screenshots(request, tmp_path_factory) -> Path:
-    chosen = request.config.getoption("--screenshots")
-    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-
-
-def shoot(page, folder: Path, name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    page.screenshot(path=str(path), full_page=False)
-    assert path.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_the_search_page_lists_the_demo_traces_and_one_click_shows_the_waterfall(page, demo, screenshots):
@@ -78,29 +57,37 @@ def test_the_search_page_lists_the_demo_traces_and_one_click_shows_the_waterfall
     friend = page.locator(f'tr[data-trace-id="{demo["friend"]["trace_id"]}"]')
     shoot(page, screenshots, "ui-search.png")
 
+    assert axe_problems(page) == []
+
     friend.get_by_role("link").click()
     page.wait_for_url(f"**/trace/{demo['friend']['trace_id']}")
-    spans = page.locator("details.span")
+    spans = page.locator(".waterfall .span")
     assert spans.count() == 12
     assert spans.first.locator(".service").inner_text() == "front-envoy"
-    slowest = page.locator("details.span.slowest")
+    # The stages run one after another: every span is on the critical path.
+    assert page.locator('.span[data-critical-path="true"]').count() == 12
+    slowest = page.locator(".span.slowest")
     assert slowest.count() == 1 and "/stage/3" in slowest.inner_text()
-    slowest.locator("summary").click()  # its tags open on click
-    detail = slowest.locator("dl.detail")
-    assert detail.is_visible() and demo["friend"]["request_id"] in detail.inner_text()
+    slowest.locator(".bar").click()  # its tags open in the panel beside the waterfall
+    detail = page.locator("aside.panel dl.detail")
+    detail.wait_for()
+    assert demo["friend"]["request_id"] in detail.inner_text()
+    assert page.url.endswith(f"?span={slowest.get_attribute('data-span-id')}")
+    assert axe_problems(page) == []
     shoot(page, screenshots, "ui-trace.png")
 
 
 def test_the_chris_trace_shows_its_error_and_is_found_by_request_id(page, demo):
     page.goto(f"{demo['url']}/trace/{demo['chris']['request_id']}")
     assert page.locator("h1").inner_text() == f"trace {demo['chris']['trace_id']}"
-    failed = page.locator("details.span.error")
+    failed = page.locator(".waterfall .span.error")
     assert failed.count() >= 1 and "500" in failed.first.inner_text()
     assert "error" in page.locator("p.facts").inner_text()
 
 
 def test_the_dependency_graph_shows_both_edges(page, demo, screenshots):
     page.goto(demo["url"] + "/dependencies")
+    assert axe_problems(page) == []
     shoot(page, screenshots, "ui-dependencies.png")
     edges = page.locator("svg.graph g.edge").evaluate_all(
         "gs => gs.map(g => [g.dataset.parent, g.dataset.child, g.textContent.trim()])")
@@ -113,15 +100,18 @@ def test_the_dependency_graph_shows_both_edges(page, demo, screenshots):
 def test_a_heatmap_cell_leads_to_its_traces(page, demo, screenshots):
     page.goto(demo["url"] + "/heatmap")
     shoot(page, screenshots, "ui-heatmap.png")
-    cells = page.locator("table.heatmap tbody a")
+    assert axe_problems(page) == []
+    cells = page.locator("table.heatmap tbody td a")
     assert cells.count() >= 2
     top = cells.first  # the slowest band is the first row: the slow stage and what waits for it
     top.click()
     page.wait_for_url("**/?*min_ms=*")
+    note = page.locator("p.note").first.inner_text()
+    assert re.search(r"up to \d\d:\d\d:\d\d\.\d{3} \(from the heatmap\)", note), note  # a time, not epoch ms
     rows = page.locator("table.traces tbody tr")
     assert rows.count() >= 1
     rows.first.get_by_role("link").click()
-    assert page.locator("details.span").count() >= 2
+    assert page.locator(".waterfall .span").count() >= 2
 
 
 def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
@@ -137,10 +127,61 @@ def test_hostile_span_data_renders_as_text_and_runs_nothing(page, demo):
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"{demo['url']}/trace/hostile-browser")
-    assert page.locator("details.span").count() == 12
-    assert page.locator("details.span .service").first.inner_text() == markup.lower()  # shown, as text
-    page.locator("details.span").nth(1).locator("summary").click()
-    assert "\\x1b[31m\\x00ZZZ" in page.locator("details.span").nth(1).inner_text()
+    assert page.locator(".waterfall .span").count() == 12
+    assert page.locator(".waterfall .span .service").first.inner_text() == markup.lower()  # shown, as text
+    page.locator(".waterfall .span").nth(1).locator(".bar").click()
+    page.locator("aside.panel dl.detail").wait_for()
+    assert "\\x1b[31m\\x00ZZZ" in page.locator("aside.panel").inner_text()
     page.goto(f"{demo['url']}/?arriving=1")
     assert page.locator("table.traces").is_visible()
     assert dialogs == [] and page.locator("img[src=x]").count() == 0
+
+
+LABELS_AND_LINES = """() => {
+    const svg = document.querySelector('svg.graph');
+    const toScreen = (x, y) => { const p = svg.createSVGPoint(); p.x = x; p.y = y; return p.matrixTransform(svg.getScreenCTM()); };
+    const lines = [...svg.querySelectorAll('g.edge line')].map(l => [toScreen(+l.getAttribute('x1'), +l.getAttribute('y1')),
+                                                                     toScreen(+l.getAttribute('x2'), +l.getAttribute('y2'))]);
+    const boxes = [...svg.querySelectorAll('g.edge text')].map(t => t.getBoundingClientRect());
+    // Does segment a-b cross box r? Sample it finely: the lines are straight and short.
+    const crosses = (a, b, r) => Array.from({length: 201}, (_, i) => i / 200).some(f => {
+        const x = a.x + (b.x - a.x) * f, y = a.y + (b.y - a.y) * f;
+        return x >= r.left && x <= r.right && y >= r.top && y <= r.bottom; });
+    return boxes.flatMap((r, i) => lines.map(([a, b], j) => crosses(a, b, r) ? `label ${i} crosses line ${j}` : null)).filter(Boolean);
+}"""
+
+
+def test_dependency_labels_keep_off_the_lines_nodes_link_and_instances_group(page, demo):
+    page.goto(demo["url"] + "/dependencies")
+    edges = page.locator("g.edge").evaluate_all("gs => gs.map(g => [g.dataset.parent, g.dataset.child])")
+    replicas = {c for p, c in edges if p == "front-envoy" and c.startswith("service1-")}
+    assert len(edges) >= 3 and replicas  # front → each service1 replica it reached → service2
+    assert page.evaluate(LABELS_AND_LINES) == []
+    page.locator('g.node[data-name="front-envoy"] a').click()
+    page.wait_for_url("**/?service=front-envoy")
+    assert demo["friend"]["trace_id"] in page.locator("table.traces").inner_html()
+    page.goto(demo["url"] + "/dependencies")
+    page.check("input[name=group]")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**/dependencies?*group=1*")
+    edges = page.locator("g.edge").evaluate_all("gs => gs.map(g => [g.dataset.parent, g.dataset.child])")
+    assert ["front-envoy", "service1"] in edges and ["service1", "service2"] in edges
+    assert page.evaluate(LABELS_AND_LINES) == []
+    page.locator('g.node[data-name="service1"] a').click()
+    instances = page.locator("#group-service1 a").all_inner_texts()
+    assert set(instances) >= replicas
+    assert axe_problems(page) == []
+
+
+def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
+    page.goto(f"{demo['url']}/trace/{demo['friend']['trace_id']}")
+    ingress = page.locator(".waterfall .span").nth(1)  # service1's SERVER span: its app and its Envoy
+    service = ingress.locator(".service").inner_text()
+    assert service.startswith("service1-")
+    ingress.locator(".bar").click()
+    lines = page.locator("aside.panel ol.loglines li")
+    lines.first.wait_for()
+    processes = set(lines.locator(".process").all_inner_texts())
+    assert processes <= {f"{service}-app", f"{service}-envoy"} and f"{service}-app" in processes
+    assert all(demo["friend"]["request_id"] in t or demo["friend"]["trace_id"] in t for t in lines.all_inner_texts())
+    assert axe_problems(page) == []

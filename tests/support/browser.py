@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from meshtools.shared.topology import LOOPBACK
+from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -54,7 +55,12 @@ class PageWatch:
     def watch(self, page) -> None:
         page.on("console", lambda msg: msg.type == "error" and self.problems.append(f"console: {msg.text}"))
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-        page.on("requestfailed", lambda req: self.problems.append(f"failed: {req.url} {req.failure}"))
+        page.on("requestfailed", self._failed)
+
+    def _failed(self, request) -> None:
+        # ERR_ABORTED: the browser dropped it for a navigation (a click while the favicon loads).
+        if request.failure != "net::ERR_ABORTED":
+            self.problems.append(f"failed: {request.url} {request.failure}")
 
     def _route(self, route) -> None:
         url = route.request.url
@@ -64,3 +70,38 @@ class PageWatch:
             route.abort()
         else:
             route.continue_()
+
+
+AXE_SCRIPT = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's critical and serious violations on the page as it is now, one line each.
+
+    axe-core comes from npm (package.json, `npm ci`), pinned, and is evaluated into the page
+    by the test only: the proxy never serves it and its CSP still applies to the page."""
+    if not AXE_SCRIPT.exists():
+        pytest.skip(f"axe-core is not installed: run `npm ci` in {PROJECT_ROOT}")
+    page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {resultTypes: ['violations']});
+        return result.violations.filter(v => ['critical', 'serious'].includes(v.impact))
+            .map(v => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')})`);
+    }""")
+    return found
+
+
+def sideways_overflow(page) -> int:
+    """How many CSS pixels the page itself scrolls sideways (0: none)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def shoot(page, folder: Path, name: str) -> None:
+    """A screenshot of the page's viewport to folder/name (the README's, with --screenshots docs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), full_page=False)
+    assert path.read_bytes().startswith(PNG_MAGIC)

@@ -115,7 +115,7 @@ class ClusterStack:
 
     def up(self) -> None:
         offline = ["--offline"] if os.environ.get(OFFLINE_ENV) else []
-        self.inv("up", "--name", self.name, *offline, *self.forward_ports())
+        self.inv("up", "--cluster", "--name", self.name, *offline, *self.forward_ports())
         self.settle()
 
     def deploy(self, tree: Path = PROJECT_ROOT, *deploy_flags: str, zipkin_ui_port: int | None = None) -> None:
@@ -133,7 +133,7 @@ class ClusterStack:
         self.inv("forward", "--stop")
 
     def down(self) -> None:
-        self.inv("down", "--name", self.name)
+        self.inv("down", "--cluster", "--name", self.name)
 
     def pods(self, app: str) -> set[str]:
         """The pods of a Deployment that are running and not on their way out."""

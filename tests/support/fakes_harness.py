@@ -135,6 +135,9 @@ class Fakes:
 
 def fakes_for(harness: type[Fakes], tmp_path: Path, monkeypatch, capsys) -> Iterator[Fakes]:
     """For a `fakes` fixture: the harness, and no port-forward left running after the test."""
+    # The fakes stand in for a cluster: `inv up`/`inv down` mean it here (the invoke setting
+    # `target: cluster`), as on a machine configured for one.
+    monkeypatch.setenv("INVOKE_TARGET", "cluster")
     fakes = harness(tmp_path, monkeypatch, capsys)
     yield fakes
     port_forward.stop(fakes.mesh)

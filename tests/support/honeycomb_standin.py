@@ -29,6 +29,8 @@ from typing import Any, Iterator
 import orjson
 import zstandard
 
+from tests.support.speed import scaled
+
 MALFORMED = "Request body is malformed and cannot be read"
 TOO_MANY_COLUMNS = "Event has too many columns"
 TOO_LARGE = "Event exceeds max event size"
@@ -64,12 +66,14 @@ class HoneycombStandin:
                  max_event_bytes: int = 1_000_000, answer_delay: float = 0.0):
         self._server = server
         self.answer_delay = answer_delay  # seconds before each batch is answered: a slow Honeycomb
+        self.outage: int | None = None  # a status (503, 429) answered to every batch meanwhile: an outage
         self.keep_events = keep_events
         self.max_columns = max_columns
         self.max_event_bytes = max_event_bytes
         self.requests: list[BatchRequest] = []
         self.refused: list[BatchRequest] = []  # batches answered 400 whole (invalid JSON)
-        self.counts = {"batches": 0, "events": 0, "accepted": 0, "rejected": 0, "refused_batches": 0}
+        self.counts = {"batches": 0, "events": 0, "accepted": 0, "rejected": 0, "refused_batches": 0,
+                       "outage_answers": 0}
         self._cond = threading.Condition()
 
     @property
@@ -103,7 +107,9 @@ class HoneycombStandin:
                     for ev, status in zip(r.events, r.statuses or ()) if status == 202]
 
     def wait_for(self, predicate, what: str, timeout: float = 10.0):
-        """Wait until `predicate(requests)` is truthy and return its value."""
+        """Wait until `predicate(requests)` is truthy and return its value (the deadline scaled
+        for a busy machine, tests/support/speed.py)."""
+        timeout = round(scaled(timeout), 1)
         deadline = time.monotonic() + timeout
         with self._cond:
             while not (result := predicate(list(self.requests))):
@@ -163,6 +169,11 @@ def _handler(standin_ref: list[HoneycombStandin]):
         def do_POST(self):  # noqa: N802
             standin = standin_ref[0]
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if standin.outage is not None and self.path.startswith("/1/batch/"):
+                with standin._cond:
+                    standin.counts["outage_answers"] += 1
+                self._reply(standin.outage, json.dumps({"error": "outage"}).encode())
+                return
             if not self.path.startswith("/1/batch/"):
                 # Anything else is recorded as-is: the stand-in doubles as a downstream collector.
                 standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], []))

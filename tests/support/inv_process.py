@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from meshtools.shared.topology import PROJECT_ROOT, LocalLayout
+from tests.support.process_guard import MARK
+from tests.support.speed import scaled
 
 INV = [sys.executable, "-m", "invoke"]
+LOCAL_UP_TIMEOUT = 90  # seconds `inv local.up` waits for the mesh by default (local.timeout)
 
 
 def layout_flags(layout: LocalLayout) -> list[str]:
@@ -23,7 +26,11 @@ def layout_flags(layout: LocalLayout) -> list[str]:
 def _environment(env: Mapping[str, str] | None, environ: Mapping[str, str] | None,
                  state_dir: Path | None) -> dict[str, str]:
     state = {"INVOKE_LOCAL_STATE_DIR": str(state_dir)} if state_dir is not None else {}
-    return {**(os.environ if environ is None else environ), **state, **(env or {})}
+    # The run's mark (tests/support/process_guard.py) whatever environment a test gives, and the
+    # mesh's start-up deadline stretched for a busy machine as every test deadline is.
+    kept = {MARK: os.environ[MARK]} if MARK in os.environ else {}
+    stretched = {"INVOKE_LOCAL_TIMEOUT": str(round(scaled(LOCAL_UP_TIMEOUT)))}
+    return {**stretched, **(os.environ if environ is None else environ), **state, **kept, **(env or {})}
 
 
 def run_inv(*args: str, state_dir: Path | None = None, env: Mapping[str, str] | None = None,
@@ -32,7 +39,7 @@ def run_inv(*args: str, state_dir: Path | None = None, env: Mapping[str, str] | 
     """`inv ARGS` to its end. `env` goes over `environ` (default: this process's environment);
     `state_dir` is the local mesh's. Without `capture` the output goes where pytest's goes."""
     return subprocess.run([*INV, *args], cwd=cwd, text=True, capture_output=capture, stdin=subprocess.DEVNULL,
-                          timeout=timeout, env=_environment(env, environ, state_dir))
+                          timeout=scaled(timeout), env=_environment(env, environ, state_dir))
 
 
 @contextlib.contextmanager

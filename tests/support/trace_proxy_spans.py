@@ -36,3 +36,24 @@ def envoy_trace(trace_id: str | None = None, *, request_id: str = "req-1", start
                   "localEndpoint": {"serviceName": "service2-0"}, "tags": dict(tags)}
         spans += [egress, server]
     return spans
+
+
+def wide_trace(spans: int = 1000, *, request_id: str = "wide", start_us: int | None = None) -> list[dict]:
+    """A big trace shaped like a fan-out service: a root, 10 services each calling the next
+    level, `spans` in all, every tenth span an error; for the page budget and its benchmark."""
+    trace_id = secrets.token_hex(16)
+    start = start_us or int(time.time() * 1_000_000)
+    root = {"traceId": trace_id, "id": span_id(), "name": "fan-out", "kind": "SERVER", "timestamp": start,
+            "duration": spans * 1_000, "localEndpoint": {"serviceName": "front-envoy"},
+            "tags": {"guid:x-request-id": request_id, "http.url": "http://127.0.0.1:8000/fan-out"}}
+    out, parents = [root], [root]
+    for i in range(1, spans):
+        parent = parents[(i - 1) // 10] if (i - 1) // 10 < len(parents) else root
+        offset = (i % 10) * parent["duration"] // 12
+        span = {"traceId": trace_id, "id": span_id(), "parentId": parent["id"], "name": f"call {i % 37}",
+                "kind": "CLIENT", "timestamp": parent["timestamp"] + offset, "duration": max(parent["duration"] // 12, 1),
+                "localEndpoint": {"serviceName": f"service-{i % 10}"},
+                "tags": {"http.url": f"http://127.0.0.1:9000/item/{i}", "http.status_code": "500" if i % 10 == 0 else "200"}}
+        out.append(span)
+        parents.append(span)
+    return out

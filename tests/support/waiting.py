@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import time
 
+from tests.support.speed import scaled
+
 
 def wait_for(predicate, timeout: float, what: str):
-    """`predicate()`'s first truthy value, polled every 50 ms; AssertionError after `timeout` seconds."""
+    """`predicate()`'s first truthy value, polled every 50 ms; AssertionError after `timeout`
+    seconds of a quiet machine (scaled for this one: tests/support/speed.py)."""
+    timeout = round(scaled(timeout), 1)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

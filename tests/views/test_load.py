@@ -63,6 +63,7 @@ class FakeFront(ThreadingHTTPServer):
         self.connections = 0
         self.stall_until = 0.0  # answers wait until this monotonic time
         self.delay = 0.0
+        self.answer_first = None  # answer this many requests, then hang up on every one (a front that died)
         self.lock = threading.Lock()
 
     @property
@@ -83,6 +84,10 @@ class FakeHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         with self.server.lock:
             self.server.paths.append(self.path)
+            dead = self.server.answer_first is not None and len(self.server.paths) > self.server.answer_first
+        if dead:
+            self.close_connection = True  # no answer at all: the client sees the connection go
+            return
         time.sleep(max(self.server.delay, self.server.stall_until - time.monotonic()))
         status = 500 if self.path.endswith("/chris") else 200
         body = b"hello"
@@ -172,7 +177,7 @@ def test_a_duration_ends_the_run_on_time_and_counts_what_was_still_in_flight_fak
     assert summary.completed == 4 and summary.in_flight_abandoned == 4  # answered at 0.8 s; 4 more sent then
     out = io.StringIO()
     render_summary(summary, Console(file=out, width=80))
-    assert "4 requests still in flight were not counted" in out.getvalue()
+    assert "4 requests unanswered at the end, not counted" in out.getvalue()
     assert str(progress_line({"requests": 1, "errors": 0, "elapsed": 1.6, "rate": 1.0, "p50": 0.8,
                               "in_flight": 4}, summary.config)).startswith("1 request · 1.0 req/s · 1s/1s ·")
 
@@ -200,7 +205,7 @@ def test_a_run_stopped_before_any_answer_says_so_without_a_summary(fake_front):
     summary = run_load(LoadConfig(url=fake_front.url, concurrency=1, duration=0.3))
     lines = _summary_text(summary)
     assert summary.completed == 0
-    assert lines[1:] == ["stopped after 0.3 s with no answer; 1 request still in flight was not counted"]
+    assert lines[1:] == ["stopped after 0.3 s with no answer; 1 request unanswered at the end, not counted"]
 
 
 def test_bad_options_are_one_sentence_and_a_failure():
@@ -346,5 +351,33 @@ def test_inv_load_lets_what_is_in_flight_finish_after_the_summary_fake_front(fak
     fake_front.delay = 1.0
     result = inv("load", "--url", fake_front.url, "--duration", "0.5", "--concurrency", "2")
     assert result.returncode == 0, result.stderr
-    assert "2 requests still in flight were not counted" in result.stdout
-    assert "Letting the 2 requests still in flight finish (uncounted)" in result.stderr
+    assert "2 requests unanswered at the end, not counted" in " ".join(result.stdout.split())
+    assert "Letting the 2 requests still in flight finish so their traces end cleanly" in " ".join(result.stderr.split())
+    assert all(len(line) <= 80 for line in (result.stdout + result.stderr).splitlines())  # wrapped at words
+
+
+def test_requests_with_no_answer_are_counted_apart_and_left_out_of_the_latencies_fake_front(fake_front):
+    # front-envoy killed mid-run: "ERRORS 328 (connection error: 328)", then "latency p50 2.3 ms",
+    # the refused requests counted as fast ones.
+    fake_front.delay, fake_front.answer_first = 0.1, 10
+    summary = run_load(LoadConfig(url=fake_front.url, requests=30, concurrency=1))
+    assert summary.answered == 10 and summary.no_answer == 20 and summary.completed == 30
+    assert summary.histogram.percentile(50) >= 0.1  # of the answered: every one took 100 ms
+    text = "\n".join(_summary_text(summary))
+    assert "20 requests got no answer: not in the latencies" in text
+    assert "latency of the 10 answered p50 " in text
+
+
+def test_fail_on_errors_exits_1_and_json_counts_every_kind_of_failure_fake_front(fake_front):
+    fake_front.answer_first = 5
+    result = inv("load", "--url", fake_front.url, "--requests", "12", "--concurrency", "1", "--names", "a,chris",
+                 "--fail-on-errors", "--json")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "9 of 12 requests failed (--fail-on-errors)."
+    summary = json.loads(result.stdout)
+    assert (summary["answered"], summary["no_answer"], summary["unanswered"]) == (5, 7, 0)
+    assert summary["errors_by_status"] == {"500": 2, "connection error": 7}
+    assert summary["latency_of"] == "answered requests"
+    fake_front.answer_first = None
+    fine = inv("load", "--url", fake_front.url, "--requests", "3", "--names", "a,chris", "--json")
+    assert fine.returncode == 0  # without the flag a failed run still exits 0, its summary tells

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any
@@ -9,8 +10,14 @@ from typing import IO, Any
 import orjson
 
 _CHUNK = 64 * 1024
-# Zipkin clients send JSON; a missing Content-Type is what curl -d and some old clients send.
-_JSON_TYPES = {"", "application/json", "text/json"}
+# The JSON types span POSTs must carry. No Content-Type, text/plain and the form types are
+# refused: those are what any web page may make a browser send cross-site without asking
+# (a `no-cors` fetch of a Blob carries none), and every Zipkin client names its type.
+_JSON_TYPES = {"application/json", "text/json"}
+# A \uD800-\uDFFF escape: the only way JSON text can carry a lone surrogate, which no
+# UTF-8 reply, page or Honeycomb event can hold.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class IngestError(Exception):
@@ -28,6 +35,7 @@ class Body:
     raw: bytes  # exactly as received (possibly gzip), for mirroring downstream
     content_type: str
     content_encoding: str
+    size: int = 0  # bytes once decompressed: what its spans weigh in the store
 
 
 def read_limited(stream: IO[bytes], limit: int) -> bytes:
@@ -84,13 +92,28 @@ def parse_json(text: bytes) -> Any:
         # orjson is strict where the standard library is lenient on purpose: a number too
         # large for a double (1e999, kept as infinity, sent on as a string) and lone
         # surrogates. The standard parser decides, and words the error when there is one.
-        return _strict_json(text)
+        return strict_json(text)
 
 
-def _strict_json(text: bytes) -> Any:
+def strict_json(text: bytes) -> Any:
+    """The standard library's parser with JSON's own rules (no NaN/Infinity); a lone
+    surrogate escape becomes U+FFFD, as a UTF-8 reader would read it."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        payload = json.loads(text, parse_constant=_refuse_constant)
+        return replace_surrogates(payload) if _SURROGATE_ESCAPE.search(text) else payload
     except (UnicodeDecodeError, ValueError) as exc:
         raise IngestError(400, f"body is not valid JSON: {exc}", "malformed") from None
     except RecursionError:
         raise IngestError(400, "body is not valid JSON: nested too deeply", "malformed") from None
+
+
+def replace_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) made U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_surrogates(k): replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_surrogates(v) for v in value]
+    return value
+

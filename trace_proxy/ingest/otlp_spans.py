@@ -3,7 +3,9 @@ forwarded exactly like Zipkin spans.
 
 The mapping follows OpenTelemetry's Zipkin exporter rules: service name from the resource's
 `service.name`, span kind (INTERNAL has no Zipkin kind), status as `otel.status_code` and
-`error`, attributes as string tags (arrays and maps as JSON), events as annotations, the
+`error` (empty without a description; `error: false` dropped when the span did not fail),
+remote endpoint from the spec's ranked attributes, dropped counts as `otel.dropped_*_count`,
+attributes as string tags (arrays and maps as JSON), events as annotations, the
 instrumentation scope as `otel.scope.name` / `otel.scope.version`, ids in Zipkin's lowercase
 hex. Resource attributes become tags too (a span's own attribute wins a clash), so Honeycomb
 gets them as fields. A span with an invalid id is refused alone; the others are kept.
@@ -19,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan, Status
 
-from trace_proxy.ingest.zipkin_json import Span, normalize_trace_id
+from trace_proxy.ingest.zipkin_json import Span, canonical_ip, normalize_trace_id
 
 SERVICE_NAME = "service.name"
 UNKNOWN_SERVICE = "unknown_service"  # what OpenTelemetry names a service that did not say
@@ -31,6 +33,14 @@ _KINDS = {
 }
 _STATUS = {Status.STATUS_CODE_OK: "OK", Status.STATUS_CODE_ERROR: "ERROR"}
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+# The remote service's name, first found first (the spec's sdk_exporters/zipkin.md ranking).
+_REMOTE_NAME = ("peer.service", "server.address", "net.peer.name", "network.peer.address", "net.sock.peer.addr",
+                "peer.hostname", "peer.address", "db.name")
+_REMOTE_ADDRESS = ("network.peer.address", "net.sock.peer.addr", "net.peer.ip")
+_REMOTE_PORT = ("network.peer.port", "net.peer.port", "net.sock.peer.port", "server.port")
+_DROPPED = (("dropped_attributes_count", "otel.dropped_attributes_count"),
+            ("dropped_events_count", "otel.dropped_events_count"),
+            ("dropped_links_count", "otel.dropped_links_count"))
 
 
 @dataclass
@@ -134,19 +144,64 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
     v2["localEndpoint"] = {"serviceName": service}
     tags = dict(base_tags)
     tags.update(_tags(span.attributes))
-    if "peer.service" in tags:
-        v2["remoteEndpoint"] = {"serviceName": tags["peer.service"]}
+    if remote := _remote(tags, kind):
+        v2["remoteEndpoint"] = remote
+    for counted, tag in _DROPPED:  # what the SDK left out, as mapping-to-non-otlp.md names it
+        if dropped := getattr(span, counted):
+            tags[tag] = str(dropped)
     status = _STATUS.get(span.status.code)
     if status:
         tags["otel.status_code"] = status
-        if status == "ERROR":
-            # Zipkin marks a failed span with an `error` tag holding the description.
-            tags["error"] = span.status.message or tags.get("error") or "true"
+    if status == "ERROR":
+        # Zipkin marks a failed span with an `error` tag holding the description; without
+        # one, the span's own `error` attribute (Envoy's "true") or the spec's empty string.
+        tags["error"] = span.status.message or tags.get("error", "")
+    elif tags.get("error") == "false":
+        del tags["error"]  # not failed: an `error` tag of any value would mark it as failed
     if span.events:
         v2["annotations"] = [_annotation(e) for e in span.events]
     if tags:
         v2["tags"] = tags
     return v2
+
+
+_TYPED = ("int_value", "double_value", "bool_value")
+
+
+def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    """The span as received, for Honeycomb: v2 with its numeric and boolean attributes typed
+    (Zipkin's tags are strings; Honeycomb's columns need not be). Envoy's attributes are all
+    strings: then nothing is copied."""
+    tags = v2.get("tags", {})
+    typed = {kv.key: getattr(kv.value, kind) for kv in attributes
+             # only where the tag is still the attribute (not `error` set from the status, nor dropped)
+             if (kind := kv.value.WhichOneof("value")) in _TYPED and tags.get(kv.key) == tag_value(kv.value)}
+    return {**v2, "tags": {**tags, **typed}} if typed else v2
+
+
+def _remote(tags: dict[str, str], kind: str | None) -> dict[str, Any]:
+    """The remote endpoint from the attributes the spec ranks: a name, an address, a port.
+    Only a client or producer names its peer from the ranking (the spec's rule), any span by
+    `peer.service`; a value that is an IP address is the endpoint's address, not its name."""
+    if "peer.service" not in tags and kind not in ("CLIENT", "PRODUCER"):
+        return {}
+    remote: dict[str, Any] = {}
+    for key in _REMOTE_NAME:
+        value = tags.get(key)
+        if not value:
+            continue
+        if (ip := canonical_ip(value)) is None:
+            remote["serviceName"] = value
+            break
+        remote.setdefault(ip[0], ip[1])
+    for key in _REMOTE_ADDRESS:
+        if (value := tags.get(key)) and (ip := canonical_ip(value)) is not None:
+            remote.setdefault(ip[0], ip[1])
+            break
+    port = next((tags[key] for key in _REMOTE_PORT if tags.get(key)), None)
+    if remote and port is not None and port.isdigit() and 0 < int(port) < 65536:
+        remote["port"] = int(port)
+    return remote
 
 
 def convert(request: ExportTraceServiceRequest) -> Conversion:
@@ -168,5 +223,5 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
                 except _Refused as exc:
                     result.rejected.append((f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{exc.field_name}", str(exc)))
                     continue
-                result.spans.append(Span(v2=v2, raw=v2, version=2))
+                result.spans.append(Span(v2=v2, raw=_typed(v2, span.attributes), version=2))
     return result

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from trace_proxy.ingest.body import IngestError, gunzip_limited, read_limited
+from trace_proxy.ingest.body import IngestError, gunzip_limited, read_limited, strict_json
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -34,6 +34,7 @@ _RPC_CODES = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3}  # INVALID_ARGUMENT, NOT_
 class OtlpBody:
     request: ExportTraceServiceRequest
     encoding: str  # PROTOBUF or JSON: the reply is encoded the same way
+    size: int = 0  # bytes once decompressed
 
 
 def encoding_of(content_type: str | None) -> str | None:
@@ -67,29 +68,21 @@ def decode(stream: IO[bytes], *, content_type: str | None, content_encoding: str
                               "malformed") from None
     else:
         _parse_json(data, request)
-    return OtlpBody(request, encoding)
+    return OtlpBody(request, encoding, len(data))
 
 
 def _parse_json(data: bytes, request: ExportTraceServiceRequest) -> None:
-    try:
-        payload = json.loads(data, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(400, f"body is not valid JSON: {exc}", "malformed") from None
-    except RecursionError:
-        raise IngestError(400, "body is not valid JSON: nested too deeply", "malformed") from None
+    payload = strict_json(data)
     if not isinstance(payload, dict):
         raise IngestError(400, "body must be a JSON object (an ExportTraceServiceRequest)", "malformed")
     try:
         _hex_ids_to_base64(payload)
         # Receivers MUST ignore unknown fields (the spec's JSON rules).
         json_format.ParseDict(payload, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError, SystemError) as exc:
+        # SystemError: upb's own complaint about some shapes ParseDict should refuse as ParseError.
         raise IngestError(400, f"body is not a valid OTLP JSON ExportTraceServiceRequest: {_short(exc)}",
                           "malformed") from None
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
 
 
 def _hex_ids_to_base64(payload: dict) -> None:

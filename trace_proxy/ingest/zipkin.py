@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from trace_proxy.ingest import zipkin_canonical, zipkin_json
+from trace_proxy.ingest import zipkin_canonical, zipkin_json, zipkin_v1
 from trace_proxy.ingest.body import _JSON_TYPES, Body, IngestError, media_type, parse_json, read_body
 from trace_proxy.ingest.zipkin_json import Span, SpanError
 
@@ -40,17 +40,18 @@ def parse_request(stream: IO[bytes], *, content_type: str | None, content_encodi
     """Raises IngestError (the body) or SpanError (a span): both mean 4xx with that reason."""
     mime = media_type(content_type)
     if mime not in _JSON_TYPES and mime != BINARY[version]:
-        raise IngestError(415, f"unsupported Content-Type {mime!r} on /api/v{version}/spans: "
+        raise IngestError(415, f"{'unsupported Content-Type ' + repr(mime) if mime else 'no Content-Type'} on /api/v{version}/spans: "
                                f"send application/json or {BINARY[version]}", "unsupported_media_type")
     raw, data, encoding = read_body(stream, content_encoding=content_encoding, limit=limit)
     if mime == BINARY[version]:
         spans = _binary_parser(mime)(data)
-        return Body(raw, content_type or mime, encoding), spans
+        return Body(raw, content_type or mime, encoding, len(data)), spans
     canonical = zipkin_canonical.parse(data) if version == 2 else None
     if canonical is not None:  # what Envoy sends: decoded and checked in one pass
-        return Body(raw, content_type or "application/json", encoding), canonical
-    spans = zipkin_json.parse(parse_json(data), version)
-    return Body(raw, content_type or "application/json", encoding), spans
+        return Body(raw, content_type or "application/json", encoding, len(data)), canonical
+    payload = parse_json(data)
+    spans = zipkin_json.parse(payload) if version == 2 else zipkin_v1.parse(payload)
+    return Body(raw, content_type or "application/json", encoding, len(data)), spans
 
 
 __all__ = ["parse_request", "encoding_name", "IngestError", "SpanError", "PROTOBUF", "THRIFT"]

@@ -6,16 +6,18 @@ upstream honeycomb-opentracing-proxy's fields only when a Honeycomb key is set.
 """
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 _HEX = re.compile(r"[0-9a-fA-F]{1,32}")
 _CANONICAL_ID = re.compile(r"[0-9a-f]{16}")  # a 64-bit id as it is stored
 _MAX_MICROS = 2**63 - 1
-# Annotations that v1 used to mark the RPC boundaries; v2 folds them into `kind`.
-_CORE_ANNOTATIONS = {"cs", "cr", "sr", "ss", "ms", "mr", "ws", "wr"}
+KINDS = ("CLIENT", "SERVER", "PRODUCER", "CONSUMER")
+ZERO_ID = "0" * 16  # Zipkin refuses all-zero trace and span ids; an all-zero parentId is none
 # v1 binary annotations naming the *remote* address; never the span's own endpoint.
 ADDRESS_KEYS = {"ca", "sa", "ma"}
 
@@ -115,7 +117,10 @@ def parse_endpoint(value: Any, where: str) -> dict[str, Any]:
         if item is not None and item != "":
             if type(item) is not str:
                 raise SpanError(f"{where}.{key} must be a string")
-            out[key] = item
+            if key == "serviceName":
+                out[key] = item
+            elif (address := canonical_ip(item)) is not None:  # Zipkin drops what is no address
+                out[address[0]] = address[1]
     port = raw.get("port")
     if port not in (None, 0):
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
@@ -123,6 +128,19 @@ def parse_endpoint(value: Any, where: str) -> dict[str, Any]:
         out["port"] = port
     return out
 
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_ip(text: str) -> tuple[str, str] | None:
+    """("ipv4" or "ipv6", the address as Zipkin writes it) for an address in either field, None
+    for no address: IPv6 compressed and lower-case, an IPv4-mapped one as the IPv4 it is."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return ("ipv4" if address.version == 4 else "ipv6"), str(address)
 
 
 def _require_object(raw: Any) -> dict:
@@ -144,8 +162,13 @@ def _debug(raw: dict) -> bool:
 def _identity(raw: Any) -> tuple[dict, str, str, str | None, str | None]:
     """What v1 and v2 spans share, checked alike: the object, its traceId, id, parentId and name."""
     raw = _require_object(raw)
-    return (raw, normalize_trace_id(raw["traceId"]), _span_id(raw["id"], "id"),
-            _optional_id(raw, "parentId"), _string(raw, "name"))
+    trace_id, span_id, parent_id = normalize_trace_id(raw["traceId"]), _span_id(raw["id"], "id"), \
+        _optional_id(raw, "parentId")
+    if trace_id == ZERO_ID:
+        raise SpanError("traceId must not be all zeros")
+    if span_id == ZERO_ID:
+        raise SpanError("id must not be all zeros")
+    return raw, trace_id, span_id, None if parent_id == ZERO_ID else parent_id, _string(raw, "name")
 
 
 def _v2_form(trace_id: str, span_id: str, parent_id: str | None, name: str | None, kind: str | None,
@@ -180,23 +203,54 @@ def _v2_form(trace_id: str, span_id: str, parent_id: str | None, name: str | Non
     return v2
 
 
+def finish_v2(trace_id: str, span_id: str, parent_id: str | None, name: str | None, kind: str | None,
+              timestamp: int | None, duration: int | None, local: dict | None, remote: dict | None,
+              annotations: list, tags: dict, debug: bool, shared: bool = False) -> dict[str, Any]:
+    """`_v2_form` after Zipkin's own span rules: a span is not its own parent, only a server
+    side is shared, annotations in time order without repeats."""
+    if parent_id == span_id:
+        parent_id = None
+    if len(annotations) > 1:
+        annotations = [{"timestamp": t, "value": v} for t, v in
+                       sorted({(a["timestamp"], a["value"]) for a in annotations})]
+    return _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local, remote, annotations,
+                    tags, debug, shared and kind != "CLIENT")
+
+
 def from_v2(raw: Any) -> Span:
     # The general path: a v2 JSON body in canonical form (what Envoy sends) never comes
     # here (zipkin_canonical.py); protobuf spans and everything else do.
     raw, trace_id, span_id, parent_id, name = _identity(raw)
     kind = _string(raw, "kind")
+    if kind is not None and kind not in KINDS:
+        raise SpanError(f"kind must be one of {', '.join(KINDS)}, not {kind[:40]!r}")
     timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
     local = parse_endpoint(raw.get("localEndpoint"), "localEndpoint")
     remote = parse_endpoint(raw.get("remoteEndpoint"), "remoteEndpoint")
     # A decoded JSON object (and the binary encodings' maps) only ever has string keys.
-    tags = _object(raw.get("tags"), "tags")
+    tags = _tags(raw.get("tags"))
     annotations = []
     for ann in _list(raw.get("annotations"), "annotations"):
         ann = _object(ann, "annotation")
         annotations.append({"timestamp": micros(ann, "timestamp") or 0, "value": _string(ann, "value") or ""})
-    v2 = _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local, remote, annotations,
-                  tags, _debug(raw), raw.get("shared") is True)
+    v2 = finish_v2(trace_id, span_id, parent_id, name, kind, timestamp, duration, local, remote, annotations,
+                   tags, _debug(raw), raw.get("shared") is True)
     return Span(v2=v2, raw=raw, version=2)
+
+
+def _tags(value: Any) -> dict:
+    """v2 tags: a value is a string (Zipkin's model); a number, boolean or null is taken and
+    kept as its JSON text by the store; a list or an object is refused, as Zipkin refuses it
+    (and a value nested 1,000 deep never reaches a sink)."""
+    tags = _object(value, "tags")
+    for key, item in tags.items():
+        if type(item) is not str and isinstance(item, (dict, list)):
+            raise SpanError(f"tags.{key[:64]} must be a string, not {_json_kind(item)}")
+    return tags
+
+
+def _json_kind(value: Any) -> str:
+    return "an object" if isinstance(value, dict) else "a list"
 
 
 def guess_type(value: Any) -> Any:
@@ -218,78 +272,21 @@ def guess_type(value: Any) -> Any:
     return number if math.isfinite(number) else value
 
 
-def _tag_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(value)
-
-
-def _v1_kind(values: set[str]) -> str | None:
-    for kind, marks in (("CLIENT", ("cs", "cr")), ("SERVER", ("sr", "ss")),
-                        ("PRODUCER", ("ms",)), ("CONSUMER", ("mr",))):
-        if values.intersection(marks):
-            return kind
-    return None
-
-
-def from_v1(raw: Any) -> Span:
-    raw, trace_id, span_id, parent_id, name = _identity(raw)
-    timestamp, duration = micros(raw, "timestamp"), micros(raw, "duration")
-    debug = _debug(raw)
-
-    v2_tags: dict[str, str] = {}
-    remote: dict[str, Any] = {}
-    first_binary_endpoint: dict[str, Any] | None = None
-    for ba in _list(raw.get("binaryAnnotations"), "binaryAnnotations"):
-        if ba is None:
-            continue
-        ba = _object(ba, "binaryAnnotation")
-        key = _string(ba, "key")
-        if key is None:
-            raise SpanError("binaryAnnotation has no key")
-        endpoint = parse_endpoint(ba.get("endpoint"), "binaryAnnotation.endpoint")
-        if key in ADDRESS_KEYS:
-            remote = endpoint
-            continue
-        if ba.get("endpoint") is not None:
-            first_binary_endpoint = first_binary_endpoint or endpoint
-        v2_tags[key] = _tag_string(ba.get("value"))
-
-    marks: dict[str, int] = {}
-    annotations = []
-    local: dict[str, Any] | None = None
-    for ann in _list(raw.get("annotations"), "annotations"):
-        ann = _object(ann, "annotation")
-        value = _string(ann, "value") or ""
-        ts = micros(ann, "timestamp") or 0
-        endpoint = parse_endpoint(ann.get("endpoint"), "annotation.endpoint")
-        if value in _CORE_ANNOTATIONS:
-            marks[value] = ts
-            local = local or endpoint
-        else:
-            annotations.append({"timestamp": ts, "value": value})
-
-    kind = _v1_kind(set(marks))
-    start = marks.get("cs") or marks.get("sr") or marks.get("ms") or marks.get("mr")
-    end = marks.get("cr") or marks.get("ss")
-    timestamp = timestamp or start
-    if not duration and start and end and end > start:
-        duration = end - start
-
-    v2 = _v2_form(trace_id, span_id, parent_id, name, kind, timestamp, duration, local or first_binary_endpoint,
-                  remote, annotations, v2_tags, debug)
-    return Span(v2=v2, raw=raw, version=1)
-
-
-def parse(payload: Any, version: int) -> list[Span]:
-    """Validate a decoded request body; raises SpanError naming the first bad span."""
-    if not isinstance(payload, list):
-        raise SpanError("the body must be a JSON list of spans")
-    convert = from_v2 if version == 2 else from_v1
+def each_span(items: list, convert: Callable[[Any], list[Span]]) -> list[Span]:
+    """`convert` on every item of a body's list; raises SpanError naming the first bad one."""
     spans = []
-    for index, raw in enumerate(payload):
+    for index, raw in enumerate(items):
         try:
-            spans.append(convert(raw))
+            spans.extend(convert(raw))
         except SpanError as exc:
             raise SpanError(f"span {index}: {exc}") from None
     return spans
+
+
+def parse(payload: Any, version: int = 2) -> list[Span]:
+    """Validate a decoded v2 request body (v1: zipkin_v1.parse); raises SpanError naming the first bad span."""
+    if version != 2:
+        raise ValueError("zipkin_json.parse reads v2 spans; v1 is zipkin_v1.parse")
+    if not isinstance(payload, list):
+        raise SpanError("the body must be a JSON list of spans")
+    return each_span(payload, lambda raw: [from_v2(raw)])

@@ -19,7 +19,8 @@ import socket
 import struct
 from typing import Any
 
-from trace_proxy.ingest.zipkin_json import Span, SpanError, from_v1
+from trace_proxy.ingest.zipkin_json import Span, SpanError, each_span
+from trace_proxy.ingest.zipkin_v1 import from_v1
 
 # TBinaryProtocol type ids
 BOOL, BYTE, DOUBLE, I16, I32, I64, STRING, STRUCT, MAP, SET, LIST = 2, 3, 4, 6, 8, 10, 11, 12, 13, 14, 15
@@ -167,7 +168,10 @@ def to_v1_json(fields: dict) -> dict[str, Any]:
         if key is None:
             raise SpanError("binaryAnnotation has no key")
         key = _text(key, "binaryAnnotation key")
-        item = {"key": key, "value": _annotation_value(key, _get(ba, 3, I32), _get(ba, 2, STRING, b""))}
+        kind = _get(ba, 3, I32)
+        item = {"key": key, "value": _annotation_value(key, kind, _get(ba, 2, STRING, b""))}
+        if kind not in (None, 6):  # v1 JSON's name of the type: only STRING ones become tags
+            item["type"] = _ANNOTATION_TYPES[kind]
         if (ep := _endpoint(_get(ba, 4, STRUCT))) is not None:
             item["endpoint"] = ep
         binary.append(item)
@@ -187,10 +191,4 @@ def parse(data: bytes) -> list[Span]:
     raw_spans = [reader.struct(1) for _ in range(reader.size("list"))]
     if reader.pos != len(data):
         raise SpanError(f"body is not a valid Thrift list of spans: {len(data) - reader.pos} bytes after the list")
-    spans = []
-    for index, fields in enumerate(raw_spans):
-        try:
-            spans.append(from_v1(to_v1_json(fields)))
-        except SpanError as exc:
-            raise SpanError(f"span {index}: {exc}") from None
-    return spans
+    return each_span(raw_spans, lambda fields: from_v1(to_v1_json(fields)))

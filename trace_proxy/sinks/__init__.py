@@ -22,6 +22,7 @@ class Batch:
     content_encoding: str
     # The body is no Zipkin encoding (OTLP): mirror the parsed spans as Zipkin v2 JSON instead.
     mirror_as_v2: bool = False
+    size: int = 0  # the body's bytes once decompressed (0: unknown): what the store weighs
 
 
 class Sink(Protocol):

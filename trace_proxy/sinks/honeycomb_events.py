@@ -119,7 +119,8 @@ def upstream_fields(span: Span) -> tuple[dict[str, Any], dict[str, Any], int | N
         # Upstream reported only the span's own duration, not one derived from annotations.
         duration, timestamp = micros(span.raw, "duration"), micros(span.raw, "timestamp")
     else:
-        endpoint, tags = v2.get("localEndpoint", {}), dict(v2.get("tags", {}))
+        # The tags as received (an OTLP span's typed attributes, a v2 JSON client's numbers).
+        endpoint, tags = v2.get("localEndpoint", {}), dict(span.raw.get("tags") or v2.get("tags", {}))
         if v2.get("kind"):
             tags["kind"] = v2["kind"]
         duration, timestamp = v2.get("duration"), v2.get("timestamp")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+
+import orjson
 from typing import Any, Callable, Iterable
 
 from trace_proxy.ingest.zipkin_json import Span
@@ -22,25 +24,36 @@ from trace_proxy.settings import DEFAULT_ROOT_WAIT_SECONDS, DEFAULT_SETTLE_SECON
 from trace_proxy.store import wholeness
 from trace_proxy.store.dependencies import dependency_links
 from trace_proxy.store.normalize import stored_form
+from trace_proxy.store.span_file import SpanFile, by_trace
 from trace_proxy.store.query import TraceQuery, service_name, trace_timestamp
+
+def span_bytes(span: dict[str, Any]) -> int:
+    """What a stored span weighs: its JSON (as the query API answers it)."""
+    return len(orjson.dumps(span))
+
 
 DONE = frozenset({wholeness.WHOLE, wholeness.PARTIAL})  # what lists show: nothing still arriving
 
 
 class _Trace:
-    __slots__ = ("spans", "last_arrival")
+    __slots__ = ("spans", "last_arrival", "bytes")
 
-    def __init__(self, span: dict[str, Any], now: float):
+    def __init__(self, span: dict[str, Any], now: float, size: int):
         self.spans = [span]
         self.last_arrival = now
+        self.bytes = size
 
 
 class SpanStore:
     name = "store"
 
     def __init__(self, max_spans: int, settle_seconds: float = DEFAULT_SETTLE_SECONDS,
-                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic):
+                 root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic,
+                 *, max_bytes: int = 64 * 1024 * 1024, metrics=None, span_file: SpanFile | None = None):
         self.max_spans = max_spans
+        self.span_file = span_file  # writes behind what the store holds, so that it outlives restarts
+        self.max_bytes = max_bytes
+        self.metrics = metrics  # counts spans too large to keep at all
         self.settle_seconds = settle_seconds
         self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
         self._clock = clock
@@ -51,25 +64,54 @@ class SpanStore:
         self._evicted_ids: OrderedDict[str, None] = OrderedDict()
         self._max_evicted_ids = max(max_spans, 1)
         self._count = 0
+        self._bytes = 0
         self._evicted = 0
         self._late = 0
         self._lock = threading.Lock()
 
     # -- Sink interface -------------------------------------------------------------------
     def accept(self, batch) -> None:
-        self.add(batch.spans)
+        self.add(batch.spans, batch.size)
 
     def close(self) -> None:
-        pass
+        if self.span_file is not None:
+            self.span_file.close()
+
+    def load(self) -> None:
+        """Take back what the span file holds (a previous run's spans), as traces done arriving."""
+        if self.span_file is None:
+            return
+        arrived = self._clock() - self.root_wait_seconds
+        with self._lock:
+            for tid, spans, size in self.span_file.load():
+                share = -(-size // max(len(spans), 1))
+                trace = self._traces.get(tid)
+                if trace is None:
+                    trace = self._traces[tid] = _Trace(spans[0], arrived, 0)
+                    spans = spans[1:]
+                    self._count += 1
+                trace.spans.extend(spans)
+                self._count += len(spans)
+                trace.bytes += size
+                self._bytes += size
+            evicted = self._evict()
+        if evicted:
+            self.span_file.evicted(evicted)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"spans": self._count, "traces": len(self._traces), "evicted_spans": self._evicted,
-                    "late_spans_dropped": self._late}
+            return {"spans": self._count, "traces": len(self._traces), "bytes": self._bytes,
+                    "evicted_spans": self._evicted, "late_spans_dropped": self._late}
 
     # -- writing --------------------------------------------------------------------------
-    def add(self, spans: Iterable[Span]) -> None:
+    def add(self, spans: list[Span], size: int = 0) -> None:
+        """`size`: the bytes of the body the spans came in, shared among them (cheaper than
+        weighing each on the request path; the sum, what bounds memory, is the same); 0:
+        weigh each span's JSON."""
         now = self._clock()
+        share = -(-size // len(spans)) if size and spans else 0
+        too_large = 0
+        kept: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             for span in spans:
                 tid = span.trace_id
@@ -77,22 +119,43 @@ class SpanStore:
                     self._late += 1
                     continue
                 stored = span.v2 if span.stored else stored_form(span.v2)
+                weight = share or span_bytes(stored)
+                if weight > self.max_bytes:
+                    too_large += 1
+                    continue
                 trace = self._traces.get(tid)
                 if trace is None:
-                    self._traces[tid] = _Trace(stored, now)
+                    self._traces[tid] = _Trace(stored, now, weight)
                 else:
                     trace.spans.append(stored)
                     trace.last_arrival = now
+                    trace.bytes += weight
                     self._traces.move_to_end(tid)
                 self._count += 1
-            while self._count > self.max_spans and self._traces:
-                tid, dropped_trace = self._traces.popitem(last=False)
-                dropped = dropped_trace.spans
-                self._count -= len(dropped)
-                self._evicted += len(dropped)
-                self._evicted_ids[tid] = None
-                if len(self._evicted_ids) > self._max_evicted_ids:
-                    self._evicted_ids.popitem(last=False)
+                self._bytes += weight
+                kept.append((tid, stored))
+            evicted = self._evict()
+        if self.span_file is not None:
+            self.span_file.added(*by_trace(kept))
+            if evicted:
+                self.span_file.evicted(evicted)
+        if too_large and self.metrics is not None:
+            self.metrics.incr("dropped", too_large, sink=self.name, reason="too_large")
+
+    def _evict(self) -> list[str]:
+        """Whole traces out, least recently active first, until within both bounds (holding the lock)."""
+        evicted = []
+        while (self._count > self.max_spans or self._bytes > self.max_bytes) and self._traces:
+            tid, dropped_trace = self._traces.popitem(last=False)
+            dropped = dropped_trace.spans
+            self._count -= len(dropped)
+            self._bytes -= dropped_trace.bytes
+            self._evicted += len(dropped)
+            self._evicted_ids[tid] = None
+            if len(self._evicted_ids) > self._max_evicted_ids:
+                self._evicted_ids.popitem(last=False)
+            evicted.append(tid)
+        return evicted
 
     # -- reading --------------------------------------------------------------------------
     def trace(self, trace_id: str) -> list[dict[str, Any]] | None:

@@ -2,14 +2,17 @@
 heatmap grid and the dependency graph's layout. Plain data; the templates only lay it out."""
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from typing import Sequence
 from urllib.parse import urlsplit
 
 from trace_proxy.store.query import service_name, trace_timestamp
+from trace_proxy.web.analysis import children_of, critical_path, service_group
 
 REQUEST_ID_TAG = "guid:x-request-id"  # Envoy's tag with the request's x-request-id
 
@@ -33,7 +36,10 @@ def url_path(span: dict) -> str:
 
 
 def clock(ts_us: int | float) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3] if ts_us else "?"
+    try:
+        return datetime.fromtimestamp(ts_us / 1e6).strftime("%H:%M:%S.%f")[:-3] if ts_us else "?"
+    except (OverflowError, ValueError, OSError):  # beyond the year 9999: Zipkin allows any int64
+        return "?"
 
 
 def ms(duration_us: int | float | None) -> str:
@@ -62,6 +68,11 @@ def operation(span: dict | None) -> str:
     return f"{span.get('name') or '?'} {path}".strip()
 
 
+def compare_label(span: dict) -> str:
+    """How /compare matches spans of two traces: the service (not its instance) and operation."""
+    return f"{service_group(service_name(span) or '?')} {operation(span)}"
+
+
 # -- search rows ------------------------------------------------------------------------
 
 
@@ -77,6 +88,9 @@ class TraceRow:
     duration_us: int
     errors: int
     bar: float = 0.0  # duration as a share of the longest listed, 0..1
+    start_us: int = 0
+    x: float = 0.0  # the scatter plot's place: start time, 0..1000 left to right
+    y: float = 0.0  # duration, 0..1 bottom to top... as SVG y, 0 at the top
 
     @property
     def duration(self) -> str:
@@ -91,15 +105,28 @@ def trace_row(spans: list[dict], state: str) -> TraceRow:
         root_service=service_name(root) if root else "", root_operation=operation(root),
         span_count=len(spans), services=sorted({service_name(s) for s in spans if service_name(s)}),
         duration_us=(root or {}).get("duration") or (end - start), errors=sum(map(is_error, spans)),
+        start_us=trace_timestamp(spans),
     )
 
 
+SCATTER_WIDTH, SCATTER_HEIGHT = 1000, 160
+
+
 def trace_rows(found: list[tuple[list[dict], str]]) -> list[TraceRow]:
+    """Rows with their bar (duration against the longest) and their place in the scatter plot."""
     rows = [trace_row(spans, state) for spans, state in found]
     longest = max((r.duration_us for r in rows), default=0) or 1
+    first = min((r.start_us for r in rows), default=0)
+    span = max((r.start_us for r in rows), default=0) - first or 1
     for row in rows:
         row.bar = row.duration_us / longest
+        row.x = 10 + (SCATTER_WIDTH - 20) * (row.start_us - first) / span
+        row.y = SCATTER_HEIGHT - 8 - (SCATTER_HEIGHT - 16) * row.bar
     return rows
+
+
+SORTS = {"newest": lambda r: -r.start_us, "oldest": lambda r: r.start_us, "longest": lambda r: -r.duration_us,
+         "shortest": lambda r: r.duration_us, "most spans": lambda r: -r.span_count}
 
 
 # -- waterfall --------------------------------------------------------------------------
@@ -112,27 +139,81 @@ class SpanRow:
     offset: float  # share of the trace's window before the span starts, 0..1
     width: float  # share of the window the span covers
     self_us: int
+    start_us: int = 0  # µs from the trace's start
+    children: int = 0
+    critical: list[tuple[float, float]] = field(default_factory=list)  # path sections, as offset/width
     slowest: bool = False
 
-    @property
+    @cached_property
     def service(self) -> str:
         return service_name(self.span) or "?"
 
-    @property
+    @cached_property
     def operation(self) -> str:
         return operation(self.span)
 
-    @property
+    @cached_property
     def duration(self) -> str:
         return ms(self.span.get("duration"))
 
-    @property
+    @cached_property
     def error(self) -> bool:
         return is_error(self.span)
 
-    @property
+    @cached_property
     def status(self) -> str:
-        return str(tags_of(self.span).get("http.status_code", ""))
+        return status_label(self.span)
+
+    @cached_property
+    def start(self) -> str:
+        return ms(self.start_us)
+
+    @cached_property
+    def bar_classes(self) -> str:
+        """The bar's place as bars.css classes: x (start) and w (width) in thousandths."""
+        return bar_place(self.offset, self.width, 2)
+
+    @cached_property
+    def critical_classes(self) -> list[str]:
+        return [bar_place(x, w, 1) for x, w in self.critical]
+
+    @cached_property
+    def find_text(self) -> str:
+        """What find-in-trace matches: service, operation and tag values, lower-cased."""
+        values = [self.service, self.operation, *(str(v)[:200] for v in tags_of(self.span).values())]
+        return " ".join(values).lower()
+
+    @cached_property
+    def raw_json(self) -> str:
+        return json.dumps(self.span, indent=2, sort_keys=True)
+
+    def matches(self, needle: str) -> bool:
+        return needle.lower() in self.find_text
+
+
+BAR_STEPS = 1000  # bars.css places bars in thousandths of the trace: no inline style needed
+
+
+def bar_place(offset: float, width: float, least: int) -> str:
+    x = min(BAR_STEPS, max(0, round(offset * BAR_STEPS)))
+    return f"x{x} w{min(BAR_STEPS, max(least, round(width * BAR_STEPS)))}"
+
+
+def bars_css() -> str:
+    """The classes bar_place names: .x0…x1000 (left) and .w1…w1000 (width), in per mille."""
+    return "".join(f".x{i}{{left:{i / 10:g}%}}" for i in range(BAR_STEPS + 1)) + \
+        "".join(f".w{i}{{width:{i / 10:g}%}}" for i in range(1, BAR_STEPS + 1)) + "\n"
+
+
+def status_label(span: dict) -> str:
+    """The HTTP status; for Envoy's status 0 (no response at all) its response flags, `DC`
+    (the client hung up), `UF`…, as the terminal's trace view shows them."""
+    tags = tags_of(span)
+    code = str(tags.get("http.status_code", ""))
+    if code == "0":
+        flags = tags.get("response_flags", "")
+        return flags if flags and flags != "-" else "no response"
+    return code
 
 
 def tree_order(spans: Sequence[dict]) -> list[tuple[int, dict]]:
@@ -178,18 +259,27 @@ def self_times(spans: Sequence[dict]) -> dict[int, int]:
 
 
 def waterfall(spans: list[dict]) -> list[SpanRow]:
-    """Rows in tree order; the span with the most time of its own is the slowest (the slow stage)."""
+    """Rows in tree order; the span with the most time of its own is the slowest (the slow stage);
+    each row knows its children's count and its sections of the critical path."""
     start, end = window(spans)
     total = max(end - start, 1)
     selfs = self_times(spans)
+    kids = children_of(spans)
+    path = critical_path(spans, root_of(spans))
     rows = []
     for depth, span in tree_order(spans):
         ts = span.get("timestamp") or start
+        sections = [((a - start) / total, max((b - a) / total, 0.001)) for a, b in path.get(span.get("id"), [])]
         rows.append(SpanRow(span, depth, (ts - start) / total, max((span.get("duration") or 0) / total, 0.002),
-                            selfs[id(span)]))
+                            selfs[id(span)], ts - start, len(kids.get(span.get("id"), [])), sections))
     if len(rows) > 1:
         max(rows, key=lambda r: r.self_us).slowest = True
     return rows
+
+
+def ruler(total_us: int, ticks: int = 4) -> list[str]:
+    """The time ruler's labels: the start of each of `ticks` equal parts, then the end."""
+    return [f"{ms(total_us * i / ticks)} ms" for i in range(ticks + 1)]
 
 
 @dataclass
@@ -201,6 +291,7 @@ class TraceSummary:
     services: list[str]
     errors: int
     span_count: int
+    duration_us: int = 0
 
 
 def summary(spans: list[dict]) -> TraceSummary:
@@ -208,7 +299,7 @@ def summary(spans: list[dict]) -> TraceSummary:
     request_ids = [tags_of(s)[REQUEST_ID_TAG] for s in spans if tags_of(s).get(REQUEST_ID_TAG)]
     return TraceSummary(spans[0]["traceId"], request_ids[0] if request_ids else "", clock(start),
                         ms(end - start), sorted({service_name(s) for s in spans if service_name(s)}),
-                        sum(map(is_error, spans)), len(spans))
+                        sum(map(is_error, spans)), len(spans), end - start)
 
 
 # -- heatmap ----------------------------------------------------------------------------
@@ -264,11 +355,15 @@ def heatmap(traces: list[list[dict]], service: str | None = None, columns: int =
 # -- dependency graph -------------------------------------------------------------------
 
 
+NODE_HALF_WIDTH = 70  # the node boxes' half width in the graph's units
+
+
 @dataclass
 class GraphNode:
     name: str
     x: float
     y: float
+    members: list[str] = field(default_factory=list)  # the instances of a grouped node
 
 
 @dataclass
@@ -277,6 +372,37 @@ class GraphEdge:
     child: GraphNode
     calls: int
     errors: int
+
+    @property
+    def ends(self) -> tuple[float, float, float, float]:
+        """x1, y1, x2, y2: from the caller's box's right edge to the callee's left edge."""
+        return self.parent.x + NODE_HALF_WIDTH, self.parent.y, self.child.x - NODE_HALF_WIDTH, self.child.y
+
+    @property
+    def label_at(self) -> tuple[float, float, str]:
+        """Where the label goes (x, y, text-anchor): beside the line's middle, on the side the
+        line leaves free: above a level line; for a rising line below and right of it, for a
+        falling one above and right, so the text extends away from its own line."""
+        x1, y1, x2, y2 = self.ends
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        if abs(y2 - y1) < 1:
+            return mx, my - 6, "middle"
+        return (mx + 6, my + 14, "start") if y2 < y1 else (mx + 6, my - 6, "start")
+
+
+def group_links(links: list[dict], group) -> tuple[list[dict], dict[str, list[str]]]:
+    """Links between services instead of instances (`group` names an instance's service),
+    calls and errors summed; and each group's instances."""
+    summed: dict[tuple[str, str], dict] = {}
+    members: dict[str, set[str]] = defaultdict(set)
+    for link in links:
+        parent, child = group(link["parent"]), group(link["child"])
+        members[parent].add(link["parent"])
+        members[child].add(link["child"])
+        entry = summed.setdefault((parent, child), {"parent": parent, "child": child, "callCount": 0, "errorCount": 0})
+        entry["callCount"] += link["callCount"]
+        entry["errorCount"] += link.get("errorCount", 0)
+    return list(summed.values()), {k: sorted(v) for k, v in members.items()}
 
 
 def graph_layout(links: list[dict], width: int = 900, row_height: int = 70) -> tuple[list[GraphNode], list[GraphEdge], int]:

@@ -1,14 +1,19 @@
 """The web UI: search, trace, heatmap and dependency pages, rendered on the server.
 
-No script at all: links, forms and <details> do the clicking, so the pages work offline,
-in any browser, and under a Content-Security-Policy that allows nothing from elsewhere.
+Every page works without script: links, forms and <details> do the clicking. Small ES
+modules from static/ (one per feature, no build step) add what needs a script: zoom,
+collapsing, the span panel without a reload, keys. Nothing comes from elsewhere (the
+Content-Security-Policy allows this server only), so the pages work offline.
 Every value from a span goes through Jinja's autoescaping, after `visible` (control
 characters shown as \\xNN) and `clip` (huge values cut, saying by how much).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
+from pathlib import Path
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
@@ -16,7 +21,10 @@ from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
 from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
-from trace_proxy.web import model
+from trace_proxy.web import analysis, export, model, upload
+from trace_proxy.web import logs as web_logs
+from trace_proxy.web import bubbleup as bubble
+from trace_proxy.web.replies import text
 
 LOOKBACKS_MS = {60_000: "1 minute", 300_000: "5 minutes", 900_000: "15 minutes", 3_600_000: "1 hour",
                 21_600_000: "6 hours", DEFAULT_LOOKBACK_MS: "1 day"}
@@ -24,10 +32,18 @@ DEFAULT_ROWS = 20
 MAX_ROWS = 1000
 HEATMAP_TRACES = 5000
 ALL_STATES = frozenset({wholeness.WHOLE, wholeness.ARRIVING, wholeness.PARTIAL})
-# Nothing from anywhere but this server; no scripts, no inline styles, no framing.
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "base-uri 'none'; frame-ancestors 'none'")
+# Nothing from anywhere but this server; no inline scripts or styles, no framing.
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+ASSET_MAX_AGE_S = 365 * 24 * 3600
+
+
+def asset_versions(folder: Path) -> dict[str, str]:
+    """Each static file's short content hash, by name."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:10] for p in folder.iterdir() if p.is_file()}
 
 
 class FormError(ValueError):
@@ -83,6 +99,7 @@ def search_form(args) -> dict:
         "lookback": _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS,
         "end": _number(args, "end", integer=True, minimum=1),
         "limit": min(_number(args, "limit", integer=True, minimum=1) or DEFAULT_ROWS, MAX_ROWS),
+        "sort": args.get("sort") if args.get("sort") in model.SORTS else "newest",
     }
     if form["max_ms"] is not None and form["min_ms"] is not None and form["max_ms"] < form["min_ms"]:
         raise FormError("max duration must be at least the min duration")
@@ -144,12 +161,33 @@ def find_trace(store: SpanStore, ident: str) -> tuple[list[dict], str] | None:
     return found[0] if found else None
 
 
-def pages_blueprint(store: SpanStore) -> Blueprint:
+def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
+    """`log_dir`: the local mesh's log folder, for the span panel's log lines ("" on the cluster)."""
     pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/ui/static")
     pages.add_app_template_filter(visible, "visible")
     pages.add_app_template_filter(clip, "clip")
     pages.add_app_template_filter(ms_text, "ms_text")
+    versions = asset_versions(Path(pages.static_folder))
+    # Asset URLs carry their content's hash, so browsers may keep them for good: a page
+    # load asks for the page alone, not for each stylesheet and module again.
+    pages.get_send_file_max_age = lambda filename: ASSET_MAX_AGE_S if request.args.get("v") else None
+
+    bars = model.bars_css()
+    bars_version = hashlib.sha256(bars.encode()).hexdigest()[:10]
+
+    @pages.app_template_global()
+    def asset(filename: str) -> str:
+        if filename == "bars.css":
+            return url_for("pages.bars_stylesheet", v=bars_version)
+        return url_for("pages.static", filename=filename, v=versions.get(filename, ""))
+
+    @pages.get("/ui/bars.css")
+    def bars_stylesheet():
+        """The waterfall's bar places (generated once: 2,000 one-line rules, kept by browsers)."""
+        reply = Response(bars, mimetype="text/css")
+        reply.headers["Cache-Control"] = f"public, max-age={ASSET_MAX_AGE_S}"
+        return reply
 
     @pages.after_request
     def secure(reply: Response) -> Response:
@@ -159,7 +197,8 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         return reply
 
     def page(template: str, status: int = 200, **values):
-        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, **values), status
+        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock, sorts=model.SORTS,
+                               **values), status
 
     @pages.get("/")
     def search():
@@ -173,20 +212,138 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
                         rows=[], settle=store.settle_seconds, problem=str(exc))
         states = ALL_STATES if form["arriving"] else DONE
         rows = model.trace_rows(store.search(query_of(form), states))
+        rows.sort(key=model.SORTS[form["sort"]])
         operations = store.span_names(form["service"]) if form["service"] else []
+        # "Show more" repeats the query; url_for takes keys starting with "_" as its own options.
+        more_args = {k: v for k, v in request.args.items() if not k.startswith("_")}
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
-                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form))
+                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form),
+                    more_args=more_args)
+
+    def missing(ident: str):
+        census = store.census()
+        return page("missing.html", 404, ident=ident, stored=f"{census['traces']} traces stored ({census['whole']} whole)")
+
+    def trace_view(ident: str) -> dict | None:
+        """What the trace page and its span panel show, the selected span from ?span=."""
+        found = find_trace(store, ident.strip())
+        if found is None:
+            return None
+        spans, state = found
+        rows = model.waterfall(spans)
+        wanted = (request.args.get("span") or "").strip().lower()
+        selected = next((r for r in rows if r.span.get("id") == wanted), None)
+        values = dict(summary=model.summary(spans), rows=rows, state=state, selected=selected)
+        if wanted and selected is None:
+            values["problem"] = f"no span {wanted!r} in this trace; showing the whole trace"
+        return values
 
     @pages.get("/trace/<path:ident>")
     def trace(ident: str):
+        if ident.endswith("/stats"):  # the path converter takes slashes: route by hand
+            return trace_stats(ident[: -len("/stats")])
+        if ident.endswith("/panel"):
+            return trace_panel(ident[: -len("/panel")])
+        if ident.endswith("/download"):
+            return download(ident[: -len("/download")])
+        view = trace_view(ident)
+        if view is None:
+            return missing(ident)
+        return trace_page(view, logs=span_logs(view))
+
+    def trace_page(view: dict, status: int = 200, **extra):
+        find = (request.args.get("find") or "").strip()[:200]
+        matched = {r.span.get("id") for r in view["rows"] if r.matches(find)} if find else set()
+        return page("trace.html", status, **view, settle=store.settle_seconds, find=find, matched=matched,
+                    matches=len(matched), ruler=model.ruler(view["summary"].duration_us),
+                    max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+
+    @pages.route("/upload", methods=["GET", "POST"])
+    def upload_file():
+        """View a Zipkin v2 or OTLP JSON file without storing it, or store it when asked."""
+        if request.method == "GET":
+            return page("upload.html")
+        sent = request.files.get("file")
+        if sent is None or not sent.filename:
+            return page("upload.html", 400, problem="choose a file: Zipkin v2 JSON or OTLP JSON")
+        try:
+            spans = upload.read_spans(sent.stream.read(upload.LIMIT_BYTES + 1))
+        except upload.UploadError as exc:
+            return page("upload.html", 400, problem=f"{clip(sent.filename, 80)}: {exc}")
+        traces = upload.traces_of(spans)
+        if request.form.get("store") in ("1", "on"):
+            store.add(spans)
+            if len(traces) == 1:
+                return redirect(url_for("pages.trace", ident=traces[0][0]["traceId"]))
+            return page("upload.html", stored=len(spans), rows=model.trace_rows([(t, "uploaded") for t in traces]))
+        wanted = (request.form.get("trace") or "").strip().lower()
+        chosen = next((t for t in traces if t[0]["traceId"] == wanted), None) if wanted else None
+        if chosen is None and len(traces) > 1:
+            if wanted:
+                return page("upload.html", 400, problem=f"no trace {clip(wanted, 40)!r} in {clip(sent.filename, 80)}",
+                            rows=model.trace_rows([(t, "uploaded") for t in traces]), filename=sent.filename)
+            return page("upload.html", rows=model.trace_rows([(t, "uploaded") for t in traces]), filename=sent.filename)
+        chosen = chosen or traces[0]
+        rows = model.waterfall(chosen)
+        view = dict(summary=model.summary(chosen), rows=rows, state="whole", selected=None)
+        return trace_page(view, uploaded=sent.filename)
+
+    def span_logs(view: dict) -> web_logs.RequestLogs | None:
+        selected = view.get("selected")
+        if not log_dir or selected is None:
+            return None
+        ids = {view["summary"].trace_id} | ({view["summary"].request_id} if view["summary"].request_id else set())
+        return web_logs.request_logs(Path(log_dir), selected.service, ids)
+
+    def trace_panel(ident: str):
+        """The span panel alone, for the page's script to show without a reload."""
+        view = trace_view(ident)
+        if view is None or view["selected"] is None:
+            return text(404, "no such trace or span")
+        return render_template("_panel.html", **view, logs=span_logs(view))
+
+    def trace_stats(ident: str):
         found = find_trace(store, ident.strip())
         if found is None:
-            census = store.census()
-            return page("missing.html", 404, ident=ident,
-                        stored=f"{census['traces']} traces stored ({census['whole']} whole)")
-        spans, state = found
-        return page("trace.html", summary=model.summary(spans), rows=model.waterfall(spans), state=state,
-                    settle=store.settle_seconds)
+            return missing(ident)
+        spans, _ = found
+        summary = model.summary(spans)
+        rows = analysis.statistics(spans, model.self_times(spans), summary.duration_us)
+        return page("stats.html", summary=summary, rows=rows)
+
+    def download(ident: str):
+        found = find_trace(store, ident.strip())
+        if found is None:
+            return text(404, f"no trace {ident!r}")
+        spans, _ = found
+        form = request.args.get("format", "zipkin")
+        if form not in export.FORMATS:
+            return text(400, f"format must be one of {', '.join(export.FORMATS)}, not {clip(form, 40)!r}")
+        body = export.FORMATS[form](spans)
+        reply = Response(json.dumps(body, indent=1), mimetype="application/json")
+        reply.headers["Content-Disposition"] = f'attachment; filename="trace-{spans[0]["traceId"]}-{form}.json"'
+        return reply
+
+    pages.add_url_rule("/trace/<path:ident>/stats", "trace_stats", trace_stats)
+    pages.add_url_rule("/trace/<path:ident>/download", "download", download)
+
+    @pages.get("/compare")
+    def compare_form():
+        """The search list's "compare the two ticked" button: to /compare/A/B."""
+        picked = [t.strip() for t in request.args.getlist("trace") if t.strip()]
+        if len(picked) != 2:
+            return page("base.html", 400, problem=f"tick exactly two traces to compare, not {len(picked)}")
+        return redirect(url_for("pages.compare", a=picked[0], b=picked[1]))
+
+    @pages.get("/compare/<a>/<b>")
+    def compare(a: str, b: str):
+        found = [find_trace(store, ident.strip()) for ident in (a, b)]
+        for ident, hit in zip((a, b), found):
+            if hit is None:
+                return missing(ident)
+        (spans_a, _), (spans_b, _) = found
+        rows = analysis.compare(spans_a, spans_b, model.compare_label, model.self_times)
+        return page("compare.html", a=model.summary(spans_a), b=model.summary(spans_b), rows=rows)
 
     @pages.get("/heatmap")
     def heatmap():
@@ -204,17 +361,52 @@ def pages_blueprint(store: SpanStore) -> Blueprint:
         return page("heatmap.html", grid=grid, service=service or "", lookback=lookback,
                     services=store.services(), problem=problem)
 
+    @pages.get("/bubbleup")
+    def bubbleup():
+        """Which fields set a heatmap selection (trace start t0..t1 ms, span duration
+        min_ms..max_ms) apart from the other spans of the heatmap's traces."""
+        args = request.args
+        service = (args.get("service") or "").strip().lower() or None
+        try:
+            lookback = _number(args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
+            values = {name: _number(args, name, integer=name in ("t0", "t1")) for name in ("t0", "t1", "min_ms", "max_ms")}
+            missing_names = [name for name, value in values.items() if value is None]
+            if missing_names:
+                raise FormError(f"BubbleUp needs a selection: {', '.join(missing_names)} missing "
+                                "(drag across the heatmap's cells)")
+            if values["t1"] <= values["t0"] or values["max_ms"] < values["min_ms"]:
+                raise FormError("the selection is empty: t1 must be after t0, max_ms at least min_ms")
+        except FormError as exc:
+            return page("bubbleup.html", 400, problem=str(exc), ranks=[], selection=None, service=service or "")
+        selection = bubble.Selection(values["t0"] * 1000, values["t1"] * 1000, round(values["min_ms"] * 1000),
+                                     round(values["max_ms"] * 1000))
+        query = TraceQuery(service_name=service, end_ts=int(time.time() * 1000), lookback=lookback, limit=HEATMAP_TRACES)
+        ranks, inside, outside, trace_ids = bubble.bubbleup(store.traces(query), selection, service)
+        traces_link = url_for("pages.search", service=service or "", min_ms=ms_text(values["min_ms"]),
+                              max_ms=ms_text(values["max_ms"]), end=values["t1"], lookback=values["t1"] - values["t0"],
+                              limit=100)
+        problem = "" if inside else "no spans in this selection: pick cells with a count on the heatmap"
+        return page("bubbleup.html", ranks=ranks, inside=inside, outside=outside, traces=len(trace_ids),
+                    selection=selection, values=values, service=service or "", traces_link=traces_link,
+                    problem=problem)
+
     @pages.get("/dependencies")
     def dependencies():
         try:
             lookback = _number(request.args, "lookback", integer=True, minimum=1) or DEFAULT_LOOKBACK_MS
         except FormError as exc:
-            return page("dependencies.html", 400, nodes=[], edges=[], height=0, links=[],
+            return page("dependencies.html", 400, nodes=[], edges=[], height=0, links=[], grouped=False,
                         lookback=DEFAULT_LOOKBACK_MS, problem=str(exc))
         links = store.dependencies(int(time.time() * 1000), lookback)
+        grouped = request.args.get("group") in ("1", "on", "true")
+        members: dict[str, list[str]] = {}
+        if grouped:
+            links, members = model.group_links(links, analysis.service_group)
         nodes, edges, height = model.graph_layout(links)
+        for node in nodes:
+            node.members = members.get(node.name, [])
         problem = "" if links else f"no calls between services in the last {human_span(lookback)}"
-        return page("dependencies.html", nodes=nodes, edges=edges, height=height, links=links,
+        return page("dependencies.html", nodes=nodes, edges=edges, height=height, links=links, grouped=grouped,
                     lookback=lookback, end_ms=int(time.time() * 1000), problem=problem)
 
     return pages

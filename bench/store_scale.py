@@ -1,0 +1,111 @@
+"""The local store's queries as it grows: search, trace by id and dependencies, p50/p99.
+
+    python bench/store_scale.py [--spans N ...] [--queries N] [--store-file]
+
+Fills a store (the proxy's own SpanStore, in this process) with Envoy-shaped 12-span traces
+of the demo's shape, then times each query `--queries` times. Default sizes: 20,000 spans
+(the default bound) and 100,000; `--spans 1000000` is the issue's large size (it needs
+about 2 GB of memory). `--store-file` also writes behind to SQLite and reports how long
+reading it back takes, as a restart would.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trace_proxy.ingest.zipkin_json import from_v2  # noqa: E402
+from trace_proxy.store.query import TraceQuery  # noqa: E402
+from trace_proxy.store.span_file import SpanFile  # noqa: E402
+from trace_proxy.store.span_store import SpanStore  # noqa: E402
+
+GOAL_P99_MS = 50.0  # issue 21's goal at 1,000,000 spans
+
+
+def demo_trace(start_us: int) -> list[dict]:
+    """front CLIENT → service1 SERVER → 5 × (service1 CLIENT → service2 SERVER)."""
+    trace = uuid.uuid4().hex[:16]
+    ids = [uuid.uuid4().hex[:16] for _ in range(12)]
+    replica = random.randrange(3)
+
+    def span(i, parent, name, kind, service, offset, duration, **tags):
+        out = {"traceId": trace, "id": ids[i], "name": name, "kind": kind, "timestamp": start_us + offset,
+               "duration": duration, "localEndpoint": {"serviceName": service, "ipv4": "127.0.0.1"},
+               "tags": {"http.method": "GET", "http.status_code": "200", "guid:x-request-id": trace, **tags}}
+        if parent is not None:
+            out["parentId"] = ids[parent]
+        return out
+    spans = [span(0, None, "echo", "CLIENT", "front-envoy", 0, 400_000),
+             span(1, 0, "echo", "SERVER", f"service1-{replica}", 100, 399_000)]
+    for stage in range(5):
+        slow = 300_000 if stage == 3 else 2_000
+        spans.append(span(2 + 2 * stage, 1, "stage", "CLIENT", f"service1-{replica}", 200 + stage * 10, slow,
+                          upstream_cluster="service2"))
+        spans.append(span(3 + 2 * stage, 2 + 2 * stage, "stage", "SERVER", "service2-0", 250 + stage * 10, slow - 100))
+    return spans
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"p50 {statistics.median(ordered):7.1f} ms · p99 {p99:7.1f} ms"
+
+
+def timed(fn, queries: int) -> list[float]:
+    out = []
+    for _ in range(queries):
+        started = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def run(size: int, queries: int, store_file: bool, report) -> None:
+    """Fill a store of `size` spans and `report(label, text)` each query's figures."""
+    directory = tempfile.mkdtemp(prefix="store-scale-")
+    span_file = SpanFile(Path(directory) / "spans.sqlite") if store_file else None
+    store = SpanStore(size, settle_seconds=0, root_wait_seconds=0, max_bytes=1 << 40, span_file=span_file)
+    now_us = int(time.time() * 1e6)
+    ids = []
+    for n in range(size // 12):
+        spans = demo_trace(now_us - n * 1000)
+        ids.append(spans[0]["traceId"])
+        store.add([from_v2(s) for s in spans])
+    end_ms = now_us // 1000 + 1
+    search = TraceQuery.from_args({"serviceName": "service2-0", "minDuration": "200000", "limit": "10",
+                                   "endTs": str(end_ms), "lookback": str(86_400_000)})
+    label = f"store {size:,} spans"
+    report(f"{label}: search", percentiles(timed(lambda: store.traces(search), queries)))
+    report(f"{label}: trace by id", percentiles(timed(lambda: store.trace(random.choice(ids)), queries * 10)))
+    report(f"{label}: dependencies", percentiles(timed(lambda: store.dependencies(end_ms, 86_400_000), queries)))
+    if span_file is not None:
+        span_file.flush()
+        started = time.perf_counter()
+        again = SpanStore(size, max_bytes=1 << 40, span_file=span_file)
+        again.load()
+        report(f"{label}: restart", f"read back from SQLite in {time.perf_counter() - started:.1f} s "
+                                    f"({again.stats()['spans']:,} spans)")
+        span_file.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=int, action="append", help="store size; repeatable (default 20000, 100000)")
+    parser.add_argument("--queries", type=int, default=20, help="timed runs of each query (default 20)")
+    parser.add_argument("--store-file", action="store_true", help="also write behind to SQLite and time reading it back")
+    args = parser.parse_args(argv)
+    for size in args.spans or [20_000, 100_000]:
+        run(size, args.queries, args.store_file, lambda label, text: print(f"{label:<36} {text}", flush=True))
+    print(f"(goal: p99 ≤ {GOAL_P99_MS:g} ms at 1,000,000 spans)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
