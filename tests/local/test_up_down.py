@@ -7,10 +7,16 @@ from __future__ import annotations
 import pytest
 import requests
 
+from meshtools.cluster.offline.cache import CACHE_DIR_ENV
 from meshtools.shared.net import free_layout, port_in_use
 from tests.support.inv_process import run_inv
 
 NO_KIND = {"PATH": "/usr/bin:/bin"}  # kind, docker and kubectl out of reach, as on a newcomer's laptop
+
+
+def no_kind(tmp_path) -> dict[str, str]:
+    """NO_KIND, and no kind that `inv cluster.images` built either (the tasks look in its cache too)."""
+    return {**NO_KIND, CACHE_DIR_ENV: str(tmp_path / "offline-cache")}
 
 
 def inv(*args, state_dir, env=None):
@@ -41,7 +47,7 @@ def test_inv_up_then_down_is_the_local_mesh_by_default(tmp_path):
 @pytest.mark.parametrize("args, env", [(["--cluster"], {}), (["--name", "mine"], {}), ([], {"INVOKE_TARGET": "cluster"})],
                          ids=["flag", "cluster-only-flag", "setting"])
 def test_the_cluster_is_still_reachable(tmp_path, args, env):
-    result = inv("up", *args, state_dir=tmp_path, env={**NO_KIND, **env})
+    result = inv("up", *args, state_dir=tmp_path, env={**no_kind(tmp_path), **env})
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "kind" in result.stderr and "local mesh" not in result.stdout, result.stdout + result.stderr
 
