@@ -79,10 +79,20 @@ def _write(directory: Path, forwards: list[Forward]) -> None:
     (directory / RECORD).write_text(json.dumps([asdict(f) for f in forwards], indent=2) + "\n")
 
 
+PORT_RELEASE_TIMEOUT = 5.0
+
+
 def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: float = 20.0) -> list[Forward]:
     """(Re)start the forwards and wait until each local port answers."""
     stop(directory)  # old forwards may point at pods a rollout replaced
-    busy = [f.local_port for f in forwards if port_in_use(LOOPBACK, f.local_port)]
+    for forward in forwards:  # ours too, when their record is gone
+        if port_in_use(LOOPBACK, forward.local_port):
+            stop_strays(kubectl.context, forward)
+    # A stopped kubectl (Go, many threads) can look gone while its last thread still holds the port.
+    deadline = time.monotonic() + PORT_RELEASE_TIMEOUT
+    while (busy := [f.local_port for f in forwards if port_in_use(LOOPBACK, f.local_port)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     if busy:
         ports = ", ".join(f"{LOOPBACK}:{p}" for p in busy)
         raise Exit(f"{ports} already in use (is the local target running? `inv local.down` stops it).")
@@ -136,6 +146,26 @@ def stop(directory: Path, grace: float = 5.0) -> list[Forward]:
             stopped.append(forward)
     (directory / RECORD).unlink(missing_ok=True)
     return stopped
+
+
+def stop_strays(context: str, forward: Forward, grace: float = 5.0) -> None:
+    """End a `kubectl port-forward` of ours onto the same local port that no record names (a
+    state folder removed, a forward left by an interrupted task): same context, same port."""
+    wanted = [b"port-forward", f"--context\0{context}\0".encode(), f"\0{forward.local_port}:".encode()]
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if all(part in cmdline for part in wanted):
+            pid = int(entry.name)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                continue
+            deadline = time.monotonic() + grace
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 def status(directory: Path) -> list[tuple[Forward, bool]]:
