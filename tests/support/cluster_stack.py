@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import random
-import select
 import subprocess
 import shutil
 import time
@@ -34,7 +32,8 @@ from meshtools.shared.topology import FRONT, LOOPBACK, PROJECT_ROOT, SERVICE1, S
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace
 from meshtools.views.zipkin_client import ZipkinClient
 from tests.support.e2e_targets import Target, serving_pod
-from tests.support.inv_process import INV, run_inv
+from tests.support.inv_process import run_inv
+from tests.support.terminal import on_a_terminal
 
 # Set (by .ci/run, after `inv cluster.images`): the stack comes up with `inv up --offline`, from the
 # node image built on this machine, and nothing is pulled. Unset: kind's own node image.
@@ -215,40 +214,12 @@ def assert_nothing_left(name: str) -> None:
 
 
 def inv_at_a_terminal(stack: ClusterStack, *argv: str, answer: str, prompt: str, timeout: float = 300) -> str:
-    """`inv ARGV` with a pseudo-terminal for stdin and stdout, as a user at a terminal runs it;
-    `answer` is typed once `prompt` shows. Its whole output back (what the user saw)."""
+    """`inv ARGV` at a terminal (stdin and stdout), as a user runs it; `answer` is typed once
+    `prompt` shows. Its whole output back (what the user saw)."""
     environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
-    env = {**environ, STATE_DIR_ENV: str(stack.state), "COLUMNS": "100"}
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen([*INV, *argv],
-                               cwd=PROJECT_ROOT, stdin=secondary, stdout=secondary, stderr=secondary, env=env,
-                               start_new_session=True)
-    os.close(secondary)
-    seen, typed = b"", False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([primary], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(primary, 4096)
-                except OSError:  # the terminal closed: the process ended
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-                if not typed and prompt.encode() in seen:
-                    os.write(primary, answer.encode() + b"\n")
-                    typed = True
-            elif process.poll() is not None:
-                break
-        process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(primary)
-    output = seen.decode(errors="replace")
-    if process.returncode:
-        pytest.fail(f"`inv {' '.join(argv)}` at a terminal failed (exit {process.returncode}):\n{output}")
-    assert typed, f"`inv {' '.join(argv)}` never asked {prompt!r}:\n{output}"
+    code, output = on_a_terminal(*argv, state_dir=None, columns=100, timeout=timeout, answer=(prompt, answer),
+                                 env={STATE_DIR_ENV: str(stack.state)}, environ=environ)
+    if code:
+        pytest.fail(f"`inv {' '.join(argv)}` at a terminal failed (exit {code}):\n{output}")
+    assert prompt in output, f"`inv {' '.join(argv)}` never asked {prompt!r}:\n{output}"
     return output
