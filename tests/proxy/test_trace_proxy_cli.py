@@ -143,6 +143,6 @@ def test_a_spool_folder_it_cannot_write_is_refused_at_start_in_one_line(tmp_path
     """Without a key too: a spool that cannot be written would lose spans at the first outage."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = run("--port", "0", "--spool-dir", str(blocker / "spool"))
+    result = run("--port", "1", "--spool-dir", str(blocker / "spool"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"trace-proxy: error: --spool-dir {blocker / 'spool'}: ")
