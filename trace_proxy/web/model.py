@@ -378,16 +378,58 @@ class GraphEdge:
         """x1, y1, x2, y2: from the caller's box's right edge to the callee's left edge."""
         return self.parent.x + NODE_HALF_WIDTH, self.parent.y, self.child.x - NODE_HALF_WIDTH, self.child.y
 
+    placed: tuple[float, float, str] | None = None  # set by graph_layout where no line crosses it
+
+    @property
+    def label(self) -> str:
+        errors = f", {self.errors} {'error' if self.errors == 1 else 'errors'}" if self.errors else ""
+        return f"{self.calls} calls{errors}"
+
     @property
     def label_at(self) -> tuple[float, float, str]:
-        """Where the label goes (x, y, text-anchor): beside the line's middle, on the side the
-        line leaves free: above a level line; for a rising line below and right of it, for a
-        falling one above and right, so the text extends away from its own line."""
+        """Where the label goes (x, y, text-anchor): where graph_layout found room, else beside
+        the line's middle."""
+        return self.placed or self.label_candidates()[0]
+
+    def label_candidates(self) -> list[tuple[float, float, str]]:
+        """Spots beside the line, best first: its middle, then nearer either end; on the side
+        the line leaves free (above a level line; below and right of a rising one, above and
+        right of a falling one), then the other side."""
         x1, y1, x2, y2 = self.ends
-        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
-        if abs(y2 - y1) < 1:
-            return mx, my - 6, "middle"
-        return (mx + 6, my + 14, "start") if y2 < y1 else (mx + 6, my - 6, "start")
+        spots = []
+        for t in (0.5, 0.38, 0.62, 0.27, 0.73, 0.18, 0.82):
+            mx, my = x1 + (x2 - x1) * t, y1 + (y2 - y1) * t
+            if abs(y2 - y1) < 1:
+                spots += [(mx, my - 6, "middle"), (mx, my + 15, "middle")]
+            elif y2 < y1:
+                spots += [(mx + 6, my + 14, "start"), (mx - 6, my - 6, "end")]
+            else:
+                spots += [(mx + 6, my - 6, "start"), (mx - 6, my + 14, "end")]
+        return spots
+
+    def label_box(self, spot: tuple[float, float, str]) -> tuple[float, float, float, float]:
+        """The label's box at `spot` (left, top, right, bottom), from its 11px font's widths."""
+        x, y, anchor = spot
+        width = 6.6 * len(self.label) + 2
+        left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+        return left - 1, y - 11, left + width, y + 3
+
+
+def place_labels(edges: list[GraphEdge]) -> None:
+    """Each edge's label at its first candidate spot that no line of the graph crosses."""
+    lines = [e.ends for e in edges]
+    for edge in edges:
+        for spot in edge.label_candidates():
+            if not any(_crosses(line, edge.label_box(spot)) for line in lines):
+                edge.placed = spot
+                break
+
+
+def _crosses(line: tuple[float, float, float, float], box: tuple[float, float, float, float]) -> bool:
+    x1, y1, x2, y2 = line
+    left, top, right, bottom = box
+    return any(left <= x1 + (x2 - x1) * i / 200 <= right and top <= y1 + (y2 - y1) * i / 200 <= bottom
+               for i in range(201))
 
 
 def group_links(links: list[dict], group) -> tuple[list[dict], dict[str, list[str]]]:
@@ -433,4 +475,5 @@ def graph_layout(links: list[dict], width: int = 900, row_height: int = 70) -> t
             offset = (tallest - len(members)) * row_height / 2
             nodes[name] = GraphNode(name, step * col + step / 2, offset + row_height * i + row_height / 2)
     edges = [GraphEdge(nodes[l["parent"]], nodes[l["child"]], l["callCount"], l.get("errorCount", 0)) for l in links]
+    place_labels(edges)
     return list(nodes.values()), edges, tallest * row_height
