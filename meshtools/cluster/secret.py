@@ -75,4 +75,6 @@ def restart_trace_proxy(kubectl: Kubectl) -> bool:
     if not kubectl.exists("deployment", TRACE_PROXY):
         return False
     kubectl.run("rollout", "restart", f"deployment/{TRACE_PROXY}", capture=True)
+    # Back once the new pod serves: a port-forward started earlier would reach the old one, going away.
+    kubectl.rollout_status(TRACE_PROXY)
     return True
