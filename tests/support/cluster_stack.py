@@ -174,11 +174,11 @@ class ClusterStack:
             if seen == current and streak >= 2 * len(current):
                 try:
                     spans = find_trace(ZipkinClient(self.trace_proxy_url), reply.headers["x-request-id"])
+                    last = f"a trace of {len(spans)} spans"
                 except TraceProxyError as exc:  # its forward reached a pod on its way out
                     spans, last = [], str(exc)
                 if len(spans) == SPANS_PER_ECHO:
                     return
-                last = f"a trace of {len(spans)} spans"
                 seen, streak = set(), 0
         raise AssertionError(f"the cluster did not settle within {timeout:g}s (last: {last})")
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from invoke.exceptions import Exit
+from rich.console import Console
 
 from meshtools.cluster.offline import cache, docker_images, gobuild, rootfs
 from meshtools.cluster.offline.docker_images import DOCKERFILES, FILES
 from meshtools.cluster.offline.progress import Steps
-from meshtools.cluster.offline.versions import (DEBIAN_SUITE, KIND, ZIPKIN, check_kubernetes, envoy_image,
-                                                zipkin_image)
+from meshtools.cluster.offline.versions import (DEBIAN_SUITE, KIND, KUBERNETES, ZIPKIN, check_kubernetes,
+                                                envoy_image, zipkin_image)
 from meshtools.shared.proc import run
 
 NODE_IMAGE = "envoy-tracing/kind-node"
@@ -71,7 +72,7 @@ def node_key(kubernetes: str) -> str:
 
 def images(kubernetes: str = "", console=None) -> Built:
     """Build (or reuse) everything; the names to use."""
-    kubernetes = check_kubernetes(kubernetes or default_kubernetes())
+    kubernetes = check_kubernetes(kubernetes or KUBERNETES)
     ref = node_ref(kubernetes)
     key = node_key(kubernetes)
     archive = cache.folder("images") / f"kind-node-v{kubernetes}-{key}.tar"
@@ -100,11 +101,6 @@ def images(kubernetes: str = "", console=None) -> Built:
             raise Exit(f"{ref} is not in Docker after the build; run `inv cluster.images` again.")
     steps.finish(f"Ready: {ref}")
     return Built(ref, rootfs.image_ref("base"), bin_dir())
-
-
-def default_kubernetes() -> str:
-    from meshtools.cluster.offline.versions import KUBERNETES
-    return KUBERNETES
 
 
 def tools(kubernetes: str, step) -> None:
@@ -272,7 +268,6 @@ def preload(staging: str, ref: str, refs: list[str], key: str, scratch: Path, st
 
 
 def print_next_steps(built: Built, console=None) -> None:
-    from rich.console import Console
     console = console or Console(highlight=False)
     home = str(Path.home())
     shown = str(built.bin_dir).replace(home, "~", 1) if str(built.bin_dir).startswith(home) else built.bin_dir
