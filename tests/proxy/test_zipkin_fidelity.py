@@ -214,3 +214,31 @@ def test_otlp_client_remote_endpoint_from_the_ranked_attributes(client):
                                    kv("network.peer.address", string_value="10.0.0.7"),
                                    kv("network.peer.port", int_value=5432)])
     assert kept["remoteEndpoint"] == {"serviceName": "db.internal", "ipv4": "10.0.0.7", "port": 5432}
+
+
+def array(*values: dict):
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+
+    return ArrayValue(values=[AnyValue(**value) for value in values])
+
+
+@pytest.mark.parametrize("number, tag", [
+    (1e20, "100000000000000000000"), (1e21, "1e+21"), (2.0, "2"), (0.25, "0.25"), (-1.5e-7, "-1.5e-7"),
+    (float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")])
+def test_otlp_doubles_are_tags_as_the_spec_writes_them(client, number, tag):
+    """common/README.md, AnyValue for non-OTLP protocols: JSON numbers, NaN and ±Infinity by
+    name; inside an array or map the special ones are JSON strings, an empty value null."""
+    kept = otlp_stored(client, attributes=[
+        kv("x", double_value=number),
+        kv("xs", array_value=array({"double_value": number}, {"int_value": 3}, {}, {"bool_value": True}))],
+        events=[_event("retry", kv("backoff", double_value=number))])
+    inner = tag if tag[-1].isdigit() else f'"{tag}"'
+    assert kept["tags"]["x"] == tag
+    assert kept["tags"]["xs"] == f"[{inner},3,null,true]"
+    assert kept["annotations"][0]["value"] == f'"retry": {{"backoff":{inner}}}'
+
+
+def _event(name: str, *attributes):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    return Span.Event(time_unix_nano=T * 1000 + 1000, name=name, attributes=list(attributes))

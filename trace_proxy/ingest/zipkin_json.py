@@ -32,6 +32,9 @@ class Span:
     raw: dict[str, Any]  # as received, already validated; events.py reads upstream's fields from it
     version: int  # the Zipkin API version it came in as (1 or 2)
     stored: bool = False  # v2 is already in the store's form (lower-case names, string tags)
+    # An OTLP span's events and links as Honeycomb's own OTLP ingest makes them events of their
+    # own: (time in µs, fields) each; None for every other span.
+    span_events: list[tuple[int, dict[str, Any]]] | None = None
 
     @property
     def trace_id(self) -> str:
