@@ -90,17 +90,20 @@ def test_honeycomb_dataset_and_samplerate_attributes_steer_otlp_events(standin, 
 
 
 def test_typed_otlp_attributes_reach_honeycomb_typed(standin, proxy):
-    """Zipkin keeps tags as strings; Honeycomb gets numbers as numbers, booleans as booleans."""
+    """Zipkin keeps tags as strings; Honeycomb gets numbers as numbers, booleans as booleans,
+    the span's attributes and its resource's alike."""
     trace_id = secrets.token_bytes(16)
     otlp = request_of(span(trace_id, b"\x09" * 8, attributes=[
         KeyValue(key="http.status_code", value=AnyValue(int_value=503)),
         KeyValue(key="ratio", value=AnyValue(double_value=0.25)),
         KeyValue(key="cache.hit", value=AnyValue(bool_value=True)),
         KeyValue(key="route", value=AnyValue(string_value="/api"))]), service="typed")
+    otlp.resource_spans[0].resource.attributes.append(KeyValue(key="process.pid", value=AnyValue(int_value=4242)))
     assert requests.post(f"{proxy.url}/v1/traces", data=otlp.SerializeToString(), headers=PB, timeout=5).ok
     (event,) = _events(standin, trace_id.hex(), 1)
     data = event["data"]
     assert (data["http.status_code"], data["ratio"], data["cache.hit"], data["route"]) == (503, 0.25, True, "/api")
+    assert data["process.pid"] == 4242  # a resource attribute too
     stored = requests.get(f"{proxy.url}/api/v2/trace/{trace_id.hex()}", timeout=5).json()[0]["tags"]
     assert (stored["http.status_code"], stored["ratio"], stored["cache.hit"]) == ("503", "0.25", "true")
 

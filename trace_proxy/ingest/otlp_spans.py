@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -138,12 +139,12 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
 _TYPED = ("int_value", "double_value", "bool_value")
 
 
-def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue]) -> dict[str, Any]:
+def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue], inherited: Iterable[KeyValue] = ()) -> dict[str, Any]:
     """The span as received, for Honeycomb: v2 with its numeric and boolean attributes typed
-    (Zipkin's tags are strings; Honeycomb's columns need not be). Envoy's attributes are all
-    strings: then nothing is copied."""
+    (Zipkin's tags are strings; Honeycomb's columns need not be), the resource's (`inherited`)
+    as well as its own. Envoy's attributes are all strings: then nothing is copied."""
     tags = v2.get("tags", {})
-    typed = {kv.key: getattr(kv.value, kind) for kv in attributes
+    typed = {kv.key: getattr(kv.value, kind) for kv in chain(inherited, attributes)
              # only where the tag is still the attribute (not `error` set from the status, nor dropped)
              if (kind := kv.value.WhichOneof("value")) in _TYPED and tags.get(kv.key) == otlp_values.text(kv.value)}
     return {**v2, "tags": {**tags, **typed}} if typed else v2
@@ -210,6 +211,7 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
     trace_ids: dict[bytes, str] = {}  # a request's spans mostly share a few traces
     for r, resource_spans in enumerate(request.resource_spans):
         resource_tags = _tags(resource_spans.resource.attributes)
+        resource_typed = [kv for kv in resource_spans.resource.attributes if kv.value.WhichOneof("value") in _TYPED]
         service = resource_tags.pop(SERVICE_NAME, "") or UNKNOWN_SERVICE
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             base = dict(resource_tags)
@@ -223,7 +225,7 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
                 except _Refused as exc:
                     result.rejected.append((f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{exc.field_name}", str(exc)))
                     continue
-                converted = Span(v2=v2, raw=_typed(v2, span.attributes), version=2)
+                converted = Span(v2=v2, raw=_typed(v2, span.attributes, resource_typed), version=2)
                 if span.events or span.links:
                     converted.span_events = _span_events(span, v2, base)
                 result.spans.append(converted)
