@@ -191,14 +191,17 @@ class HoneycombSink:
                 self.metrics.incr("dropped", sink=self.name, reason="unserializable")
                 self._warn.warn("not sent to Honeycomb: span %s: %s", span.v2.get("id"), error)
                 continue
-            ids, parts = [event.fields["id"]], [doc]
-            for extra in span_event_events(span, event, drop) if span.span_events else ():
-                if (extra_doc := encode_event(extra)) is None:
-                    self.metrics.incr("annotations", sink=self.name, reason="unserializable")
-                    continue
-                ids.append(None)
-                parts.append(extra_doc)
-            docs.setdefault(event.dataset or self.settings.dataset, []).append((ids, b",".join(parts)))
+            ids = [event.fields["id"]]
+            if span.span_events:  # an OTLP span's events and links: events of their own, in the same body
+                parts = [doc]
+                for extra in span_event_events(span, event, drop):
+                    if (extra_doc := encode_event(extra)) is None:
+                        self.metrics.incr("annotations", sink=self.name, reason="unserializable")
+                        continue
+                    ids.append(None)
+                    parts.append(extra_doc)
+                doc = b",".join(parts)
+            docs.setdefault(event.dataset or self.settings.dataset, []).append((ids, doc))
         return {dataset: pieces(encoded) for dataset, encoded in docs.items()}, unusable
 
     def pending(self) -> int:
