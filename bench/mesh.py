@@ -7,7 +7,7 @@ the per-hop overhead of one Envoy, the trace proxy's ingest rate on one core (st
 trace proxy forwarding to a Honeycomb stand-in (bench/proxy_forwarding.py: saturated spans/s
 delivered, latency at 40 req/s, peak RSS; Zipkin JSON and protobuf and the same spans as OTLP
 protobuf, with OTLP's ratio to Zipkin JSON; the Go upstream proxy too when GO_PROXY names its
-binary), and trace completeness under load.
+binary, the OpenTelemetry Collector when OTELCOL does), and trace completeness under load.
 Everything runs on free loopback ports in a temporary directory, never on 8000/9411, and stops
 whatever happens. No span reaches the real Honeycomb (no key of yours is passed on). `--write`
 puts the figures and the machine into docs/benchmark.md; nothing else is saved.
@@ -518,7 +518,8 @@ def proxy_figures(plan: Plan, report: Report, tmp: Path) -> None:
             report.add("trace proxy ingest", f"{rate:,.0f} spans/s on one core, batches of 100, "
                                              f"p99 {p99 * 1000:.1f} ms{note}{failed.note()}")
         forwarding = proxy_forwarding.run(plan.ingest_seconds, ["json", "proto", "otlp"], False,
-                                          os.environ.get("GO_PROXY"), report.add, with_files=True)
+                                          os.environ.get("GO_PROXY"), report.add, with_files=True,
+                                          otelcol_binary=os.environ.get("OTELCOL"))
         for size in plan.store_sizes:  # the store's queries as it grows (bench/store_scale.py)
             store_scale.run(size, 10, True, report.add)
         ours = forwarding.get("json")

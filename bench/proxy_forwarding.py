@@ -1,7 +1,7 @@
 """The trace proxy forwarding to a Honeycomb stand-in: throughput, latency, memory.
 
     python bench/proxy_forwarding.py [--seconds N] [--encoding json|proto|otlp]
-                                     [--store-only] [--go-proxy PATH]
+                                     [--store-only] [--go-proxy PATH] [--otelcol PATH]
 
 The proxy runs pinned to one core; the load client and the stand-in (a process of its own)
 share the other. Figures:
@@ -10,7 +10,9 @@ share the other. Figures:
   lost, the proxy's CPU per span and its peak RSS;
 - fixed rate: 40 requests/s of 100 spans (open model), p50/p99 request latency.
 `bench/mesh.py` (`inv bench`) prints the same lines; GO_PROXY (or --go-proxy) names a
-binary of the archived Go honeycomb-opentracing-proxy to measure beside ours.
+binary of the archived Go honeycomb-opentracing-proxy to measure beside ours, OTELCOL (or
+--otelcol) an OpenTelemetry Collector (bench/collector_peer.py), both under the same load
+(Zipkin JSON), with a side-by-side table and ours / peer ratios.
 """
 from __future__ import annotations
 
@@ -299,6 +301,35 @@ def go_proxy(binary: str, seconds: float, standin_url: str, tmp: Path) -> Figure
                    standin_url=standin_url, port=port, tmp=tmp, label="go-proxy", any_answer=True)
 
 
+def collector(binary: str, seconds: float, standin_url: str, tmp: Path) -> Figures:
+    """The OpenTelemetry Collector (bench/collector_peer.py): Zipkin JSON in, OTLP/HTTP out to
+    the stand-in's Honeycomb OTLP endpoint; the key in its environment, as ours gets it."""
+    import collector_peer
+
+    port, otlp_port = free_port(), free_port()
+    config = tmp / "otelcol.yaml"
+    config.write_text(collector_peer.config(LOOPBACK, port, otlp_port, standin_url, "bench"))
+    env = {**os.environ, collector_peer.KEY_VARIABLE: KEY}
+    # No health endpoint in this build: any HTTP answer of the zipkin receiver means it listens.
+    return measure([binary, "--config", str(config)], env, "/", seconds=seconds, encoding="json", forwarding=True,
+                   standin_url=standin_url, port=port, tmp=tmp, label="otelcol", any_answer=True)
+
+
+def peers_table(rows: dict[str, Figures], report) -> None:
+    """Ours beside each peer measured in this run, one line each, then ours / peer."""
+    ours = rows["ours"]
+    report("side by side", f"{'spans/s':>8} {'µs CPU/span':>11} {'p50 ms':>6} {'p99 ms':>6} {'RSS MB':>6}")
+    for name, f in rows.items():
+        report(f"  {name}", f"{f.delivered_rate:>8,.0f} {f.cpu_us_per_span:>11.0f} {f.p50_ms:>6.1f} "
+                            f"{f.p99_ms:>6.1f} {f.peak_rss_mb:>6.0f}")
+    for name, f in rows.items():
+        if name != "ours" and f.delivered_rate:
+            report(f"  ours / {name}", f"{ours.delivered_rate / f.delivered_rate:>7.2f}× "
+                                       f"{ours.cpu_us_per_span / f.cpu_us_per_span:>10.2f}× "
+                                       f"{ours.p50_ms / f.p50_ms:>5.2f}× {ours.p99_ms / f.p99_ms:>5.2f}× "
+                                       f"{ours.peak_rss_mb / f.peak_rss_mb:>5.2f}×")
+
+
 def describe(f: Figures) -> tuple[str, str]:
     lost = f"{f.lost} lost" if f.lost else "none lost"
     sat = (f"{f.accepted_rate:,.0f} accepted / {f.delivered_rate:,.0f} delivered spans/s, {lost}, "
@@ -310,8 +341,9 @@ def describe(f: Figures) -> tuple[str, str]:
 
 
 def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str | None, report,
-        with_files: bool = False) -> dict[str, Figures]:
-    """Measure and `report(label, text)` each figure; returns our proxy's figures by encoding (and "go")."""
+        with_files: bool = False, otelcol_binary: str | None = None) -> dict[str, Figures]:
+    """Measure and `report(label, text)` each figure; returns our proxy's figures by encoding
+    (and "go", "otelcol" for the peers)."""
     tmp = Path(tempfile.mkdtemp(prefix="envoy-tracing-forwarding-"))
     _, client_cores = split_cores()
     results: dict[str, Figures] = {}
@@ -351,6 +383,14 @@ def run(seconds: float, encodings: list[str], store_only: bool, go_binary: str |
                 report("  ours / Go", f"{ours.delivered_rate / figures.delivered_rate:.2f}× delivered spans/s, "
                        f"{ours.cpu_us_per_span / figures.cpu_us_per_span:.2f}× CPU per span, "
                        f"p50 {ours.p50_ms / figures.p50_ms:.2f}×, p99 {ours.p99_ms / figures.p99_ms:.2f}×")
+        if otelcol_binary:
+            figures = results["otelcol"] = collector(otelcol_binary, seconds, url, tmp)
+            sat, fixed = describe(figures)
+            report("OpenTelemetry Collector", sat)
+            report(f"  at {FIXED_RATE} req/s × {SPANS_PER_BATCH}", fixed)
+        peers = {name: results[key] for name, key in (("Go proxy", "go"), ("Collector", "otelcol")) if key in results}
+        if peers and "json" in results:
+            peers_table({"ours": results["json"], **peers}, report)
     return results
 
 
@@ -363,11 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-files", action="store_true",
                         help="also measure it as the local mesh runs it: --store-file (SQLite) and --spool-dir")
     parser.add_argument("--go-proxy", default=os.environ.get("GO_PROXY"), help="path of the Go upstream proxy binary")
+    parser.add_argument("--otelcol", default=os.environ.get("OTELCOL"),
+                        help="path of an OpenTelemetry Collector built by bench/collector_peer.py's manifest")
     args = parser.parse_args(argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load avg {load:.1f} at start, {os.cpu_count()} cores", flush=True)
     run(args.seconds, args.encoding or ["json"], args.store_only, args.go_proxy,
-        lambda label, text: print(f"{label:<28} {text}", flush=True), with_files=args.with_files)
+        lambda label, text: print(f"{label:<28} {text}", flush=True), with_files=args.with_files,
+        otelcol_binary=args.otelcol)
     return 0
 
 

@@ -20,7 +20,7 @@ from trace_proxy.store.span_file import MEMORY, SpanFile
 from trace_proxy.store.span_store import SpanStore
 from trace_proxy.web.api import api_blueprint
 from trace_proxy.web.pages import pages_blueprint
-from trace_proxy.web.replies import required, text
+from trace_proxy.web.replies import present, required, text
 
 log = logging.getLogger("trace_proxy")
 
@@ -124,7 +124,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
 
     @app.get("/api/v2/spans")
     def span_names():
-        return jsonify(store.span_names(required("serviceName")))
+        service = present("serviceName")
+        return jsonify(store.span_names(service) if service else [])
 
     @app.get("/api/v2/traces")
     def traces():

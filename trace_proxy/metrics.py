@@ -94,6 +94,9 @@ class _Collector:
                                         labels=["sink"])
         retried = CounterMetricFamily("trace_proxy_spans_retried", "Spans of batches kept to be sent again after a "
                                       "failure (not lost: see trace_proxy_spans_dropped).", labels=["sink"])
+        annotations = CounterMetricFamily(
+            "trace_proxy_span_annotations", "OTLP span events and links sent to Honeycomb as events of their "
+            "own (not spans: not in the span counts), by outcome.", labels=["sink", "outcome"])
         sums: Counter = Counter()
         for (what, sink, reason), value in self.metrics.counts():
             if what == "rejected" and not sink:  # the status given as the reason
@@ -117,7 +120,9 @@ class _Collector:
                 restarted.add_metric([sink], value)
             elif what == "retried":
                 retried.add_metric([sink], value)
-        yield from (received, encodings, rejected, forwarded, dropped, restarted, retried)
+            elif what == "annotations":
+                annotations.add_metric([sink, reason], value)
+        yield from (received, encodings, rejected, forwarded, dropped, restarted, retried, annotations)
         for source in self.metrics._gauges:
             yield from source()
 

@@ -20,7 +20,7 @@ def test_local_mesh_forwards_each_span_of_a_trace_to_honeycomb_with_the_users_ke
             spans = find_trace(ZipkinClient(mesh.layout.trace_proxy_url), reply.request_id)
             trace_id = spans[0]["traceId"]
             batches = honeycomb.wait_for_trace(trace_id, SPANS_PER_ECHO, timeout=20)
-    events = [e["data"] for b in batches for e in b.events if e["data"]["traceId"] == trace_id]
+    events = [e["data"] for b in batches for e in b.events if e["data"].get("traceId") == trace_id]
     assert sorted(e["id"] for e in events) == sorted(s["id"] for s in spans)
     assert {b.dataset for b in batches} == {"envoy-local-test"}
     assert {b.headers["X-Honeycomb-Team"] for b in batches} == {FAKE_KEY}

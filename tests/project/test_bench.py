@@ -174,3 +174,49 @@ def test_the_otlp_bodies_carry_the_same_spans_as_the_zipkin_ones(bench):
     assert [{k: converted[s["id"]].get(k) for k in fields} | {"service": converted[s["id"]]["localEndpoint"]["serviceName"]}
             for s in spans] == [{k: s.get(k) for k in fields} | {"service": s["localEndpoint"]["serviceName"]}
                                 for s in spans]
+
+
+def test_the_standin_counts_an_otlp_export_as_honeycomb_does(bench):
+    """The Collector's otlphttp exporter posts gzipped OTLP to /v1/traces: every span is an
+    accepted event, and each span event and link one more, as Honeycomb makes them."""
+    import gzip
+
+    import otlp_batch
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    from tests.support.honeycomb_standin import honeycomb_standin
+
+    request = ExportTraceServiceRequest.FromString(otlp_batch.from_spans(bench.proxy_forwarding.span_batch(10)))
+    request.resource_spans[0].scope_spans[0].spans[0].events.append(Span.Event(name="retry"))
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    with honeycomb_standin(keep_events=False) as standin:
+        reply = requests.post(f"{standin.url}/v1/traces", data=gzip.compress(request.SerializeToString()),
+                              headers=headers, timeout=5)
+        assert reply.status_code == 200
+        assert requests.post(f"{standin.url}/v1/traces", data=b"\xff", headers=headers, timeout=5).status_code == 400
+        assert standin.stats()["accepted"] == 11
+
+
+def test_the_collector_manifest_names_its_components_at_one_version():
+    spec = importlib.util.spec_from_file_location("collector_peer", PROJECT_ROOT / "bench" / "collector_peer.py")
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    import yaml
+
+    manifest = yaml.safe_load(peer.manifest("/tmp/otelcol"))
+    modules = {kind: [m["gomod"].split() for m in manifest[kind]] for kind in ("receivers", "processors", "exporters")}
+    assert {name.rsplit("/", 1)[1] for entries in modules.values() for name, _ in entries} == {
+        "zipkinreceiver", "otlpreceiver", "batchprocessor", "otlphttpexporter"}
+    assert {version for entries in modules.values() for _, version in entries} == {peer.OTELCOL_VERSION}
+    config = yaml.safe_load(peer.config("127.0.0.1", 9411, 4318, "http://127.0.0.1:1", "bench"))
+    assert config["exporters"]["otlphttp"]["headers"]["x-honeycomb-team"] == "${env:HONEYCOMB_API_KEY}"
+
+
+@pytest.mark.skipif(not os.environ.get("OTELCOL"), reason="OTELCOL names no OpenTelemetry Collector binary")
+def test_the_collector_delivers_every_span_beside_ours(bench, tmp_path):
+    lines = []
+    results = bench.proxy_forwarding.run(1.0, ["json"], False, None, lambda label, text: lines.append((label, text)),
+                                         otelcol_binary=os.environ["OTELCOL"])
+    peer = results["otelcol"]
+    assert peer.accepted > 0 and peer.delivered == peer.accepted and peer.fixed_lost == 0
+    assert [label for label, _ in lines][-1] == "  ours / Collector"

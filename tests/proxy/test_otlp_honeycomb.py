@@ -4,6 +4,7 @@ the honeycomb.dataset / honeycomb.samplerate conventions apply."""
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
 import requests
@@ -36,7 +37,7 @@ def proxy(standin):
 
 def _events(standin, trace_id: str, count: int) -> list[dict]:
     batches = standin.wait_for_trace(trace_id, count)
-    return [e for b in batches for e in b.events if e["data"]["traceId"] == trace_id]
+    return [e for b in batches for e in b.events if e["data"].get("traceId") == trace_id]
 
 
 def test_sdk_spans_arrive_as_zipkin_shaped_events_with_resource_fields(standin, proxy):
@@ -89,16 +90,57 @@ def test_honeycomb_dataset_and_samplerate_attributes_steer_otlp_events(standin, 
 
 
 def test_typed_otlp_attributes_reach_honeycomb_typed(standin, proxy):
-    """Zipkin keeps tags as strings; Honeycomb gets numbers as numbers, booleans as booleans."""
+    """Zipkin keeps tags as strings; Honeycomb gets numbers as numbers, booleans as booleans,
+    the span's attributes and its resource's alike."""
     trace_id = secrets.token_bytes(16)
     otlp = request_of(span(trace_id, b"\x09" * 8, attributes=[
         KeyValue(key="http.status_code", value=AnyValue(int_value=503)),
         KeyValue(key="ratio", value=AnyValue(double_value=0.25)),
         KeyValue(key="cache.hit", value=AnyValue(bool_value=True)),
         KeyValue(key="route", value=AnyValue(string_value="/api"))]), service="typed")
+    otlp.resource_spans[0].resource.attributes.append(KeyValue(key="process.pid", value=AnyValue(int_value=4242)))
     assert requests.post(f"{proxy.url}/v1/traces", data=otlp.SerializeToString(), headers=PB, timeout=5).ok
     (event,) = _events(standin, trace_id.hex(), 1)
     data = event["data"]
     assert (data["http.status_code"], data["ratio"], data["cache.hit"], data["route"]) == (503, 0.25, True, "/api")
+    assert data["process.pid"] == 4242  # a resource attribute too
     stored = requests.get(f"{proxy.url}/api/v2/trace/{trace_id.hex()}", timeout=5).json()[0]["tags"]
     assert (stored["http.status_code"], stored["ratio"], stored["cache.hit"]) == ("503", "0.25", "true")
+
+
+def test_span_events_and_links_reach_honeycomb_as_its_own_otlp_ingest_sends_them(standin, proxy):
+    """Each span event and link is an event of its own, tied to its span (trace.parent_id,
+    parent_name, meta.annotation_type), so Honeycomb's trace view shows them on the span."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    trace_id, linked = secrets.token_bytes(16), secrets.token_bytes(16)
+    before = _annotations_forwarded(proxy)
+    otlp = request_of(span(trace_id, b"\x0a" * 8, name="checkout", status=Status(code=Status.STATUS_CODE_ERROR),
+                           events=[Span.Event(time_unix_nano=1_700_000_000_000_500_000, name="retry", attributes=[
+                               KeyValue(key="attempt", value=AnyValue(int_value=2))])],
+                           links=[Span.Link(trace_id=linked, span_id=b"\x0b" * 8, attributes=[
+                               KeyValue(key="sampled", value=AnyValue(bool_value=True))])]), service="shop")
+    assert requests.post(f"{proxy.url}/v1/traces", data=otlp.SerializeToString(), headers=PB, timeout=5).ok
+    batches = standin.wait_for_trace(trace_id.hex(), 1)
+    events = [e for b in batches for e in b.events if e["data"]["trace.trace_id"] == trace_id.hex()]
+    by_type = {e["data"].get("meta.annotation_type"): e for e in events}
+    assert len(events) == 3 and set(by_type) == {None, "span_event", "link"}
+    shared = {"trace.trace_id": trace_id.hex(), "trace.parent_id": "0a" * 8, "parent_name": "checkout",
+              "service.name": "shop", "error": True}
+    retry, link = by_type["span_event"], by_type["link"]
+    assert shared.items() <= retry["data"].items() and shared.items() <= link["data"].items()
+    assert (retry["data"]["name"], retry["data"]["attempt"], retry["time"]) == \
+        ("retry", 2, "2023-11-14T22:13:20.000500Z")
+    assert (link["data"]["trace.link.trace_id"], link["data"]["trace.link.span_id"], link["data"]["sampled"]) == \
+        (linked.hex(), "0b" * 8, True)
+    assert link["time"] == by_type[None]["time"]  # a link has no time of its own: its span's start
+    deadline = time.monotonic() + 5  # counted once Honeycomb's answer is read, just after it arrived
+    while _annotations_forwarded(proxy) - before < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _annotations_forwarded(proxy) - before == 2  # counted apart from the spans
+
+
+def _annotations_forwarded(proxy) -> float:
+    metrics = requests.get(f"{proxy.url}/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("trace_proxy_span_annotations_total{") and 'outcome="forwarded"' in line)

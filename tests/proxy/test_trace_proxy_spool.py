@@ -147,3 +147,11 @@ def test_the_clusters_proxy_spools_to_an_empty_dir_it_mounts():
     spool_bytes = int(container["args"][container["args"].index("--spool-bytes") + 1])
     limit = volume["emptyDir"]["sizeLimit"]
     assert limit.endswith("Mi") and spool_bytes < int(limit[:-2]) * 1024 * 1024
+
+
+def test_a_reopened_spool_knows_which_events_of_a_body_are_span_events_or_links(tmp_path):
+    """Honeycomb answers once per event: a body spooled before a restart must still say how
+    many events it holds besides its spans, or its answer cannot be read and it is lost."""
+    Spool(tmp_path, 10_000).put("d1", 2, b"body", ["a", None, None, "b"], [1, 2])
+    claimed = Spool(tmp_path, 10_000).claim()
+    assert (claimed.events, claimed.annotations) == (2, [1, 2])

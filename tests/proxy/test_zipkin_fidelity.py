@@ -167,6 +167,23 @@ def test_json_and_protobuf_give_the_same_ipv6(client):
     assert from_json[0]["remoteEndpoint"] == from_proto["remoteEndpoint"] == {"ipv6": "2001:db8::2"}
 
 
+def test_a_negative_timestamp_or_duration_is_absent_as_zipkin_reads_it(client):
+    """Zipkin's Span.Builder reads a negative timestamp or duration as unset (0); found by
+    schemathesis (the spec's int64 allows them): the proxy refused the whole request."""
+    [kept] = stored(client, 2, [v2(timestamp=-1, duration=-(2**63))])
+    assert "timestamp" not in kept and "duration" not in kept
+
+
+@pytest.mark.parametrize("path, name", [("autocompleteValues", "key"), ("spans", "serviceName")])
+def test_an_empty_key_or_service_name_has_no_values(client, path, name):
+    """The spec's parameters are any string: Zipkin answers an empty one with [], not 400
+    (found by schemathesis); a missing one is still 400."""
+    stored(client, 2, [v2()])
+    reply = client.get(f"/api/v2/{path}?{name}=")
+    assert (reply.status_code, reply.get_json()) == (200, [])
+    assert client.get(f"/api/v2/{path}").status_code == 400
+
+
 # -- 16: OTLP → Zipkin per the OpenTelemetry spec ---------------------------------------------
 def otlp_stored(client, **span_fields) -> dict:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -214,3 +231,31 @@ def test_otlp_client_remote_endpoint_from_the_ranked_attributes(client):
                                    kv("network.peer.address", string_value="10.0.0.7"),
                                    kv("network.peer.port", int_value=5432)])
     assert kept["remoteEndpoint"] == {"serviceName": "db.internal", "ipv4": "10.0.0.7", "port": 5432}
+
+
+def array(*values: dict):
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+
+    return ArrayValue(values=[AnyValue(**value) for value in values])
+
+
+@pytest.mark.parametrize("number, tag", [
+    (1e20, "100000000000000000000"), (1e21, "1e+21"), (2.0, "2"), (0.25, "0.25"), (-1.5e-7, "-1.5e-7"),
+    (float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")])
+def test_otlp_doubles_are_tags_as_the_spec_writes_them(client, number, tag):
+    """common/README.md, AnyValue for non-OTLP protocols: JSON numbers, NaN and ±Infinity by
+    name; inside an array or map the special ones are JSON strings, an empty value null."""
+    kept = otlp_stored(client, attributes=[
+        kv("x", double_value=number),
+        kv("xs", array_value=array({"double_value": number}, {"int_value": 3}, {}, {"bool_value": True}))],
+        events=[_event("retry", kv("backoff", double_value=number))])
+    inner = tag if tag[-1].isdigit() else f'"{tag}"'
+    assert kept["tags"]["x"] == tag
+    assert kept["tags"]["xs"] == f"[{inner},3,null,true]"
+    assert kept["annotations"][0]["value"] == f'"retry": {{"backoff":{inner}}}'
+
+
+def _event(name: str, *attributes):
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    return Span.Event(time_unix_nano=T * 1000 + 1000, name=name, attributes=list(attributes))

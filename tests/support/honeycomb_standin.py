@@ -1,6 +1,7 @@
 """A local stand-in for Honeycomb's batch API: a real HTTP server on loopback.
 
-It answers `POST /1/batch/<dataset>` the way Honeycomb does: a body that is not strict JSON
+It answers `POST /1/batch/<dataset>` (and counts OTLP/HTTP protobuf at `POST /v1/traces`,
+Honeycomb's other endpoint, which the OpenTelemetry Collector posts to) the way Honeycomb does: a body that is not strict JSON
 (Python's `NaN`/`Infinity` included) or not a list is refused whole with 400; otherwise
 every event gets its own status, 400 for an event Honeycomb would refuse (its `data` not an
 object, more columns than `max_columns`, larger than `max_event_bytes`), 202 for the rest.
@@ -181,6 +182,9 @@ def _handler(standin_ref: list[HoneycombStandin]):
                     standin.counts["outage_answers"] += 1
                 self._reply(standin.outage, json.dumps({"error": "outage"}).encode())
                 return
+            if self.path == "/v1/traces" and self.headers.get("Content-Type") == "application/x-protobuf":
+                self._otlp(standin, raw)
+                return
             if not self.path.startswith("/1/batch/"):
                 # Anything else is recorded as-is: the stand-in doubles as a downstream collector.
                 standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], []))
@@ -206,6 +210,25 @@ def _handler(standin_ref: list[HoneycombStandin]):
                 time.sleep(standin.answer_delay)
             standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, events, statuses))
             self._reply(200, json.dumps(answers).encode())
+
+        def _otlp(self, standin: HoneycombStandin, raw: bytes) -> None:
+            """Honeycomb's OTLP/HTTP endpoint (what the OpenTelemetry Collector's otlphttp exporter
+            posts to): every span counts as one accepted event, its span events and links as
+            the events Honeycomb makes of them."""
+            # Imported here: the cluster tests' pod runs this file without OpenTelemetry's protos.
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+            try:
+                request = ExportTraceServiceRequest.FromString(
+                    _decompress(raw, self.headers.get("Content-Encoding", "")))
+            except Exception:  # protobuf's DecodeError, a bad gzip/zstd stream
+                standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], None))
+                self._reply(400, b"", "application/x-protobuf")
+                return
+            spans = [s for r in request.resource_spans for ss in r.scope_spans for s in ss.spans]
+            count = len(spans) + sum(len(s.events) + len(s.links) for s in spans)
+            standin.record(BatchRequest(self.path, dict(self.headers.items()), raw, [], [202] * count))
+            self._reply(200, b"", "application/x-protobuf")  # an empty ExportTraceServiceResponse: all kept
 
         def log_message(self, *args):
             pass

@@ -5,22 +5,23 @@ The mapping follows OpenTelemetry's Zipkin exporter rules: service name from the
 `service.name`, span kind (INTERNAL has no Zipkin kind), status as `otel.status_code` and
 `error` (empty without a description; `error: false` dropped when the span did not fail),
 remote endpoint from the spec's ranked attributes, dropped counts as `otel.dropped_*_count`,
-attributes as string tags (arrays and maps as JSON), events as annotations, the
+attributes as string tags (otlp_values: the spec's text for each type), events as annotations, the
 instrumentation scope as `otel.scope.name` / `otel.scope.version`, ids in Zipkin's lowercase
 hex. Resource attributes become tags too (a span's own attribute wins a clash), so Honeycomb
 gets them as fields. A span with an invalid id is refused alone; the others are kept.
 """
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan, Status
 
+from trace_proxy.ingest import otlp_values
 from trace_proxy.ingest.zipkin_json import Span, canonical_ip, normalize_trace_id
 
 SERVICE_NAME = "service.name"
@@ -56,41 +57,12 @@ class _Refused(ValueError):
         self.field_name = field_name
 
 
-def any_value(value: AnyValue) -> Any:
-    """An attribute value as plain Python (for JSON); None when unset."""
-    which = value.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return getattr(value, which)
-
-
-def tag_value(value: AnyValue) -> str:
-    """Zipkin tags are strings: booleans as true/false, numbers in decimal, the rest as JSON."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which in ("int_value", "double_value"):
-        return str(getattr(value, which))
-    if which is None:
-        return ""
-    plain = any_value(value)
-    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
-
-
 def _tags(attributes: Iterable[KeyValue]) -> dict[str, str]:
     tags = {}
     for kv in attributes:
         value = kv.value
         # Nearly every attribute is a non-empty string (all of Envoy's are): one lookup for those.
-        tags[kv.key] = value.string_value or tag_value(value)
+        tags[kv.key] = value.string_value or otlp_values.text(value)
     return tags
 
 
@@ -118,8 +90,7 @@ def _trace_id(raw: bytes, known: dict[bytes, str]) -> str:
 def _annotation(event) -> dict[str, Any]:
     value = event.name
     if event.attributes:
-        attributes = {kv.key: any_value(kv.value) for kv in event.attributes}
-        value = f"{json.dumps(event.name, ensure_ascii=False)}: {json.dumps(attributes, ensure_ascii=False, separators=(',', ':'))}"
+        value = f"{json.dumps(event.name, ensure_ascii=False)}: {otlp_values.map_json(event.attributes)}"
     return {"timestamp": event.time_unix_nano // 1000, "value": value}
 
 
@@ -168,15 +139,45 @@ def to_zipkin(span: OtlpSpan, service: str, base_tags: dict[str, str],
 _TYPED = ("int_value", "double_value", "bool_value")
 
 
-def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue]) -> dict[str, Any]:
+def _typed(v2: dict[str, Any], attributes: Iterable[KeyValue], inherited: Iterable[KeyValue] = ()) -> dict[str, Any]:
     """The span as received, for Honeycomb: v2 with its numeric and boolean attributes typed
-    (Zipkin's tags are strings; Honeycomb's columns need not be). Envoy's attributes are all
-    strings: then nothing is copied."""
+    (Zipkin's tags are strings; Honeycomb's columns need not be), the resource's (`inherited`)
+    as well as its own. Envoy's attributes are all strings: then nothing is copied."""
     tags = v2.get("tags", {})
-    typed = {kv.key: getattr(kv.value, kind) for kv in attributes
+    typed = {kv.key: getattr(kv.value, kind) for kv in chain(inherited, attributes)
              # only where the tag is still the attribute (not `error` set from the status, nor dropped)
-             if (kind := kv.value.WhichOneof("value")) in _TYPED and tags.get(kv.key) == tag_value(kv.value)}
+             if (kind := kv.value.WhichOneof("value")) in _TYPED and tags.get(kv.key) == otlp_values.text(kv.value)}
     return {**v2, "tags": {**tags, **typed}} if typed else v2
+
+
+def _typed_value(value) -> Any:
+    """An attribute value for Honeycomb: numbers and booleans as they are, the rest as text."""
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind in _TYPED else otlp_values.text(value)
+
+
+def _span_events(span: OtlpSpan, v2: dict[str, Any], base_tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """The span's events and links as Honeycomb events (`meta.annotation_type` span_event or
+    link), shaped as Honeycomb's own OTLP ingest shapes them: the resource and scope fields,
+    then the event's or link's attributes; `error` when the span failed."""
+    failed = span.status.code == Status.STATUS_CODE_ERROR
+    made = []
+    for kind, items in (("span_event", span.events), ("link", span.links)):
+        for item in items:
+            fields: dict[str, Any] = dict(base_tags)
+            if kind == "span_event":
+                fields["name"] = item.name
+                when = item.time_unix_nano // 1000
+            else:
+                fields["trace.link.trace_id"] = item.trace_id.hex()
+                fields["trace.link.span_id"] = item.span_id.hex()
+                when = v2.get("timestamp", 0)  # a link has no time of its own: its span's start
+            fields.update({kv.key: _typed_value(kv.value) for kv in item.attributes})
+            fields["meta.annotation_type"] = kind
+            if failed:
+                fields["error"] = True
+            made.append((when, fields))
+    return made
 
 
 def _remote(tags: dict[str, str], kind: str | None) -> dict[str, Any]:
@@ -210,6 +211,7 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
     trace_ids: dict[bytes, str] = {}  # a request's spans mostly share a few traces
     for r, resource_spans in enumerate(request.resource_spans):
         resource_tags = _tags(resource_spans.resource.attributes)
+        resource_typed = [kv for kv in resource_spans.resource.attributes if kv.value.WhichOneof("value") in _TYPED]
         service = resource_tags.pop(SERVICE_NAME, "") or UNKNOWN_SERVICE
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             base = dict(resource_tags)
@@ -223,5 +225,8 @@ def convert(request: ExportTraceServiceRequest) -> Conversion:
                 except _Refused as exc:
                     result.rejected.append((f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}].{exc.field_name}", str(exc)))
                     continue
-                result.spans.append(Span(v2=v2, raw=_typed(v2, span.attributes), version=2))
+                converted = Span(v2=v2, raw=_typed(v2, span.attributes, resource_typed), version=2)
+                if span.events or span.links:
+                    converted.span_events = _span_events(span, v2, base)
+                result.spans.append(converted)
     return result

@@ -16,6 +16,7 @@ from typing import Any, Callable
 _HEX = re.compile(r"[0-9a-fA-F]{1,32}")
 _CANONICAL_ID = re.compile(r"[0-9a-f]{16}")  # a 64-bit id as it is stored
 _MAX_MICROS = 2**63 - 1
+_MIN_MICROS = -(2**63)
 KINDS = ("CLIENT", "SERVER", "PRODUCER", "CONSUMER")
 ZERO_ID = "0" * 16  # Zipkin refuses all-zero trace and span ids; an all-zero parentId is none
 # v1 binary annotations naming the *remote* address; never the span's own endpoint.
@@ -32,6 +33,9 @@ class Span:
     raw: dict[str, Any]  # as received, already validated; events.py reads upstream's fields from it
     version: int  # the Zipkin API version it came in as (1 or 2)
     stored: bool = False  # v2 is already in the store's form (lower-case names, string tags)
+    # An OTLP span's events and links as Honeycomb's own OTLP ingest makes them events of their
+    # own: (time in µs, fields) each; None for every other span.
+    span_events: list[tuple[int, dict[str, Any]]] | None = None
 
     @property
     def trace_id(self) -> str:
@@ -79,9 +83,10 @@ def micros(span: dict, key: str) -> int | None:
         return value or None  # the common case, checked in one step
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpanError(f"{key} must be a number of microseconds")
-    if value != value or not 0 <= value <= _MAX_MICROS:  # NaN or out of range
-        raise SpanError(f"{key} must be between 0 and 2^63-1 microseconds")
-    return int(value) or None  # Zipkin treats 0 as absent
+    if value != value or not _MIN_MICROS <= value <= _MAX_MICROS:  # NaN or not an int64
+        raise SpanError(f"{key} must be between -2^63 and 2^63-1 microseconds")
+    # Zipkin treats 0 as absent, and so a negative one (its Span.Builder makes it 0).
+    return int(value) if value >= 1 else None
 
 
 def _string(span: dict, key: str) -> str | None:

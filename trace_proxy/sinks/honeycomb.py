@@ -45,7 +45,7 @@ from trace_proxy.settings import Settings
 from trace_proxy.sinks import Batch, ThrottledWarning
 from trace_proxy.sinks.honeycomb_batch import (CONTENT_ENCODING, MAX_EVENTS_PER_BODY, Piece, bodies, encode_event,
                                                 event_results, pieces)
-from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, to_event
+from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, span_event_events, to_event
 from trace_proxy.sinks.spool import Spool, Spooled
 
 log = logging.getLogger("trace_proxy.honeycomb")
@@ -171,7 +171,7 @@ class HoneycombSink:
     def _serialise(self, spans: list) -> tuple[dict[str, list[Piece]], int]:
         """The spans as events, in pieces per dataset, and how many could not be made events."""
         drop, rate = self.settings.drop_fields, self.settings.sample_rate
-        docs: dict[str, list[tuple[str, bytes]]] = {}
+        docs: dict[str, list[tuple[list[str | None], bytes]]] = {}
         unusable = 0
         for span in spans:
             try:
@@ -191,7 +191,17 @@ class HoneycombSink:
                 self.metrics.incr("dropped", sink=self.name, reason="unserializable")
                 self._warn.warn("not sent to Honeycomb: span %s: %s", span.v2.get("id"), error)
                 continue
-            docs.setdefault(event.dataset or self.settings.dataset, []).append((event.fields["id"], doc))
+            ids = [event.fields["id"]]
+            if span.span_events:  # an OTLP span's events and links: events of their own, in the same body
+                parts = [doc]
+                for extra in span_event_events(span, event, drop):
+                    if (extra_doc := encode_event(extra)) is None:
+                        self.metrics.incr("annotations", sink=self.name, reason="unserializable")
+                        continue
+                    ids.append(None)
+                    parts.append(extra_doc)
+                doc = b",".join(parts)
+            docs.setdefault(event.dataset or self.settings.dataset, []).append((ids, doc))
         return {dataset: pieces(encoded) for dataset, encoded in docs.items()}, unusable
 
     def pending(self) -> int:
@@ -253,7 +263,8 @@ class HoneycombSink:
                     by_dataset.setdefault(dataset, []).extend(pieces_)
             for dataset, docs in by_dataset.items():
                 for body in bodies(dataset, docs):
-                    if self.spool.put(body.dataset, body.events, body.data, body.span_ids) is None:
+                    if self.spool.put(body.dataset, body.events, body.data, body.span_ids,
+                                      body.annotations) is None:
                         self.metrics.incr("dropped", body.events, sink=self.name, reason="spool_full")
                         self._warn.warn("the Honeycomb spool is full (%d bytes); dropping events",
                                         self.spool.max_bytes)
@@ -311,7 +322,7 @@ class HoneycombSink:
         self._recovered()
         if reply.status_code == 200:
             try:
-                self._count(item, event_results(reply.content, item.events))
+                self._count(item, event_results(reply.content, item.events + len(item.annotations)))
             except ValueError as exc:
                 self._refused(item, f"unreadable answer: {exc}")
             else:
@@ -345,13 +356,18 @@ class HoneycombSink:
     def _count(self, body: Spooled, results: list[tuple[int, str]]) -> None:
         with self._lock:
             self._last_answer = time.monotonic()
-        kept = sum(1 for status, _ in results if 200 <= status < 300)
+        annotations = set(body.annotations)
+        if annotations:  # span events and links: counted apart, so that span counts stay spans
+            kept_extra = sum(1 for i in annotations if 200 <= results[i][0] < 300)
+            self.metrics.incr("annotations", kept_extra, sink=self.name, reason="forwarded")
+            self.metrics.incr("annotations", len(annotations) - kept_extra, sink=self.name, reason="rejected")
+        kept = sum(1 for i, (status, _) in enumerate(results) if 200 <= status < 300 and i not in annotations)
         self.metrics.incr("forwarded", kept, sink=self.name)
-        if kept == len(results):
+        if kept + len(annotations) == len(results):
             return
-        self.metrics.incr("dropped", len(results) - kept, sink=self.name, reason="rejected")
+        self.metrics.incr("dropped", body.events - kept, sink=self.name, reason="rejected")
         for index, (status, error) in enumerate(results):
-            if not 200 <= status < 300:
+            if not 200 <= status < 300 and index not in annotations:
                 span_id = body.span_ids[index] if body.span_ids else f"#{index} of a spooled batch"
                 self._warn.warn("Honeycomb refused the event of span %s (status %s): %s", span_id, status, error)
 

@@ -29,11 +29,19 @@ CONTENT_ENCODING = "zstd"
 class Body:
     dataset: str
     data: bytes  # compressed (CONTENT_ENCODING)
-    span_ids: list[str] = field(default_factory=list)  # per event, to name a refused one in the log
+    # Per event, to name a refused one in the log; None for an OTLP span's event or link
+    # (an event of its own in Honeycomb, but not a span: counts are of spans).
+    span_ids: list[str | None] = field(default_factory=list)
 
     @property
     def events(self) -> int:
-        return len(self.span_ids)
+        """The spans in the body."""
+        return len(self.span_ids) - len(self.annotations)
+
+    @property
+    def annotations(self) -> list[int]:
+        """Where the body's span events and links are, by event index."""
+        return [i for i, span_id in enumerate(self.span_ids) if span_id is None]
 
 
 def _scrub(value: Any) -> Any:
@@ -69,13 +77,13 @@ class Piece:
     One `bytes` per piece instead of one per event: orjson hands back each event in a buffer
     several times its size, so thousands of waiting events held that many times the memory.
     """
-    span_ids: list[str]
+    span_ids: list[str | None]
     data: bytes
 
 
-def _pack(items: Iterable[tuple[list[str], bytes]]) -> Iterator[tuple[list[str], list[bytes]]]:
+def _pack(items: Iterable[tuple[list[str | None], bytes]]) -> Iterator[tuple[list[str | None], list[bytes]]]:
     """Group (ids, JSON) items into runs that fit one body; an item too big alone goes alone."""
-    ids: list[str] = []
+    ids: list[str | None] = []
     parts: list[bytes] = []
     size = 2  # the brackets
     for item_ids, data in items:
@@ -89,9 +97,10 @@ def _pack(items: Iterable[tuple[list[str], bytes]]) -> Iterator[tuple[list[str],
         yield ids, parts
 
 
-def pieces(encoded: Iterable[tuple[str, bytes]]) -> list[Piece]:
-    """(span id, event JSON) pairs → pieces, each small enough for one body."""
-    return [Piece(ids, b",".join(parts)) for ids, parts in _pack(([span_id], doc) for span_id, doc in encoded)]
+def pieces(encoded: Iterable[tuple[list[str | None], bytes]]) -> list[Piece]:
+    """(span ids, events' JSON) pairs → pieces, each small enough for one body. A span's event
+    comes with those of its span events and links, so they travel in one body."""
+    return [Piece(ids, b",".join(parts)) for ids, parts in _pack(encoded)]
 
 
 def bodies(dataset: str, waiting: Iterable[Piece]) -> Iterator[Body]:

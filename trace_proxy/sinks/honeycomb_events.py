@@ -163,3 +163,23 @@ def to_event(span: Span, drop_fields: Iterable[str] = (), sample_rate: int = 1) 
     fields["duration_ms"] = core.get("durationMs", 0.0)
     # A span the client sampled 1-in-M, then kept by us 1-in-N, stands for M×N spans.
     return Event(fields, event_time(timestamp_us), dataset, tag_rate * max(sample_rate, 1))
+
+
+def span_event_events(span: Span, parent: Event, drop_fields: Iterable[str] = ()) -> list[Event]:
+    """An OTLP span's events and links as Honeycomb events of their own, beside its span's
+    event: tied to it by trace.parent_id, named for it by parent_name, in its dataset and at
+    its sample rate, as Honeycomb's OTLP ingest sends them (so its trace view draws them)."""
+    if not span.span_events:
+        return []
+    drop = set(drop_fields)
+    core = parent.fields
+    shared = {"trace.trace_id": core["trace.trace_id"], "trace.parent_id": core["trace.span_id"],
+              "parent_name": core["name"], "meta.signal_type": "trace"}
+    if core.get("serviceName"):
+        shared["service.name"] = shared["serviceName"] = core["serviceName"]
+    events = []
+    for timestamp_us, fields in span.span_events:
+        own = {k: v if type(v) is str else json_safe(v) for k, v in fields.items()
+               if k not in drop and k not in (DATASET_TAG, SAMPLE_RATE_TAG)}
+        events.append(Event({**own, **shared}, event_time(timestamp_us), parent.dataset, parent.sample_rate))
+    return events

@@ -6,7 +6,8 @@ fits, and with a directory (`--spool-dir`) neither does a restart, a SIGTERM pas
 period or a kill -9: the next start sends what it finds. Bounded in bytes (`--spool-bytes`):
 a body that does not fit is refused, and the caller counts its spans as lost (spool_full).
 
-On disk a body is one file, `<sequence>.body`: a JSON header line (dataset, events), then
+On disk a body is one file, `<sequence>.body`: a JSON header line (dataset, spans as
+`events`, and where the body's span events and links are, if it has any), then
 the compressed body. It is written to a temporary name and renamed, so a crash mid-write
 leaves no half body behind; files are not fsynced (a process crash keeps the page cache; a
 power cut may lose the last seconds). Without a directory the same spool lives in memory
@@ -18,7 +19,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -37,7 +38,8 @@ class Spooled:
     events: int
     size: int  # bytes it takes in the spool
     data: bytes | None = None  # None: on disk only
-    span_ids: list[str] | None = None  # per event, to name a refused one (this run's bodies only)
+    span_ids: list[str | None] | None = None  # per event, to name a refused one (this run's bodies only)
+    annotations: list[int] = field(default_factory=list)  # indices of events that are no span (events, links)
 
 
 class Spool:
@@ -61,7 +63,8 @@ class Spool:
                 seq = int(path.stem)
                 with path.open("rb") as fh:
                     header = orjson.loads(fh.readline())
-                item = Spooled(seq, str(header["dataset"]), int(header["events"]), path.stat().st_size)
+                item = Spooled(seq, str(header["dataset"]), int(header["events"]), path.stat().st_size,
+                               annotations=[int(i) for i in header.get("annotations", ())])
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 log.warning("spool: ignoring unreadable %s: %s", path, exc)
                 continue
@@ -74,9 +77,12 @@ class Spool:
         if self._items:
             log.info("spool: %d spans in %d bodies from a previous run, to be sent", self._events, len(self._items))
 
-    def put(self, dataset: str, events: int, data: bytes, span_ids: list[str] | None = None) -> Spooled | None:
-        """Keep a body; None when it does not fit (the caller counts its spans as lost)."""
-        header = orjson.dumps({"dataset": dataset, "events": events}) + b"\n"
+    def put(self, dataset: str, events: int, data: bytes, span_ids: list[str | None] | None = None,
+            annotations: list[int] | None = None) -> Spooled | None:
+        """Keep a body of `events` spans, plus the span events and links at the indices
+        `annotations`; None when it does not fit (the caller counts its spans as lost)."""
+        fields = {"dataset": dataset, "events": events, **({"annotations": annotations} if annotations else {})}
+        header = orjson.dumps(fields) + b"\n"
         size = len(header) + len(data)
         with self._lock:
             if self._bytes + size > self.max_bytes:
@@ -88,7 +94,7 @@ class Spool:
             cache = self.directory is None or self._cached + size <= CACHE_BYTES
             if cache:
                 self._cached += size
-            item = Spooled(seq, dataset, events, size, data if cache else None, span_ids)
+            item = Spooled(seq, dataset, events, size, data if cache else None, span_ids, annotations or [])
             self._items[seq] = item
         if self.directory is not None:
             try:

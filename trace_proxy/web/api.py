@@ -13,7 +13,7 @@ from trace_proxy.ingest.zipkin_json import normalize_trace_id
 from trace_proxy.settings import Settings
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, QueryError, int_arg
 from trace_proxy.store.span_store import SpanStore
-from trace_proxy.web.replies import required, text
+from trace_proxy.web.replies import present, required, text
 
 _TRACE_ID = re.compile(r"[0-9a-f]{16,32}")
 
@@ -49,7 +49,7 @@ def api_blueprint(store: SpanStore, settings: Settings) -> Blueprint:
 
     @api.get("/api/v2/autocompleteValues")
     def autocomplete_values():
-        key = required("key")
+        key = present("key")
         # Zipkin answers an empty list for a key it was not configured to autocomplete.
         return jsonify(store.tag_values(key) if key in settings.autocomplete_keys else [])
 
