@@ -76,6 +76,7 @@ class ClusterStack:
     state: Path  # ENVOY_TRACING_STATE_DIR of every `inv` the tests run
     front_port: int
     trace_proxy_port: int
+    otlp_port: int  # the trace proxy's OTLP/HTTP receiver, forwarded too (never a developer's 4318)
 
     @property
     def front_url(self) -> str:
@@ -110,7 +111,8 @@ class ClusterStack:
         return (self.state / image.TAG_FILE).read_text().strip()
 
     def forward_ports(self) -> list[str]:
-        return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port)]
+        return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port),
+                "--otlp-port", str(self.otlp_port)]
 
     def up(self) -> None:
         offline = ["--offline"] if os.environ.get(OFFLINE_ENV) else []
@@ -192,7 +194,7 @@ def cluster_stack_session(config: pytest.Config, state: Path):
         pytest.skip(f"cluster end-to-end tests need Docker, kind and kubectl: {exc.message}")
     name = kind.DEFAULT_CLUSTER_NAME  # the name CI's diagnostics steps use
     created = not kind.exists(name)
-    stack = ClusterStack(name, state, steady_port(), steady_port())
+    stack = ClusterStack(name, state, steady_port(), steady_port(), steady_port())
     try:
         stack.up()
         yield stack
