@@ -158,7 +158,7 @@ ns.add_task(images)
 # which may then name them separated by commas.
 ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None, "context": None, "namespace": None,
                           "registry": None, "allowed_contexts": None,
-                          "node_image": None}})
+                          "node_image": None, "base_image": None, "build_network": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

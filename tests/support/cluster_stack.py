@@ -96,12 +96,17 @@ class ClusterStack:
         # Test spans stay out of a developer's Honeycomb.
         environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
         env = {STATE_DIR_ENV: str(self.state),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])),
+               **self.settings()}
         result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=capture)
         if result.returncode:
             shown = f":\n{result.stdout}{result.stderr}" if capture else "; its output is above."
             pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}){shown}")
         return result.stdout if capture else ""
+
+    def settings(self) -> dict[str, str]:
+        """Invoke settings for every `inv` (INVOKE_* variables); none on the kind cluster."""
+        return {}
 
     def inv_output(self, *argv: str) -> str:
         return self.inv(*argv, capture=True)
