@@ -65,10 +65,12 @@ def envoy_binary() -> tuple[Path, str]:
 
 
 def node_key(kubernetes: str) -> str:
-    """Every input of the node image: versions, the recipes in this package, the rootfs recipe."""
+    """Every input of the node image: versions, the recipes in this package, the rootfs recipe,
+    what the Go builds compile."""
     _, envoy_version = envoy_binary()
     return cache.key(kubernetes, KIND, ZIPKIN, DEBIAN_SUITE, envoy_version, rootfs.RECIPE, RECIPE,
-                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES)
+                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES,
+                     gobuild.coredns_main(), repr(gobuild.KUBERNETES_COMMANDS))
 
 
 def images(kubernetes: str = "", console=None) -> Built:
