@@ -46,7 +46,7 @@ def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None, 
         return None
     saved_at = saved_at if saved_at is not None else time.time()
     files = ", ".join(relative(p) for p in changed)
-    ports = {f.service: f.local_port for f, _ in port_forward.status(state_dir())}
+    ports = port_forward.by_role(f for f, _ in port_forward.status(state_dir()))
     try:
         started = time.monotonic()
         ref = stack.build(target)
@@ -55,7 +55,7 @@ def apply(target: Target, paths: Iterable[Path], saved_at: float | None = None, 
         deployed = time.monotonic()
         if ports:
             stack.forward(target, front_port=ports.get(FRONT), trace_proxy_port=ports.get(TRACE_PROXY),
-                          zipkin_ui_port=ports.get(ZIPKIN_UI))
+                          zipkin_ui_port=ports.get(ZIPKIN_UI), otlp_port=ports.get(port_forward.OTLP))
             front = ports.get(FRONT)
             if front and not wait_until(lambda: accepts_connections(LOOPBACK, front), SERVING_TIMEOUT):
                 raise Exit(f"the forward to front-envoy on {LOOPBACK}:{front} did not answer")

@@ -1,6 +1,6 @@
 """Background `kubectl port-forward`s that make the cluster answer where the local target
-does (front-envoy on its usual loopback port, the trace proxy on Zipkin's), so `inv echo`, `inv load`
-and `inv traces` work unchanged.
+does (front-envoy on its usual loopback port, the trace proxy on Zipkin's and on OTLP/HTTP's), so
+`inv echo`, `inv load`, `inv traces` and an OpenTelemetry SDK on the laptop work unchanged.
 
 Each forward runs in its own session (it outlives the task and a Ctrl-C in the terminal),
 is checked with a socket connect before it counts, and is recorded in forward.json so
@@ -22,9 +22,12 @@ from meshtools.cluster.kubectl import Kubectl
 from meshtools.shared.net import accepts_connections, port_in_use
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.proc import last_line
-from meshtools.shared.topology import FRONT, FRONT_LOCAL_PORT, INGRESS_PORT, LOOPBACK, TRACE_PROXY, TRACE_PROXY_PORT
+from meshtools.shared.topology import (FRONT, FRONT_LOCAL_PORT, INGRESS_PORT, LOOPBACK, TRACE_PROXY,
+                                      TRACE_PROXY_OTLP_PORT, TRACE_PROXY_PORT)
 
 RECORD = "forward.json"
+OTLP = "otlp"  # the role of the second forward to the trace proxy: its OTLP/HTTP port
+OTLP_PORT_NAME = "otlp-http"  # that port's name in the trace proxy's pod
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,34 @@ class Forward:
     context: str = ""
     namespace: str = ""  # empty: the context's default
 
+    @property
+    def role(self) -> str:
+        """What it reaches: the Service, or OTLP for the trace proxy's second (OTLP/HTTP) port."""
+        return OTLP if (self.service, self.remote_port) == (TRACE_PROXY, TRACE_PROXY_OTLP_PORT) else self.service
 
-def default_forwards(front_port: int | None = None, trace_proxy_port: int | None = None) -> list[Forward]:
+
+def default_forwards(front_port: int | None = None, trace_proxy_port: int | None = None,
+                     otlp_port: int | None = None, otlp: bool = True) -> list[Forward]:
+    """front-envoy and the trace proxy; its OTLP port too unless `otlp` is False (a proxy without one)."""
     return [
         Forward(FRONT, front_port or FRONT_LOCAL_PORT, INGRESS_PORT),
         Forward(TRACE_PROXY, trace_proxy_port or TRACE_PROXY_PORT, TRACE_PROXY_PORT),
+        *([Forward(TRACE_PROXY, otlp_port or TRACE_PROXY_OTLP_PORT, TRACE_PROXY_OTLP_PORT)] if otlp else []),
     ]
+
+
+def serves_otlp(kubectl: Kubectl) -> bool:
+    """Whether the deployed trace proxy's pod has the OTLP port (manifests/base/trace-proxy.yaml's
+    otlp-http): the upstream-proxy variant's has not, and a forward to it would fail."""
+    result = kubectl.run("get", "deployment", TRACE_PROXY,
+                         "-o", "jsonpath={.spec.template.spec.containers[*].ports[*].name}",
+                         capture=True, check=False, timeout=60)
+    return result.returncode == 0 and OTLP_PORT_NAME in result.stdout.split()
+
+
+def by_role(forwards) -> dict[str, int]:
+    """Local port by what each forward reaches (FRONT, TRACE_PROXY, OTLP, ZIPKIN_UI)."""
+    return {forward.role: forward.local_port for forward in forwards}
 
 
 def alive(pid: int) -> bool:
@@ -99,7 +124,7 @@ def start(kubectl: Kubectl, forwards: list[Forward], directory: Path, timeout: f
     started: list[Forward] = []
     try:
         for forward in forwards:
-            log = directory / f"forward-{forward.service}.log"
+            log = directory / f"forward-{forward.role}.log"
             with open(log, "wb") as out:
                 process = subprocess.Popen(
                     kubectl.argv("port-forward", "--address", LOOPBACK, f"svc/{forward.service}",

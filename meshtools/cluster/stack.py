@@ -238,9 +238,9 @@ def remove_other_variants(kubectl: Kubectl, variant: str) -> None:
 
 def start_forwards(
     kubectl: Kubectl, front_port: int | None = None, trace_proxy_port: int | None = None,
-    zipkin_ui_port: int | None = None,
+    zipkin_ui_port: int | None = None, otlp_port: int | None = None,
 ) -> list[port_forward.Forward]:
-    wanted = port_forward.default_forwards(front_port, trace_proxy_port)
+    wanted = port_forward.default_forwards(front_port, trace_proxy_port, otlp_port, otlp=port_forward.serves_otlp(kubectl))
     if kubectl.exists("service", ZIPKIN_UI):  # the zipkin-ui variant is deployed
         wanted.append(port_forward.Forward(ZIPKIN_UI, zipkin_ui_port or ZIPKIN_UI_LOCAL_PORT, TRACE_PROXY_PORT))
     # SIGTERM as Ctrl-C, so a killed task stops the forwards it had started.
@@ -248,9 +248,11 @@ def start_forwards(
         forwards = port_forward.start(kubectl, wanted, state_dir())
     for f in forwards:
         console.print(f"Forwarding {LOOPBACK}:{f.local_port} → svc/{f.service}:{f.remote_port}")
-    ports = {f.service: f.local_port for f in forwards}
+    ports = port_forward.by_role(forwards)
     if TRACE_PROXY in ports:
         console.print(f"Traces in your browser: http://{LOOPBACK}:{ports[TRACE_PROXY]}/")
+    if port_forward.OTLP in ports:
+        console.print(f"OTLP/HTTP for your own OpenTelemetry SDKs: http://{LOOPBACK}:{ports[port_forward.OTLP]}/v1/traces")
     if ZIPKIN_UI in ports:
         console.print(f"Zipkin's own UI: http://{LOOPBACK}:{ports[ZIPKIN_UI]}/zipkin/")
     if not front_port and not trace_proxy_port:
@@ -268,7 +270,7 @@ def stop_forwards() -> list[port_forward.Forward]:
 def summary(cluster_name: str | None, forwards: list[port_forward.Forward], has_key: bool,
             target: Target | None = None) -> list[str]:
     """What `inv up` leaves running and where, as lines for the terminal."""
-    ports = {f.service: f.local_port for f in forwards}
+    ports = port_forward.by_role(forwards)
     front_url = f"http://{LOOPBACK}:{ports[FRONT]}" if FRONT in ports else FRONT_URL
     proxy_url = f"http://{LOOPBACK}:{ports[TRACE_PROXY]}" if TRACE_PROXY in ports else TRACE_PROXY_URL
     # --url only when a port differs from the default the view tasks assume.
@@ -323,7 +325,8 @@ def image_for(target: Target) -> str:
 
 
 def up(target: Target, variant: str = "default", build_options: image.BuildOptions = image.BuildOptions(),
-       front_port: int | None = None, trace_proxy_port: int | None = None, node_image: str | None = None) -> None:
+       front_port: int | None = None, trace_proxy_port: int | None = None, node_image: str | None = None,
+       otlp_port: int | None = None) -> None:
     """The whole stack: cluster, image, secret, manifests, port-forwards; then where it all runs."""
     check_variant(variant)  # before anything is created, not when the manifests are finally applied
     check_envoy_configs(variant)
@@ -342,7 +345,7 @@ def up(target: Target, variant: str = "default", build_options: image.BuildOptio
     # existing Secret is kept and the prompt comes only when there is none.
     has_key = put_secret(kubectl, keep_existing=not secrets.key_from_env())
     roll_out(kubectl, variant, ref, shared=not target.is_kind)
-    forwards = start_forwards(kubectl, front_port, trace_proxy_port)
+    forwards = start_forwards(kubectl, front_port, trace_proxy_port, otlp_port=otlp_port)
     console.print()
     for line in summary(target.cluster, forwards, has_key, target):
         console.print(line)
@@ -361,7 +364,8 @@ def cluster_up(cluster: str, node_image: str | None = None) -> None:
 
 def down(target: Target) -> None:
     """Stop the port-forwards, then remove the stack: the kind cluster, or on a shared cluster the
-    labelled objects in the namespace (never a cluster the tasks did not create)."""
+    labelled objects in the namespace, and the namespace when the tasks created it and it is
+    otherwise empty (never a cluster the tasks did not create)."""
     if target.is_kind:
         delete_kind_cluster(target.cluster)
         return
@@ -372,8 +376,7 @@ def down(target: Target) -> None:
         console.print(f"Deleted {name}.")
     if not deleted:
         console.print(f"Nothing of the stack in namespace {target.namespace}; nothing to delete.")
-    console.print(f"Namespace {target.namespace} stays (it may hold other things): "
-                  f"`kubectl --context {target.context} delete namespace {target.namespace}` removes it.")
+    console.print(remote.delete_namespace_if_ours(kubectl))
 
 
 def delete_kind_cluster(cluster: str) -> None:
@@ -489,9 +492,9 @@ def secret(target: Target) -> None:
 
 
 def forward(target: Target, stop: bool = False, front_port: int | None = None,
-            trace_proxy_port: int | None = None, zipkin_ui_port: int | None = None) -> None:
+            trace_proxy_port: int | None = None, zipkin_ui_port: int | None = None, otlp_port: int | None = None) -> None:
     if stop:
         if not stop_forwards():
             console.print("No port-forwards were running.")
         return
-    start_forwards(open_target(target), front_port, trace_proxy_port, zipkin_ui_port)
+    start_forwards(open_target(target), front_port, trace_proxy_port, zipkin_ui_port, otlp_port)

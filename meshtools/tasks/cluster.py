@@ -22,11 +22,12 @@ from meshtools.tasks.options import (
     KUBERNETES_HELP,
     NAME_HELP,
     NODE_IMAGE_HELP,
+    OTLP_PORT_HELP,
     REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
-    TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
+    TRACE_PROXY_PORT_HELP,
     VARIANT_HELP,
     ZIPKIN_UI_PORT_HELP,
     cluster_name,
@@ -124,25 +125,28 @@ def secret(c, name=None, context=None, namespace=None, allow_context=False):
     stack.secret(target_from(c, name, context, namespace, None, allow_context))
 
 
-@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT", "otlp_port": "PORT"}, help={
     "name": NAME_HELP,
     "stop": "stop the recorded port-forwards instead of starting them",
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "otlp_port": OTLP_PORT_HELP,
     "zipkin_ui_port": ZIPKIN_UI_PORT_HELP,
     **TARGET_HELP,
 })
 def forward(c, name=None, stop=False, front_port=None, trace_proxy_port=None, zipkin_ui_port=None, context=None,
-            namespace=None, allow_context=False):
-    """Port-forward front-envoy and the trace proxy to their usual local ports, in the background.
+            namespace=None, allow_context=False, otlp_port=None):
+    """Port-forward front-envoy and the trace proxy (Zipkin and OTLP/HTTP) to their usual local ports,
+    in the background.
 
     With the zipkin-ui variant deployed, Zipkin's own UI too.
     """
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
     zipkin_ui_port = options.port(zipkin_ui_port, "--zipkin-ui-port")
+    otlp_port = options.port(otlp_port, "--otlp-port")
     stack.forward(target_from(c, name, context, namespace, None, allow_context), stop, front_port, trace_proxy_port,
-                  zipkin_ui_port)
+                  zipkin_ui_port, otlp_port)
 
 
 ns = Collection("cluster")
@@ -154,7 +158,7 @@ ns.add_task(images)
 # which may then name them separated by commas.
 ns.configure({"cluster": {"name": kind.DEFAULT_CLUSTER_NAME, "tracer": None, "context": None, "namespace": None,
                           "registry": None, "allowed_contexts": None,
-                          "node_image": None}})
+                          "node_image": None, "base_image": None, "build_network": None}})
 
 # Top-level tasks: tasks.py adds each with ns.add_task(...).
 TOP_LEVEL_TASKS = (build, deploy, secret, forward, lock)

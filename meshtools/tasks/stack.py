@@ -26,11 +26,12 @@ from meshtools.tasks.options import (
     NAME_HELP,
     NODE_IMAGE_HELP,
     OFFLINE_HELP,
+    OTLP_PORT_HELP,
     REBUILD_HELP,
     REGISTRY_HELP,
     TARGET_HELP,
-    TRACE_PROXY_PORT_HELP,
     TRACER_HELP,
+    TRACE_PROXY_PORT_HELP,
     VARIANT_HELP,
     mesh_from,
     target_from,
@@ -52,12 +53,13 @@ def on_cluster(c, cluster: bool, **cluster_flags) -> bool:
     return bool(cluster) or any(bool(v) for v in cluster_flags.values()) or target == "cluster" or configured
 
 
-@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT"}, help={
+@task(klass=MeshTask, metavars={"front_port": "PORT", "trace_proxy_port": "PORT", "otlp_port": "PORT"}, help={
     "name": NAME_HELP,
     "variant": VARIANT_HELP,
     "rebuild": REBUILD_HELP,
     "front_port": FRONT_PORT_HELP,
     "trace_proxy_port": TRACE_PROXY_PORT_HELP,
+    "otlp_port": OTLP_PORT_HELP,
     "tracer": TRACER_HELP,
     "registry": REGISTRY_HELP,
     "node_image": NODE_IMAGE_HELP,
@@ -68,7 +70,7 @@ def on_cluster(c, cluster: bool, **cluster_flags) -> bool:
 })
 def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_proxy_port=None, tracer=None,
        context=None, namespace=None, registry=None, allow_context=False, node_image=None, offline=False,
-       kubernetes=None, cluster=False):
+       kubernetes=None, cluster=False, otlp_port=None):
     """The local mesh (as local.up), or with --cluster the whole cluster stack.
 
     On the cluster: cluster.up, build, secret, deploy, forward; then where it all runs. With
@@ -80,12 +82,14 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
                       namespace=namespace, registry=registry, allow_context=allow_context, node_image=node_image,
                       offline=offline, kubernetes=kubernetes):
         print("The local mesh (`inv up --cluster` brings up the kind cluster instead):", flush=True)
-        options.start_or_reuse(c, front_port=front_port, trace_proxy_port=trace_proxy_port, tracer=tracer)
+        options.start_or_reuse(c, front_port=front_port, trace_proxy_port=trace_proxy_port, otlp_port=otlp_port,
+                               tracer=tracer)
         return
     # A bad flag fails before anything is created.
     variant = stack.variant_for(variant, tracer_from(c, tracer, "cluster"))
     front_port = options.port(front_port, "--front-port")
     trace_proxy_port = options.port(trace_proxy_port, "--trace-proxy-port")
+    otlp_port = options.port(otlp_port, "--otlp-port")
     target = target_from(c, name, context, namespace, registry, allow_context)
     build_options = options.build_options(c, rebuild=rebuild)
     node_image = options.node_image(c, node_image)
@@ -95,7 +99,7 @@ def up(c, name=None, variant="default", rebuild=False, front_port=None, trace_pr
         built = offline_build.images(kubernetes or "")
         node_image = built.node_image
         build_options = replace(build_options, base_image=built.base_image, network="host")
-    stack.up(target, variant, build_options, front_port, trace_proxy_port, node_image)
+    stack.up(target, variant, build_options, front_port, trace_proxy_port, node_image, otlp_port)
 
 
 @task(help={"name": NAME_HELP, "cluster": CLUSTER_HELP, **TARGET_HELP})

@@ -33,6 +33,7 @@ from meshtools.views.urls import url_flag
 from meshtools.views.zipkin_client import TraceProxyError, ZipkinClient
 
 BENCH_SCRIPT = PROJECT_ROOT / "bench" / "mesh.py"
+CLUSTER_BENCH_SCRIPT = PROJECT_ROOT / "bench" / "cluster_loop.py"
 ANALYSIS_TRACES = 1000  # traces read for --breakdown / --heatmap unless --limit says otherwise
 AVAILABLE_FIELDS_SHOWN = 12
 HEATMAP_WINDOW_S = 300  # --heatmap without --lookback: the spans of the 5 minutes up to the newest
@@ -224,22 +225,28 @@ def print_request_logs(c, spans: list[dict], console) -> None:
         "quick": "shorter runs (for a smoke test; the figures get noisier)",
         "write": "also write the figures to docs/benchmark.md",
         "only": "measure only these figures, comma separated: cold, scaling, sidecar, dev, proxy (default: all)",
+        "cluster": "measure `inv dev --cluster`'s save → served on the running kind cluster instead",
+        "name": options.NAME_HELP,
     },
     metavars={"only": "FIGURE,…"},
 )
-def bench(c, quick=False, write=False, only=None):
+def bench(c, quick=False, write=False, only=None, cluster=False, name=None):
     """Benchmark the local mesh; --write saves the figures.
 
     Measures cold start, scaling, sidecar and hop cost, ingest and completeness;
-    --write puts the figures in docs/benchmark.md.
+    --write puts the figures in docs/benchmark.md. With --cluster: the inner
+    loop on the kind cluster (live update and build + deploy, save → served).
     """
-    args = [sys.executable, str(BENCH_SCRIPT)]
-    if quick:
-        args.append("--quick")
-    if write:
-        args.append("--write")
-    if only:
-        args += ["--only", only]
+    if cluster:
+        if write or only:
+            raise Exit("--write and --only are for the local mesh's figures; --cluster takes --quick and --name.")
+        args = [sys.executable, str(CLUSTER_BENCH_SCRIPT), "--name", options.cluster_name(c, name)]
+        args += ["--saves", "2", "--no-rebuild"] if quick else []
+    else:
+        args = [sys.executable, str(BENCH_SCRIPT)]
+        args += ["--quick"] if quick else []
+        args += ["--write"] if write else []
+        args += ["--only", only] if only else []
     # The script owns a whole local mesh on its own ports; it runs as its own process so a
     # Ctrl-C or a crash there cannot leave this one in a strange state.
     result = subprocess.run(args, cwd=PROJECT_ROOT)

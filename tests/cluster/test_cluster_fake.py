@@ -259,6 +259,26 @@ def test_forward_runs_in_the_background_and_stop_ends_it_fake(fakes):
     assert not (fakes.mesh / "forward.json").exists()
 
 
+@pytest.mark.parametrize("variant, forwards_otlp", [("default", True), ("upstream-proxy", False)])
+def test_forward_adds_the_trace_proxys_otlp_port_when_it_has_one_fake(fakes, variant, forwards_otlp):
+    fakes.inv("cluster.up")
+    fakes.inv("build")
+    code, _, err = fakes.inv("deploy", "--variant", variant, "--no-forward")
+    assert code == 0, err
+    front, proxy, otlp = free_port(), free_port(), free_port()
+
+    code, out, err = fakes.inv("forward", "--front-port", str(front), "--trace-proxy-port", str(proxy),
+                               "--otlp-port", str(otlp))
+
+    assert code == 0, err
+    records = {(r["service"], r["local_port"], r["remote_port"])
+               for r in json.loads((fakes.mesh / "forward.json").read_text())}
+    assert (("trace-proxy", otlp, 4318) in records) == forwards_otlp  # the seed's proxy takes no OTLP
+    assert answers(otlp) == forwards_otlp
+    assert (f"http://127.0.0.1:{otlp}/v1/traces" in out) == forwards_otlp
+    fakes.inv("forward", "--stop")
+
+
 def test_the_zipkin_ui_variant_rolls_out_zipkin_and_forward_adds_its_ui_fake(fakes):
     fakes.inv("cluster.up")
     fakes.inv("build")

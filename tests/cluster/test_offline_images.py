@@ -13,6 +13,7 @@ import pytest
 from invoke.exceptions import Exit
 
 from meshtools.cluster.offline import build, cache, gobuild, node, versions
+from meshtools.cluster.offline.background import Background
 from meshtools.cluster.offline.docker_images import FILES
 from meshtools.cluster.offline.progress import Steps
 from tests.support.inv_process import run_inv
@@ -166,3 +167,38 @@ def test_runc_is_asked_only_for_what_the_caller_can_grant(tmp_path):
     caps = spec["process"]["capabilities"]
     assert caps == {"bounding": ["CAP_CHOWN", "CAP_NET_ADMIN"], "effective": ["CAP_CHOWN"], "permitted": []}
     assert spec["process"]["oomScoreAdj"] >= int(Path("/proc/self/oom_score_adj").read_text())
+
+
+def test_background_jobs_run_in_order_and_hand_over_results_and_errors():
+    import threading
+
+    order, release = [], threading.Event()
+
+    def slow():
+        release.wait(10)
+        order.append("slow")
+        return 1
+
+    def failing():
+        order.append("failing")
+        raise Exit("debootstrap failed")
+
+    jobs = Background({"slow": slow, "failing": failing, "last": lambda: order.append("last") or "done"})
+    assert not jobs.done("slow") and not jobs.done("last")  # one after another: the rest wait
+    release.set()
+    assert jobs.result("last") == "done"
+    assert order == ["slow", "failing", "last"]
+    assert jobs.result("slow") == 1
+    with pytest.raises(Exit, match="debootstrap failed"):  # raised where the result is asked for
+        jobs.result("failing")
+
+
+def test_coredns_is_built_with_the_plugins_a_kind_corefile_uses():
+    """kubeadm's Corefile (what kind writes) names these directives; each needs its plugin compiled in."""
+    corefile_directives = {"errors", "health", "ready", "kubernetes", "prometheus", "forward", "cache", "loop",
+                           "reload", "loadbalance"}
+    source = gobuild.coredns_main()
+    plugin_of = {"prometheus": "metrics"}  # the directive's plugin package
+    for directive in corefile_directives:
+        assert f'"github.com/coredns/coredns/plugin/{plugin_of.get(directive, directive)}"' in source
+    assert '"github.com/coredns/coredns/core/plugin"' not in source  # that one links every plugin

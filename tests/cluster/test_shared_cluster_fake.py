@@ -47,7 +47,8 @@ class SharedFakes(Fakes):
         return ns
 
     def ports(self) -> tuple[str, ...]:
-        return "--front-port", str(free_port()), "--trace-proxy-port", str(free_port())
+        return ("--front-port", str(free_port()), "--trace-proxy-port", str(free_port()),
+                "--otlp-port", str(free_port()))
 
 
 @pytest.fixture
@@ -255,20 +256,53 @@ def test_down_deletes_only_the_labelled_objects_in_that_namespace_and_no_cluster
     (delete,) = fakes.argvs("kubectl", "delete")
     assert delete[1:5] == ["--context", CONTEXT, "--namespace", NAMESPACE]
     assert delete[delete.index("--selector") + 1] == ",".join(f"{k}={v}" for k, v in STACK_LABELS.items())
-    assert "Deleted deployment.apps/front-envoy." in out and f"Namespace {NAMESPACE} stays" in out
+    assert "Deleted deployment.apps/front-envoy." in out
+    assert f"Namespace {NAMESPACE} stays: it holds other things too (deployment.apps/their-app" in out
 
 
-def test_down_stops_the_port_forwards_to_the_shared_cluster_fake(fakes):
-    front, proxy = free_port(), free_port()
-    code, _, err = fakes.inv("up", *TARGET, "--registry", REGISTRY, "--front-port", str(front),
-                             "--trace-proxy-port", str(proxy), configure=ALLOWED)
+def test_down_deletes_the_namespace_it_created_once_nothing_else_is_in_it_fake(fakes):
+    fakes.add_object("namespace", "other-team", None)
+    code, out, err = shared_up(fakes)
     assert code == 0, err
-    assert answers(front) and answers(proxy)
+    assert f"Created namespace {NAMESPACE}." in out
 
     code, out, err = fakes.inv("down", *TARGET, configure=ALLOWED)
 
     assert code == 0, err
-    assert not answers(front) and not answers(proxy)
+    assert ("namespace", NAMESPACE, None) not in fakes.objects()
+    assert ("namespace", "other-team", None) in fakes.objects()
+    assert f"Deleted namespace {NAMESPACE} (created by the tasks)." in out
+    (delete,) = fakes.argvs("kubectl", "delete", "namespace")
+    assert delete[1:3] == ["--context", CONTEXT]
+
+
+def test_down_never_deletes_a_namespace_it_did_not_create_fake(fakes):
+    fakes.add_object("namespace", NAMESPACE, None)  # the team's own, empty but for the stack
+    code, out, err = shared_up(fakes)
+    assert code == 0, err
+    assert "Created namespace" not in out
+
+    code, out, err = fakes.inv("down", *TARGET, configure=ALLOWED)
+
+    assert code == 0, err
+    assert fakes.objects(NAMESPACE) == set()
+    assert ("namespace", NAMESPACE, None) in fakes.objects()
+    assert f"Namespace {NAMESPACE} stays: the tasks did not create it." in out
+    assert not fakes.argvs("kubectl", "delete", "namespace")
+
+
+def test_down_stops_the_port_forwards_to_the_shared_cluster_fake(fakes):
+    front, proxy, otlp = free_port(), free_port(), free_port()
+    code, out, err = fakes.inv("up", *TARGET, "--registry", REGISTRY, "--front-port", str(front),
+                               "--trace-proxy-port", str(proxy), "--otlp-port", str(otlp), configure=ALLOWED)
+    assert code == 0, err
+    assert answers(front) and answers(proxy) and answers(otlp)
+    assert f"OTLP/HTTP for your own OpenTelemetry SDKs: http://127.0.0.1:{otlp}/v1/traces" in out
+
+    code, out, err = fakes.inv("down", *TARGET, configure=ALLOWED)
+
+    assert code == 0, err
+    assert not answers(front) and not answers(proxy) and not answers(otlp)
 
 
 def test_up_on_a_shared_cluster_says_how_to_reach_and_remove_it_fake(fakes):

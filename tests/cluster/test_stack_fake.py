@@ -182,7 +182,7 @@ def test_summary_with_the_default_ports_needs_no_url_flags():
 def test_the_e2e_harness_deploys_from_a_copy_and_leaves_the_repository_alone_fake(fakes, tmp_path):
     """The cluster e2e tests' `inv` runs in a subprocess from a changed copy of the tree."""
     tree = copy_tree(tmp_path / "tree")
-    stack = ClusterStack("envoy-tracing", fakes.mesh, free_port(), free_port())
+    stack = ClusterStack("envoy-tracing", fakes.mesh, free_port(), free_port(), free_port())
     stack.inv("cluster.up", tree=tree)
     stack.inv("build", "--name", stack.name, "deploy", "--name", stack.name, "--no-forward", tree=tree)
     stack.inv("forward", "--name", stack.name, *stack.forward_ports(), tree=tree)
@@ -190,7 +190,8 @@ def test_the_e2e_harness_deploys_from_a_copy_and_leaves_the_repository_alone_fak
     (build,) = fakes.argvs("docker", "build")
     assert Path(build[build.index("--file") + 1]).is_relative_to(tree)
     # The forwards are recorded in the tests' own state directory, not the developer's.
-    assert {f.local_port for f in port_forward.recorded(fakes.mesh)} == {stack.front_port, stack.trace_proxy_port}
-    assert answers(stack.front_port) and answers(stack.trace_proxy_port)
+    assert {f.local_port for f in port_forward.recorded(fakes.mesh)} == {stack.front_port, stack.trace_proxy_port,
+                                                                        stack.otlp_port}
+    assert answers(stack.front_port) and answers(stack.trace_proxy_port) and answers(stack.otlp_port)
     stack.stop_forwards()
     assert not answers(stack.front_port)

@@ -76,6 +76,7 @@ class ClusterStack:
     state: Path  # ENVOY_TRACING_STATE_DIR of every `inv` the tests run
     front_port: int
     trace_proxy_port: int
+    otlp_port: int  # the trace proxy's OTLP/HTTP receiver, forwarded too (never a developer's 4318)
 
     @property
     def front_url(self) -> str:
@@ -95,12 +96,17 @@ class ClusterStack:
         # Test spans stay out of a developer's Honeycomb.
         environ = {k: v for k, v in os.environ.items() if k not in secrets.KEY_VARIABLES}
         env = {STATE_DIR_ENV: str(self.state),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")])),
+               **self.settings()}
         result = run_inv(*argv, environ=environ, env=env, cwd=tree, timeout=INV_TIMEOUT, capture=capture)
         if result.returncode:
             shown = f":\n{result.stdout}{result.stderr}" if capture else "; its output is above."
             pytest.fail(f"`inv {' '.join(argv)}` in {tree} failed (exit {result.returncode}){shown}")
         return result.stdout if capture else ""
+
+    def settings(self) -> dict[str, str]:
+        """Invoke settings for every `inv` (INVOKE_* variables); none on the kind cluster."""
+        return {}
 
     def inv_output(self, *argv: str) -> str:
         return self.inv(*argv, capture=True)
@@ -110,7 +116,8 @@ class ClusterStack:
         return (self.state / image.TAG_FILE).read_text().strip()
 
     def forward_ports(self) -> list[str]:
-        return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port)]
+        return ["--front-port", str(self.front_port), "--trace-proxy-port", str(self.trace_proxy_port),
+                "--otlp-port", str(self.otlp_port)]
 
     def up(self) -> None:
         offline = ["--offline"] if os.environ.get(OFFLINE_ENV) else []
@@ -192,7 +199,7 @@ def cluster_stack_session(config: pytest.Config, state: Path):
         pytest.skip(f"cluster end-to-end tests need Docker, kind and kubectl: {exc.message}")
     name = kind.DEFAULT_CLUSTER_NAME  # the name CI's diagnostics steps use
     created = not kind.exists(name)
-    stack = ClusterStack(name, state, steady_port(), steady_port())
+    stack = ClusterStack(name, state, steady_port(), steady_port(), steady_port())
     try:
         stack.up()
         yield stack

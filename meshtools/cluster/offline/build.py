@@ -23,6 +23,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 
 from meshtools.cluster.offline import cache, docker_images, gobuild, rootfs
+from meshtools.cluster.offline.background import Background
 from meshtools.cluster.offline.docker_images import DOCKERFILES, FILES
 from meshtools.cluster.offline.progress import Steps
 from meshtools.cluster.offline.versions import (DEBIAN_SUITE, KIND, KUBERNETES, ZIPKIN, check_kubernetes,
@@ -64,10 +65,12 @@ def envoy_binary() -> tuple[Path, str]:
 
 
 def node_key(kubernetes: str) -> str:
-    """Every input of the node image: versions, the recipes in this package, the rootfs recipe."""
+    """Every input of the node image: versions, the recipes in this package, the rootfs recipe,
+    what the Go builds compile."""
     _, envoy_version = envoy_binary()
     return cache.key(kubernetes, KIND, ZIPKIN, DEBIAN_SUITE, envoy_version, rootfs.RECIPE, RECIPE,
-                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES)
+                     repr(sorted(rootfs.FLAVOURS.items())), DOCKERFILES, FILES,
+                     gobuild.coredns_main(), repr(gobuild.KUBERNETES_COMMANDS))
 
 
 def images(kubernetes: str = "", console=None) -> Built:
@@ -77,10 +80,15 @@ def images(kubernetes: str = "", console=None) -> Built:
     key = node_key(kubernetes)
     archive = cache.folder("images") / f"kind-node-v{kubernetes}-{key}.tar"
     steps = Steps(total=4 if archive.exists() else 12, console=console)
+    # Cold: the downloads and debootstraps go on while Kubernetes compiles.
+    cold = not archive.exists() and not docker_images.current(ref, key)
+    fetched = None if not cold else Background({
+        **{flavour: lambda flavour=flavour: rootfs.tarball(flavour) for flavour in ("base", "node", "jre")},
+        "zipkin": zipkin_jar})
     with steps.step("kind and kubectl") as step:
         tools(kubernetes, step)
     with steps.step("Python base image") as step:
-        rootfs_image("base", step)
+        rootfs_image("base", step, fetched)
     with steps.step("node image") as step:
         if docker_images.current(ref, key):
             step.skip("in Docker")
@@ -89,7 +97,7 @@ def images(kubernetes: str = "", console=None) -> Built:
             docker_images.load(archive)
             step.skip(f"loaded from {archive.name}")
     if not docker_images.current(ref, key):
-        build_node(kubernetes, ref, key, steps)
+        build_node(kubernetes, ref, key, steps, fetched)
         with steps.step("caching the node image") as step:
             for stale in archive.parent.glob(f"kind-node-v{kubernetes}-*.tar"):
                 stale.unlink()
@@ -112,9 +120,14 @@ def tools(kubernetes: str, step) -> None:
     shutil.copy2(gobuild.kubernetes(kubernetes, note=step.note) / "kubectl", bin_dir() / "kubectl")
 
 
-def rootfs_image(flavour: str, step) -> str:
+def rootfs_image(flavour: str, step, fetched: Background | None = None) -> str:
     ref = rootfs.image_ref(flavour)
-    tarball = rootfs.tarball(flavour, note=step.note)
+    if fetched:
+        if not fetched.done(flavour):
+            step.note("debootstrap (started in the background) finishing")
+        tarball = fetched.result(flavour)
+    else:
+        tarball = rootfs.tarball(flavour, note=step.note)
     if docker_images.current(ref, tarball.stem):
         step.skip("in Docker")
     else:
@@ -123,7 +136,7 @@ def rootfs_image(flavour: str, step) -> str:
     return ref
 
 
-def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
+def build_node(kubernetes: str, ref: str, key: str, steps: Steps, fetched: Background | None = None) -> None:
     with steps.step(f"Kubernetes v{kubernetes} (15-25 min on 2 cores)") as step:
         kube_bin = gobuild.kubernetes(kubernetes, note=step.note)
     listed = run([str(kube_bin / "kubeadm"), "config", "images", "list", "--kubernetes-version", f"v{kubernetes}"],
@@ -133,14 +146,14 @@ def build_node(kubernetes: str, ref: str, key: str, steps: Steps) -> None:
         etcd_bin = gobuild.etcd(tag_version(wanted["etcd"]), note=step.note)
         coredns_bin = gobuild.coredns(tag_version(wanted["coredns"]), note=step.note)
     with steps.step("Debian root filesystems") as step:
-        node_base = rootfs_image("node", step)
-        jre_base = rootfs_image("jre", step)
+        node_base = rootfs_image("node", step, fetched)
+        jre_base = rootfs_image("jre", step, fetched)
     base = rootfs.image_ref("base")
     with tempfile.TemporaryDirectory(prefix="envoy-tracing-node-") as scratch:
         scratch = Path(scratch)
         with steps.step("pause and Zipkin's server") as step:
             pause = compile_pause(scratch)
-            jar = zipkin_jar(step)
+            jar = fetched.result("zipkin") if fetched else zipkin_jar(step.note)
         with steps.step("control plane, DNS, Envoy, Zipkin images") as step:
             refs = cluster_images(wanted, kube_bin, etcd_bin, coredns_bin, pause, jar, base, jre_base, key, step)
         with steps.step("node filesystem") as step:
@@ -178,14 +191,14 @@ def compile_pause(scratch: Path) -> Path:
     return output
 
 
-def zipkin_jar(step) -> Path:
+def zipkin_jar(note=lambda text: None) -> Path:
     """io.zipkin:zipkin-server's exec jar from Maven Central, checked against its published SHA-1."""
     name = f"zipkin-server-{ZIPKIN}-exec.jar"
     target = cache.folder("maven") / name
     if target.exists():
         return target
     url = f"{MAVEN_CENTRAL}/io/zipkin/zipkin-server/{ZIPKIN}/{name}"
-    step.note(f"downloading {name} (about 130 MB)")
+    note(f"downloading {name} (about 130 MB)")
     try:
         with urllib.request.urlopen(f"{url}.sha1", timeout=60) as reply:
             expected = reply.read().decode().split()[0]
