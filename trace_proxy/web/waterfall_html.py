@@ -7,7 +7,7 @@ template wrote; every value from a span still goes through `visible`, `clip` and
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from markupsafe import Markup, escape
 
@@ -45,11 +45,28 @@ def row_html(row: SpanRow, link: str, matched: bool, selected: bool) -> str:
             f'<span class="bar" role="cell"><span class="lane"><i class="b {row.bar_classes}"></i>{path}</span></span></div>')
 
 
-def rows_html(rows: Sequence[SpanRow], *, span_link: str, matched: set, selected: SpanRow | None) -> Markup:
-    """Every row, one a line, in groups of GROUP_ROWS (see ui.css: the browser lays out and
-    paints only the groups on screen). `span_link`: what a row's link starts with (the trace's
-    address and "?span="; "" for an uploaded trace, whose rows link to their anchor only)."""
+def row_groups(rows: Sequence[SpanRow], *, span_link: str, matched: set, selected: SpanRow | None) -> Iterator[Markup]:
+    """The rows in groups of GROUP_ROWS, each written when asked for: the trace page streams
+    them (the browser parses the first groups while the server writes the rest). The browser
+    lays out and paints only the groups on screen (ui.css). `span_link`: what a row's link
+    starts with (the trace's address and "?span="; "" for an uploaded trace, whose rows link
+    to their anchor only)."""
     link = escape(span_link)
-    lines = [row_html(row, link, row.span.get("id") in matched, row is selected) for row in rows]
-    groups = ("\n".join(lines[i:i + GROUP_ROWS]) for i in range(0, len(lines), GROUP_ROWS))
-    return Markup("".join(f'<div class="rows" role="rowgroup">\n{group}\n</div>\n' for group in groups))
+    for start in range(0, len(rows), GROUP_ROWS):
+        lines = "\n".join(row_html(row, link, row.span.get("id") in matched, row is selected)
+                          for row in rows[start:start + GROUP_ROWS])
+        yield Markup(f'<div class="rows" role="rowgroup">\n{lines}\n</div>\n')
+
+
+def buffered(pieces: Iterable[str], size: int = 32_768) -> Iterator[str]:
+    """A template's many small pieces joined into writes of about `size` characters."""
+    held: list[str] = []
+    length = 0
+    for piece in pieces:
+        held.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(held)
+            held, length = [], 0
+    if held:
+        yield "".join(held)
