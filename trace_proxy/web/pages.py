@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, render_template, request, stream_template, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from trace_proxy.ingest.zipkin_json import SpanError, normalize_trace_id
 from trace_proxy.store import wholeness
@@ -22,7 +22,7 @@ from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
 from trace_proxy.web import analysis, export, model, upload
 from trace_proxy.web.text import clip, visible
-from trace_proxy.web.waterfall_html import buffered, row_groups
+from trace_proxy.web.waterfall_html import ROWS_HERE, around_rows, row_groups
 from trace_proxy.web import logs as web_logs
 from trace_proxy.web import bubbleup as bubble
 from trace_proxy.web.replies import text
@@ -186,12 +186,9 @@ def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
         reply.headers["Referrer-Policy"] = "no-referrer"
         return reply
 
-    def page(template: str, status: int = 200, *, stream: bool = False, **values):
-        """`stream`: send the page as it is written (a big trace's rows), not once it is whole."""
-        values.update(lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock, sorts=model.SORTS)
-        if stream:
-            return Response(buffered(stream_template(template, **values)), status, mimetype="text/html")
-        return render_template(template, **values), status
+    def page(template: str, status: int = 200, **values):
+        return render_template(template, lookbacks=LOOKBACKS_MS, human_span=human_span, clock=model.clock, sorts=model.SORTS,
+                               **values), status
 
     @pages.get("/")
     def search():
@@ -249,9 +246,11 @@ def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
         matched = {r.span.get("id") for r in view["rows"] if r.matches(find)} if find else set()
         span_link = "" if extra.get("uploaded") else url_for("pages.trace", ident=view["summary"].trace_id) + "?span="
         groups = row_groups(view["rows"], span_link=span_link, matched=matched, selected=view["selected"])
-        return page("trace.html", status, stream=True, **view, settle=store.settle_seconds, find=find,
-                    matches=len(matched), row_groups=groups, ruler=model.ruler(view["summary"].duration_us),
-                    max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+        html, status = page("trace.html", status, **view, settle=store.settle_seconds, find=find, matches=len(matched),
+                            rows_here=ROWS_HERE, ruler=model.ruler(view["summary"].duration_us),
+                            max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+        # Streamed: the browser parses the first rows while the server writes the rest.
+        return Response(around_rows(html, groups), status, mimetype="text/html")
 
     @pages.route("/upload", methods=["GET", "POST"])
     def upload_file():

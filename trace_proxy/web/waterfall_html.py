@@ -45,6 +45,20 @@ def row_html(row: SpanRow, link: str, matched: bool, selected: bool) -> str:
             f'<span class="bar" role="cell"><span class="lane"><i class="b {row.bar_classes}"></i>{path}</span></span></div>')
 
 
+ROWS_HERE = Markup("<!-- the rows -->")  # where trace.html's page is cut to stream the rows in
+
+
+def around_rows(page: str, groups: Iterable[str]) -> Iterator[str]:
+    """The page rendered with ROWS_HERE, sent in parts: what comes before the rows, each group
+    of rows as it is written, the rest. Nothing here needs Flask's request any more, so the
+    parts can be written after the view returned (a span's values are escaped: no "<" of
+    theirs can look like the mark)."""
+    head, tail = page.split(ROWS_HERE, 1)
+    yield head
+    yield from groups
+    yield tail
+
+
 def row_groups(rows: Sequence[SpanRow], *, span_link: str, matched: set, selected: SpanRow | None) -> Iterator[Markup]:
     """The rows in groups of GROUP_ROWS, each written when asked for: the trace page streams
     them (the browser parses the first groups while the server writes the rest). The browser
@@ -56,17 +70,3 @@ def row_groups(rows: Sequence[SpanRow], *, span_link: str, matched: set, selecte
         lines = "\n".join(row_html(row, link, row.span.get("id") in matched, row is selected)
                           for row in rows[start:start + GROUP_ROWS])
         yield Markup(f'<div class="rows" role="rowgroup">\n{lines}\n</div>\n')
-
-
-def buffered(pieces: Iterable[str], size: int = 32_768) -> Iterator[str]:
-    """A template's many small pieces joined into writes of about `size` characters."""
-    held: list[str] = []
-    length = 0
-    for piece in pieces:
-        held.append(piece)
-        length += len(piece)
-        if length >= size:
-            yield "".join(held)
-            held, length = [], 0
-    if held:
-        yield "".join(held)
