@@ -173,7 +173,7 @@ def test_dependency_labels_keep_off_the_lines_nodes_link_and_instances_group(pag
     assert axe_problems(page) == []
 
 
-def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
+def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo, screenshots):
     page.goto(f"{demo['url']}/trace/{demo['friend']['trace_id']}")
     ingress = page.locator(".waterfall .span").nth(1)  # service1's SERVER span: its app and its Envoy
     service = ingress.locator(".service").inner_text()
@@ -185,3 +185,5 @@ def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
     assert processes <= {f"{service}-app", f"{service}-envoy"} and f"{service}-app" in processes
     assert all(demo["friend"]["request_id"] in t or demo["friend"]["trace_id"] in t for t in lines.all_inner_texts())
     assert axe_problems(page) == []
+    page.locator("aside.panel section.logs").scroll_into_view_if_needed()
+    shoot(page, screenshots, "ui-logs.png")
