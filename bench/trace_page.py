@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     small_ms, big_ms, bare_ms = (results[label][0] for label in urls)
     print(f"  {len(big):,} spans / 12 spans: {big_ms / small_ms:.1f}×; / bare table: {big_ms / bare_ms:.1f}×; "
           f"budget {BUDGET_MS} ms: {'within' if big_ms <= BUDGET_MS else 'OVER'} ({big_ms / BUDGET_MS:.0%} of it)")
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
     return 0 if big_ms <= BUDGET_MS else 1
 
 
