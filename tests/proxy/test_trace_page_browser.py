@@ -241,6 +241,13 @@ def test_at_420_px_the_page_never_scrolls_sideways(browser, proxy, path):
                                          normal=proxy["normal"][0]["traceId"]))
     assert sideways_overflow(page) == 0
     assert axe_problems(page) == []  # boxes that scroll instead are reached by keyboard too
+    if path.startswith("/trace/{id}") and "stats" not in path:  # the waterfall scrolls in its box, bars and all
+        page.evaluate("document.querySelector('.waterfall').scrollLeft = 1e6")
+        bar = page.locator(".waterfall .span").last.locator("i.b")
+        bar.scroll_into_view_if_needed()
+        box = bar.bounding_box()
+        shown = f"document.elementFromPoint({box['x'] + box['width'] / 2}, {box['y'] + box['height'] / 2})"
+        assert page.evaluate(f"{shown}?.closest('.bar') !== null"), "the bar is cut off"
     context.close()
 
 
