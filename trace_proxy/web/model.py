@@ -67,9 +67,10 @@ def operation(span: dict | None) -> str:
     return f"{span.get('name') or '?'} {path}".strip()
 
 
-def compare_label(span: dict) -> str:
-    """How /compare matches spans of two traces: the service (not its instance) and operation."""
-    return f"{service_group(service_name(span) or '?')} {operation(span)}"
+def compare_label(span: dict) -> tuple[str, str]:
+    """How /compare matches spans of two traces: the service (not its instance) and the span's
+    name; then its URL path, which tells same-named calls of one parent apart (/stage/0…4)."""
+    return f"{service_group(service_name(span) or '?')} {span.get('name') or '?'}", url_path(span)
 
 
 # -- search rows ------------------------------------------------------------------------
