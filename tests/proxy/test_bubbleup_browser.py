@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.support.browser import axe_problems, shoot
+from tests.support.browser import axe_problems, shoot, sideways_overflow
 from tests.support.trace_proxy_process import running_proxy
 from tests.support.trace_proxy_spans import envoy_trace
 
@@ -63,6 +63,10 @@ def test_a_dragged_heatmap_region_bubbles_up_the_slow_pod(page, proxy, screensho
     pod = page.locator('section.field[data-field="service"] tr[data-value="service2-1"]')
     assert (pod.get_attribute("data-inside"), pod.get_attribute("data-outside")) == ("0.2500", "0.0000")
     assert axe_problems(page) == []
+    page.set_viewport_size({"width": 420, "height": 800})
+    assert sideways_overflow(page) == 0  # the distributions' tables scroll in their own box
+    assert axe_problems(page) == []  # which a keyboard reaches too
+    page.set_viewport_size({"width": 1200, "height": 720})
     page.locator("[data-selected-traces]").click()
     page.wait_for_url("**/?*")
     listed = set(page.locator("table.traces tbody tr").evaluate_all("rs => rs.map(r => r.dataset.traceId)"))

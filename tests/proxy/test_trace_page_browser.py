@@ -233,24 +233,48 @@ def test_keys_move_open_and_close_spans(page, proxy):
 
 
 @pytest.mark.parametrize("path", ["/", "/heatmap", "/dependencies", "/trace/{id}", "/trace/{id}?span={span}",
-                                  "/trace/{id}/stats", "/compare/{normal}/{id}"])
+                                  "/trace/{id}/stats", "/compare/{normal}/{id}", "/upload"])
 def test_at_420_px_the_page_never_scrolls_sideways(browser, proxy, path):
     context = browser.new_context(viewport={"width": 420, "height": 800})
     page = context.new_page()
     page.goto(proxy["url"] + path.format(id=proxy["failing"][0]["traceId"], span=proxy["failing"][9]["id"],
                                          normal=proxy["normal"][0]["traceId"]))
     assert sideways_overflow(page) == 0
+    assert axe_problems(page) == []  # boxes that scroll instead are reached by keyboard too
+    if path.startswith("/trace/{id}") and "stats" not in path:  # the waterfall scrolls in its box, bars and all
+        page.evaluate("document.querySelector('.waterfall').scrollLeft = 1e6")
+        bar = page.locator(".waterfall .span").last.locator("i.b")
+        bar.scroll_into_view_if_needed()
+        box = bar.bounding_box()
+        shown = f"document.elementFromPoint({box['x'] + box['width'] / 2}, {box['y'] + box['height'] / 2})"
+        assert page.evaluate(f"{shown}?.closest('.bar') !== null"), "the bar is cut off"
     context.close()
 
 
-def test_a_1000_span_trace_renders_whole_and_collapses(page, proxy):
+IN_VIEW = "r => { const box = r.getBoundingClientRect(); return box.height > 0 && box.top >= 0 && box.bottom <= innerHeight; }"
+
+
+def test_a_1000_span_trace_renders_whole_collapses_and_opens_at_a_span_far_down(page, proxy):
     spans = wide_trace(1000, request_id="wide-browser")
     post(proxy["url"], spans)
     open_trace(page, {**proxy, "wide": spans}, "wide")
     assert rows(page).count() == 1000
+    assert page.locator(".span.error").count() == sum(s["tags"].get("http.status_code") == "500" for s in spans) > 90
+    far = rows(page).nth(900).get_attribute("data-span-id")
+    # Rows off screen are not laid out until scrolled to (ui.css); a link to one still shows it.
+    for query in (f"?span={far}", f"?span={far}#span-{far}"):
+        open_trace(page, {**proxy, "wide": spans}, "wide", query)
+        selected = page.locator(".span.selected")
+        assert selected.get_attribute("data-span-id") == far
+        page.wait_for_function(f"document.querySelector('.span.selected') && ({IN_VIEW})(document.querySelector('.span.selected'))")
+    open_trace(page, {**proxy, "wide": spans}, "wide")
+    page.fill("[data-find]", "/item/998")
+    page.keyboard.press("Enter")
+    match = page.locator(".span.match")
+    assert match.count() == 1
+    page.wait_for_function(f"({IN_VIEW})(document.querySelector('.span.match'))")
     page.select_option("[data-depth]", "1")
     assert page.locator(".waterfall .span:visible").count() == 11
-    assert re.fullmatch(r"\d+", page.locator(".span.error").count().__str__())
 
 
 def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy, screenshots):
@@ -267,11 +291,11 @@ def test_two_traces_ticked_in_the_list_are_compared_span_by_span(page, proxy, sc
     table = page.locator("table.compare tbody tr")
     assert table.count() == 12  # service1-2 and service1-0 matched as service1: one row per span path
     top = table.first
-    assert top.get_attribute("data-path").endswith("service1 stage 3 /stage/3 › service2-0 stage".replace("service2-0", "service2"))
+    assert top.get_attribute("data-path").endswith("service1 stage 3 › service2 stage")
     cells = top.locator("td").all_inner_texts()
     assert cells[1:] == ["300.0", "1850.0", "+1550.0", "+1550.0"]
     only_b = page.locator('tr[data-only="b"]')
-    assert only_b.count() == 1 and "stage 4 /stage/4 › service2 stage" in only_b.get_attribute("data-path")
+    assert only_b.count() == 1 and only_b.get_attribute("data-path").endswith("stage 4 › service2 stage")
     assert only_b.locator("td").nth(1).inner_text() == "–"
     assert axe_problems(page) == []
 

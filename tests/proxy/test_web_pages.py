@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.trace_proxy_spans import envoy_trace
+from tests.support.trace_proxy_spans import envoy_trace, wide_trace
 from trace_proxy.app import create_app
 from trace_proxy.settings import Settings
 
@@ -99,6 +99,19 @@ def test_a_trace_page_shows_the_waterfall_with_slowest_and_errors_and_every_tag(
         assert [r[1] for r in rows if "selected" in r[0]] == [spans[1]["id"]]
         assert "<dd>retry @ +1.5 ms</dd>" in body and "<dt>guid:x-request-id</dt><dd>req-wf</dd>" in body
         assert f'href="/trace/{spans[0]["traceId"]}"' in body and 'href="/trace/req-wf"' in body
+
+
+def test_a_big_trace_page_lists_every_span_once_in_row_groups_even_named_like_the_pages_marks(client):
+    spans = wide_trace(230, request_id="<!-- the rows -->")
+    spans[7]["name"] = "<!-- the rows -->"
+    post(client, spans)
+    body = page(client, f"/trace/{spans[0]['traceId']}")
+    ids = re.findall(r'<div class="span row[^"]*" role="row" id="[^"]+" data-span-id="([0-9a-f]+)"', body)
+    assert sorted(ids) == sorted(s["id"] for s in spans)
+    groups = re.findall(r'<div class="rows" role="rowgroup">\n(.*?)\n</div>\n', body, re.S)
+    assert [g.count('role="row"') for g in groups] == [50, 50, 50, 50, 30]
+    assert body.count("<!-- the rows -->") == 0 and "&lt;!-- the rows --&gt;" in body
+    assert body.rstrip().endswith("</html>")
 
 
 def test_unknown_traces_get_a_404_page_that_says_so_escaped(client):

@@ -173,7 +173,7 @@ def test_dependency_labels_keep_off_the_lines_nodes_link_and_instances_group(pag
     assert axe_problems(page) == []
 
 
-def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
+def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo, screenshots):
     page.goto(f"{demo['url']}/trace/{demo['friend']['trace_id']}")
     ingress = page.locator(".waterfall .span").nth(1)  # service1's SERVER span: its app and its Envoy
     service = ingress.locator(".service").inner_text()
@@ -184,4 +184,26 @@ def test_the_span_panel_lists_its_requests_log_lines_from_the_mesh(page, demo):
     processes = set(lines.locator(".process").all_inner_texts())
     assert processes <= {f"{service}-app", f"{service}-envoy"} and f"{service}-app" in processes
     assert all(demo["friend"]["request_id"] in t or demo["friend"]["trace_id"] in t for t in lines.all_inner_texts())
+    assert axe_problems(page) == []
+    page.locator("aside.panel section.logs").scroll_into_view_if_needed()
+    shoot(page, screenshots, "ui-logs.png")
+
+
+def test_two_mesh_requests_compare_span_by_span_and_each_has_its_statistics(page, demo):
+    friend, earth = demo["friend"]["trace_id"], demo["earth"]["trace_id"]
+    page.goto(f"{demo['url']}/trace/{friend}/stats")
+    stats = page.locator("table.stats tbody tr")
+    assert sum(stats.evaluate_all("rs => rs.map(r => Number(r.cells[2].innerText))")) == 12
+    selfs = stats.evaluate_all("rs => rs.map(r => Number(r.cells[4].dataset.value))")
+    assert selfs == sorted(selfs, reverse=True)  # most self time first
+    assert axe_problems(page) == []
+    # /echo/friend and /echo/earth: two runs of one request, matched span by span (the
+    # five stage calls told apart by their URL), whichever service1 instance each reached.
+    page.goto(f"{demo['url']}/compare/{friend}/{earth}")
+    rows = page.locator("table.compare tbody tr")
+    assert rows.count() == 12 and page.locator("table.compare tr.only-a, table.compare tr.only-b").count() == 0
+    paths = rows.evaluate_all("rs => rs.map(r => r.dataset.path)")
+    assert sum("/stage/" in p for p in paths) == 10 and not any("service1-" in p for p in paths)
+    changes = rows.evaluate_all("rs => rs.map(r => Math.abs(Number(r.cells[4].dataset.value)))")
+    assert changes == sorted(changes, reverse=True)  # what explains the difference first
     assert axe_problems(page) == []

@@ -3,7 +3,7 @@ difference between two traces. Plain functions over Zipkin v2 span dicts, no sto
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -148,29 +148,39 @@ class Matched:
         return "a" if self.b_us is None else "b" if self.a_us is None else ""
 
 
-def _paths(spans: Sequence[dict], label: Callable[[dict], str], selfs: dict[int, int]) -> dict[str, list[int]]:
-    """path → [depth, total duration µs, self µs, count], the path being the labels from the root."""
+def _paths(spans: Sequence[dict], label: Callable[[dict], tuple[str, str]], selfs: dict[int, int]) -> dict[str, list[int]]:
+    """path → [depth, total duration µs, self µs, count], the path being the labels from the root.
+    A span's label is label(span)'s name, with its detail only where siblings share that name:
+    the requests /echo/friend and /echo/earth match as two runs of one request, while a
+    parent's five calls to /stage/0…4 stay five."""
     kids = children_of(spans)
     ids = {s.get("id") for s in spans}
     roots = [s for s in spans if s.get("parentId") not in ids or s.get("parentId") == s.get("id")]
     out: dict[str, list[int]] = {}
-    stack = [(0, "", s) for s in roots]
+    stack = [(0, "", span, shown) for span, shown in _labelled(roots, label)]
     seen: set[int] = set()
     while stack:
-        depth, prefix, span = stack.pop()
+        depth, prefix, span, shown = stack.pop()
         if id(span) in seen:
             continue
         seen.add(id(span))
-        path = f"{prefix} › {label(span)}" if prefix else label(span)
+        path = f"{prefix} › {shown}" if prefix else shown
         entry = out.setdefault(path, [depth, 0, 0, 0])
         entry[1] += span.get("duration") or 0
         entry[2] += selfs.get(id(span), 0)
         entry[3] += 1
-        stack.extend((depth + 1, path, c) for c in kids.get(span.get("id"), []))
+        stack.extend((depth + 1, path, c, text) for c, text in _labelled(kids.get(span.get("id"), []), label))
     return out
 
 
-def compare(a: Sequence[dict], b: Sequence[dict], label: Callable[[dict], str],
+def _labelled(siblings: Sequence[dict], label: Callable[[dict], tuple[str, str]]) -> list[tuple[dict, str]]:
+    """Each sibling with its label: its name, and its detail too where another sibling has that name."""
+    labels = [label(s) for s in siblings]
+    names = Counter(name for name, _ in labels)
+    return [(s, f"{name} {detail}".strip() if names[name] > 1 else name) for s, (name, detail) in zip(siblings, labels)]
+
+
+def compare(a: Sequence[dict], b: Sequence[dict], label: Callable[[dict], tuple[str, str]],
             self_times: Callable[[Sequence[dict]], dict[int, int]]) -> list[Matched]:
     """The two trees aligned by the path of `label(span)` from the root; a path only in one
     side marked. Sorted by what explains the difference: the change in self time (a parent's

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from trace_proxy.store import wholeness
 from trace_proxy.store.query import DEFAULT_LOOKBACK_MS, TraceQuery
 from trace_proxy.store.span_store import DONE, SpanStore
 from trace_proxy.web import analysis, export, model, upload
+from trace_proxy.web.text import clip, visible
+from trace_proxy.web.waterfall_html import ROWS_HERE, around_rows, row_groups
 from trace_proxy.web import logs as web_logs
 from trace_proxy.web import bubbleup as bubble
 from trace_proxy.web.replies import text
@@ -35,7 +36,6 @@ ALL_STATES = frozenset({wholeness.WHOLE, wholeness.ARRIVING, wholeness.PARTIAL})
 # Nothing from anywhere but this server; no inline scripts or styles, no framing.
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; "
        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 ASSET_MAX_AGE_S = 365 * 24 * 3600
@@ -48,16 +48,6 @@ def asset_versions(folder: Path) -> dict[str, str]:
 
 class FormError(ValueError):
     """A search field with a bad value; shown above the form."""
-
-
-def visible(value) -> str:
-    """Control characters as \\xNN, so they can neither hide text nor upset the page."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
-
-
-def clip(value: str, limit: int = 200) -> str:
-    value = "" if value is None else str(value)
-    return value if len(value) <= limit else f"{value[:limit]}… (+{len(value) - limit:,} characters)"
 
 
 def ms_text(value: float) -> str:
@@ -254,9 +244,13 @@ def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
     def trace_page(view: dict, status: int = 200, **extra):
         find = (request.args.get("find") or "").strip()[:200]
         matched = {r.span.get("id") for r in view["rows"] if r.matches(find)} if find else set()
-        return page("trace.html", status, **view, settle=store.settle_seconds, find=find, matched=matched,
-                    matches=len(matched), ruler=model.ruler(view["summary"].duration_us),
-                    max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+        span_link = "" if extra.get("uploaded") else url_for("pages.trace", ident=view["summary"].trace_id) + "?span="
+        groups = row_groups(view["rows"], span_link=span_link, matched=matched, selected=view["selected"])
+        html, status = page("trace.html", status, **view, settle=store.settle_seconds, find=find, matches=len(matched),
+                            rows_here=ROWS_HERE, ruler=model.ruler(view["summary"].duration_us),
+                            max_depth=max(r.depth for r in view["rows"]) + 1, **extra)
+        # Streamed: the browser parses the first rows while the server writes the rest.
+        return Response(around_rows(html, groups), status, mimetype="text/html")
 
     @pages.route("/upload", methods=["GET", "POST"])
     def upload_file():

@@ -4,5 +4,10 @@ const only = document.querySelector("[data-critical-only]");
 
 if (table && only) {
   only.closest("label").hidden = false;
-  only.addEventListener("change", () => table.classList.toggle("critical-only", only.checked));
+  // A group of rows with none on the path goes too (groups keep their size while off screen).
+  const groups = [...table.querySelectorAll(".rows")].filter((group) => !group.querySelector("[data-critical-path]"));
+  only.addEventListener("change", () => {
+    table.classList.toggle("critical-only", only.checked);
+    for (const group of groups) group.classList.toggle("off-path", only.checked);
+  });
 }

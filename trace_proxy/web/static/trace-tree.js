@@ -9,6 +9,10 @@ if (table) {
   const collapsed = new Set();
   const toggles = new Map();
 
+  // Rows come in groups that keep their last size while off screen (ui.css): a group left
+  // with no row to show is hidden too, so the page shrinks at once, not group by group.
+  const groups = [...table.querySelectorAll(".rows")];
+
   const apply = () => {
     let inside = Infinity;  // depth of the collapsed span whose subtree we are in
     rows.forEach((row, i) => {
@@ -22,6 +26,7 @@ if (table) {
         row.classList.toggle("collapsed", !open);
       }
     });
+    for (const group of groups) group.hidden = [...group.children].every((row) => row.hidden);
   };
 
   rows.forEach((row, i) => {
