@@ -35,6 +35,13 @@ ENVOY_LOG_FLUSH_MS = 500  # how often each Envoy writes out its access log (the 
 SPAWNED = re.compile(r"spawned: '(?P<name>[^']+)' with pid")  # supervisord's log line per start
 TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
+# The trace proxy lists a trace once no span came for it for this long. Here every span crosses
+# loopback only and each Envoy sends what it holds every 0.2 s: two of those and a margin. The
+# proxy's default (1 s) made a fresh mesh's first trace wait half a second longer.
+LOCAL_SETTLE_SECONDS = 0.5
+# Worker threads per Envoy (Envoy's default: one per core). Five Envoys share the machine's
+# cores with the apps; see docs/benchmark.md for what one worker each measured.
+ENVOY_CONCURRENCY = 1
 READY_POLL = 0.02  # seconds between readiness probes while the mesh starts
 STATE_CHECK_INTERVAL = 0.25  # seconds between asking supervisord whether a process exited at start
 # supervisord's states of a process that died: BACKOFF (within startsecs, to be retried),
@@ -99,6 +106,7 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
             "--service-cluster", instance.name,
             "--service-node", instance.name,
             "--log-level", "warn",
+            "--concurrency", str(ENVOY_CONCURRENCY),
             # The access log reaches the log file within half a second (Envoy's default: 10 s).
             "--file-flush-interval-msec", str(ENVOY_LOG_FLUSH_MS),
         ],
@@ -119,6 +127,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     """
     proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
         if proxy_dir else ()
+    proxy_options += ("--settle", str(LOCAL_SETTLE_SECONDS))
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
