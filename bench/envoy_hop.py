@@ -15,7 +15,6 @@ from typing import Iterator
 
 import yaml
 
-from meshtools.local.mesh import ENVOY_CONCURRENCY
 from meshtools.shared.background import serving
 from meshtools.shared.net import free_port
 from meshtools.shared.topology import LOOPBACK
@@ -42,8 +41,8 @@ def variant(config: dict, drop: tuple[str, ...], port: int, admin_port: int) -> 
 
 
 @contextmanager
-def envoys(sidecar_config: Path, envoy: str, tmp: Path) -> Iterator[dict[str, str]]:
-    """Run every variant of `sidecar_config`; yield label → its /stage/0 URL; stop them all after."""
+def envoys(sidecar_config: Path, envoy: str, tmp: Path) -> Iterator[dict[str, tuple[str, int]]]:
+    """Run every variant of `sidecar_config`; yield label → (its /stage/0 URL, its pid); stop them all after."""
     config = yaml.safe_load(sidecar_config.read_text())
     with ExitStack() as stack:
         urls = {}
@@ -51,9 +50,9 @@ def envoys(sidecar_config: Path, envoy: str, tmp: Path) -> Iterator[dict[str, st
             port, admin_port = free_port(), free_port()
             path = tmp / f"hop-variant-{n}.yaml"
             path.write_text(yaml.safe_dump(variant(config, drop, port, admin_port), sort_keys=False))
-            stack.enter_context(serving(
-                [envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", str(ENVOY_CONCURRENCY),
-                 "--log-level", "warn", "--service-cluster", "bench-hop", "--service-node", "bench-hop"],
+            proc = stack.enter_context(serving(
+                [envoy, "-c", str(path), "--disable-hot-restart", "--log-level", "warn",
+                 "--service-cluster", "bench-hop", "--service-node", "bench-hop"],  # as the mesh runs ours
                 f"http://{LOOPBACK}:{admin_port}/ready", log=tmp / f"hop-variant-{n}.log"))
-            urls[label] = f"http://{LOOPBACK}:{port}/stage/0"
+            urls[label] = (f"http://{LOOPBACK}:{port}/stage/0", proc.pid)
         yield urls

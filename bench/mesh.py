@@ -202,12 +202,12 @@ def say(text: str, indent: int = 2) -> None:
     print(textwrap.fill(text, LINE_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False), flush=True)
 
 
-def hop_figure(via: list[float], straight: list[float]) -> str:
+def hop_figure(via: list[float], straight: list[float], samples: bool = True) -> str:
     """The sidecar's cost per hop (seconds in, milliseconds out): a signed difference, as measured."""
     p50 = (statistics.median(via) - statistics.median(straight)) * 1000
     p99 = (nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000
-    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms   "
-            f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms" + (
+        f"   (direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)" if samples else ""))
 
 
 MARKED = ("pod: {pod}</code></pre>", "pod: {{pod}} · bench save {n}</code></pre>")  # what a save changes
@@ -309,10 +309,12 @@ def component(program: str) -> str:
 
 
 def mesh_cpu(m: LocalMesh) -> dict[str, float]:
-    """CPU seconds so far of the mesh's apps, Envoys and trace proxy ({} where /proc cannot say)."""
+    """CPU seconds so far of the mesh's apps, Envoys, trace proxy and supervisord ({} where /proc cannot say)."""
     if not Path("/proc/self/task").exists():
         return {}
     spent: dict[str, float] = {}
+    if m.supervisord_pid():  # it carries every line the processes log, from their pipes to the files
+        spent["supervisord"] = proxy_forwarding.cpu_seconds(m.supervisord_pid())
     for info in m._rpc().getAllProcessInfo():
         if info["pid"]:
             spent[component(info["name"])] = spent.get(component(info["name"]), 0.0) + tree_cpu(info["pid"])
@@ -426,28 +428,41 @@ def sidecar_cost(m: LocalMesh, plan: Plan, tmp: Path, failures: Failures) -> Sid
     )
 
 
-def per_hop(m: LocalMesh, plan: Plan, tmp: Path) -> dict[str, list[float]]:
-    """Sequential /stage/0 latencies straight to service2's app ("direct"), via its sidecar
-    ("ours") and via each bench/envoy_hop.py variant of that sidecar, interleaved."""
+@dataclass
+class Hop:
+    times: list[float]  # seconds per request, sequential
+    cpu_ms: float | None = None  # the Envoy's CPU per request (None: the app direct, or no /proc)
+
+
+def per_hop(m: LocalMesh, plan: Plan, tmp: Path) -> dict[str, Hop]:
+    """Sequential /stage/0 requests straight to service2's app ("direct"), via its sidecar
+    ("ours") and via each bench/envoy_hop.py variant of that sidecar, interleaved; with each
+    Envoy's CPU over the loop (spans sent included) per request."""
     inst = m.layout.service2[0]
     config = envoy_config.local_path(inst, m.envoy_dir)
+    sidecar = m._rpc().getProcessInfo(f"{inst.name}-envoy")["pid"]
     with envoy_hop.envoys(config, envoy_config.envoy_binary(), tmp) as variants:
-        urls = {"direct": f"http://{m.layout.host}:{inst.app_port}/stage/0",
-                "ours": f"http://{m.layout.host}:{inst.ingress_port}/stage/0", **variants}
-        times: dict[str, list[float]] = {label: [] for label in urls}
-        sessions = {label: requests.Session() for label in urls}
+        targets = {"direct": (f"http://{m.layout.host}:{inst.app_port}/stage/0", None),
+                   "ours": (f"http://{m.layout.host}:{inst.ingress_port}/stage/0", sidecar), **variants}
+        hops = {label: Hop([]) for label in targets}
+        sessions = {label: requests.Session() for label in targets}
         try:
-            for label, url in urls.items():  # warm the connections
+            for label, (url, _) in targets.items():  # warm the connections
                 sessions[label].get(url, timeout=5)
+            cpu_before = {label: tree_cpu(pid) for label, (_, pid) in targets.items() if pid}
             for _ in range(plan.hop_samples):
-                for label, url in urls.items():
+                for label, (url, _) in targets.items():
                     start = time.perf_counter()
                     sessions[label].get(url, timeout=5).raise_for_status()
-                    times[label].append(time.perf_counter() - start)
+                    hops[label].times.append(time.perf_counter() - start)
+            time.sleep(0.3)  # the last spans sent (every 0.2 s)
+            for label, before in cpu_before.items():
+                spent = tree_cpu(targets[label][1]) - before
+                hops[label].cpu_ms = 1000 * spent / plan.hop_samples if spent > 0 else None
         finally:
             for session in sessions.values():
                 session.close()
-    return times
+    return hops
 
 
 def span_batch(n: int = 100) -> bytes:
@@ -595,10 +610,13 @@ def sidecar_figures(m: LocalMesh, plan: Plan, report: Report, tmp: Path) -> None
     if cost.direct and ratio < 0.85:
         report.problems.append(f"sidecar cost {ratio:.2f}× (< 0.85×)")
     hops = per_hop(m, plan, tmp)
-    straight = hops.pop("direct")
-    report.add("per-hop overhead /stage/0", "ours " + hop_figure(hops.pop("ours"), straight) + " (target p50 ≤ 0.30 ms)")
-    for label, via in hops.items():
-        report.add(f"  {label}", hop_figure(via, straight))
+    straight = hops.pop("direct").times
+    for label, hop in hops.items():
+        cpu = f" · its CPU {hop.cpu_ms:.2f} ms a request" if hop.cpu_ms is not None else ""
+        if label == "ours":
+            report.add("per-hop overhead /stage/0", f"ours {hop_figure(hop.times, straight)}{cpu} (target p50 ≤ 0.30 ms)")
+        else:
+            report.add(f"  {label}", f"{hop_figure(hop.times, straight, samples=False)}{cpu}")
 
 
 def dev_figure(m: LocalMesh, plan: Plan, report: Report) -> None:

@@ -39,9 +39,6 @@ SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
 # loopback only and each Envoy sends what it holds every 0.2 s: two of those and a margin. The
 # proxy's default (1 s) made a fresh mesh's first trace wait half a second longer.
 LOCAL_SETTLE_SECONDS = 0.5
-# Worker threads per Envoy (Envoy's default: one per core). Five Envoys share the machine's
-# cores with the apps; see docs/benchmark.md for what one worker each measured.
-ENVOY_CONCURRENCY = 1
 READY_POLL = 0.02  # seconds between readiness probes while the mesh starts
 STATE_CHECK_INTERVAL = 0.25  # seconds between asking supervisord whether a process exited at start
 # supervisord's states of a process that died: BACKOFF (within startsecs, to be retried),
@@ -106,7 +103,6 @@ def _envoy_program(instance: Instance, layout: LocalLayout, config: Path, envoy:
             "--service-cluster", instance.name,
             "--service-node", instance.name,
             "--log-level", "warn",
-            "--concurrency", str(ENVOY_CONCURRENCY),
             # The access log reaches the log file within half a second (Envoy's default: 10 s).
             "--file-flush-interval-msec", str(ENVOY_LOG_FLUSH_MS),
         ],
