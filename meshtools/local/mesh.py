@@ -248,11 +248,14 @@ class LocalMesh:
             "[supervisorctl]",
             f"serverurl=unix://{self.socket_path}",
         ]
-        for prog in progs:
+        for order, prog in enumerate(progs):
             lines += [
                 "",
                 f"[program:{prog.name}]",
                 "command=" + " ".join(_quote(arg) for arg in prog.command),
+                # Started in the order given (supervisord's default is by name): the trace proxy,
+                # the slowest to answer, first.
+                f"priority={100 + order}",
                 # Restart what dies, like a pod's restartPolicy: Always.
                 "autorestart=true",
                 "startsecs=1",
