@@ -154,7 +154,7 @@ def refusal(layout: LocalLayout, tracer: str = tracers.DEFAULT_TRACER) -> str | 
             except (KeyError, TypeError) as exc:  # a listener or cluster renamed, a section missing
                 return f"{envoy_errors.shown(source)}: {type(exc).__name__} {exc} while rewriting it for the local mesh"
             path = Path(tmp) / f"{instance.name}.yaml"
-            path.write_text(yaml.safe_dump(rendered, sort_keys=False))
+            path.write_text(yaml.dump(rendered, Dumper=SAFE_DUMPER, sort_keys=False))
             configs.append((path, source))
         return envoy_errors.first_refusal(configs, envoy_binary())
 
