@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,15 +44,17 @@ from meshtools.views.load import LoadConfig, LoadSummary, classify, run_load  # 
 from meshtools.shared.background import serving  # noqa: E402
 from meshtools.shared.readiness import wait_until_ok  # noqa: E402
 from meshtools.local.dev import DevLoop  # noqa: E402
+from meshtools.local import envoy_config  # noqa: E402
 from meshtools.local.mesh import APP_COMMAND, LocalMesh, trace_proxy_command  # noqa: E402
 from meshtools.shared.net import free_layout, free_port  # noqa: E402
 from meshtools.views.stats import nearest_rank  # noqa: E402
-from meshtools.shared.topology import LOOPBACK, PROJECT_ROOT  # noqa: E402
+from meshtools.shared.topology import DEFAULT_REPLICAS, LOOPBACK, PROJECT_ROOT  # noqa: E402
 from meshtools.views.trace_lookup import SPANS_PER_ECHO, find_trace  # noqa: E402
 from meshtools.views.zipkin_client import ZipkinClient  # noqa: E402
 from trace_proxy.settings import KEY_VARIABLES  # noqa: E402
 
-import proxy_forwarding  # noqa: E402  (bench/ is this script's own directory)
+import envoy_hop  # noqa: E402  (bench/ is this script's own directory)
+import proxy_forwarding  # noqa: E402
 import store_scale  # noqa: E402
 
 FIXED_SLOW = {"SLOW_STAGE_MIN_SECONDS": "0.5", "SLOW_STAGE_JITTER_SECONDS": "0"}
@@ -116,8 +119,8 @@ def machine_line() -> str:
 
 
 @contextmanager
-def mesh(service_env: dict[str, str], state_dir: Path):
-    m = LocalMesh(layout=free_layout(), state_dir=state_dir, service_env=service_env)
+def mesh(service_env: dict[str, str], state_dir: Path, replicas: int = DEFAULT_REPLICAS):
+    m = LocalMesh(layout=free_layout(replicas), state_dir=state_dir, service_env=service_env)
     try:
         yield m
     finally:
@@ -199,12 +202,12 @@ def say(text: str, indent: int = 2) -> None:
     print(textwrap.fill(text, LINE_WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False), flush=True)
 
 
-def hop_figure(via: list[float], straight: list[float]) -> str:
+def hop_figure(via: list[float], straight: list[float], samples: bool = True) -> str:
     """The sidecar's cost per hop (seconds in, milliseconds out): a signed difference, as measured."""
     p50 = (statistics.median(via) - statistics.median(straight)) * 1000
     p99 = (nearest_rank(via, 99) - nearest_rank(straight, 99)) * 1000
-    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms   "
-            f"(direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)")
+    return (f"p50 {p50:+.2f} ms · p99 {p99:+.2f} ms" + (
+        f"   (direct p50 {statistics.median(straight) * 1000:.2f} ms, {len(via)} samples each)" if samples else ""))
 
 
 MARKED = ("pod: {pod}</code></pre>", "pod: {{pod}} · bench save {n}</code></pre>")  # what a save changes
@@ -260,15 +263,62 @@ def save_to_served(m: LocalMesh, saves: int) -> tuple[list[float], list[float]]:
     return new_code, [float(found[1]) for found in seconds]
 
 
-def cold_start(m: LocalMesh) -> float:
-    """Seconds from starting the mesh to its first 200 (the request `up` waits for, sent once
-    the trace proxy answers), counted once that request's trace is whole at the proxy."""
+@dataclass
+class ColdStart:
+    """One `local.up`, in seconds from its start: every process answering, the first 200 (the
+    request `up` sends then), that request's trace listed whole; CPU seconds the mesh's
+    processes used until the 200 (the same work on any load: the wall figures are not)."""
+    answering: float
+    first_200: float
+    traced: float
+    cpu: float | None
+
+    def describe(self, slow: str) -> str:
+        cpu = f"; its processes used {self.cpu:.1f} CPU-s" if self.cpu is not None else ""
+        return (f"{self.traced:.1f} s from local.up to the first traced 200: every process answering "
+                f"{self.answering:.1f} s, the 200 {self.first_200:.1f} s ({slow}), its trace listed "
+                f"{self.traced:.1f} s{cpu} (target ≤ 2 s)")
+
+
+def cold_start(m: LocalMesh) -> ColdStart:
+    """`m.up()`, timed (see ColdStart); counted once that request's trace is whole at the proxy."""
     started = time.monotonic()
     reply = m.up(timeout=120)
+    first_200 = time.monotonic() - started
+    cpu = mesh_cpu(m)
     spans = find_trace(ZipkinClient(m.layout.trace_proxy_url), reply.headers["x-request-id"], timeout=30)
     if len(spans) < SPANS_PER_ECHO:
         raise RuntimeError(f"the first trace had {len(spans)} of {SPANS_PER_ECHO} spans after 30 s")
-    return time.monotonic() - started
+    return ColdStart(answering=first_200 - reply.elapsed.total_seconds(), first_200=first_200,
+                     traced=time.monotonic() - started, cpu=sum(cpu.values()) if cpu else None)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and every process under it, the exited ones it waited for included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return own + sum(tree_cpu(int(kid)) for kid in kids)
+
+
+def component(program: str) -> str:
+    return "apps" if program.endswith("-app") else "trace proxy" if program == "trace-proxy" else "Envoys"
+
+
+def mesh_cpu(m: LocalMesh) -> dict[str, float]:
+    """CPU seconds so far of the mesh's apps, Envoys, trace proxy and supervisord ({} where /proc cannot say)."""
+    if not Path("/proc/self/task").exists():
+        return {}
+    spent: dict[str, float] = {}
+    if m.supervisord_pid():  # it carries every line the processes log, from their pipes to the files
+        spent["supervisord"] = proxy_forwarding.cpu_seconds(m.supervisord_pid())
+    for info in m._rpc().getAllProcessInfo():
+        if info["pid"]:
+            spent[component(info["name"])] = spent.get(component(info["name"]), 0.0) + tree_cpu(info["pid"])
+    return spent
 
 
 def quota_throughput(front: str, concurrency: int, per_worker: int, request_ids: list[str],
@@ -329,37 +379,90 @@ def completeness(trace_proxy: str, request_ids: list[str], timeout: float = 20.0
     return whole, len(request_ids)
 
 
-def sidecar_cost(front: str, plan: Plan, tmp: Path, failures: Failures) -> tuple[float, float]:
-    """req/s of /echo through the mesh vs the same two apps wired to each other without Envoy."""
-    mesh_run = closed(front, 8, duration=plan.throughput_seconds)
+ROUNDS = 3  # sidecar cost: the mesh and the apps direct take turns, so a change in load hits both
+
+
+@dataclass
+class SidecarCost:
+    through: float  # successful req/s through the mesh
+    direct: float  # the same two apps wired to each other without Envoy
+    cpu_ms: dict[str, float]  # CPU ms per successful request through the mesh, by component
+    direct_cpu_ms: float  # CPU ms per successful request of the apps direct
+
+
+def sidecar_cost(m: LocalMesh, plan: Plan, tmp: Path, failures: Failures) -> SidecarCost:
+    """req/s of /echo through the mesh vs the same two apps wired to each other without Envoy,
+    in ROUNDS interleaved turns each, and what each component's CPU cost per request."""
     s2_port, s1_port = free_port(), free_port()
     env2 = {**NO_SLOW, "SERVICE_NAME": "2", "HOSTNAME": "direct-service2"}
     env1 = {**NO_SLOW, "SERVICE_NAME": "1", "HOSTNAME": "direct-service1", "EGRESS_URL": f"http://127.0.0.1:{s2_port}"}
-    with gunicorn_app(env2, s2_port, tmp / "direct-service2.log"), gunicorn_app(env1, s1_port, tmp / "direct-service1.log"):
+    turn = plan.throughput_seconds / ROUNDS
+    ok = {"mesh": 0, "direct": 0}
+    elapsed = {"mesh": 0.0, "direct": 0.0}
+    mesh_spent: dict[str, float] = {}
+    direct_spent = 0.0
+    with gunicorn_app(env2, s2_port, tmp / "direct-service2.log") as app2, \
+            gunicorn_app(env1, s1_port, tmp / "direct-service1.log") as app1:
         direct = f"http://127.0.0.1:{s1_port}"
         closed(direct, 4, requests_n=8)
-        direct_run = closed(direct, 8, duration=plan.throughput_seconds)
-    failures.add_summary(mesh_run)
-    failures.add_summary(direct_run)
-    return ok_rate(mesh_run), ok_rate(direct_run)
+        closed(m.layout.front_url, 4, requests_n=8)
+        for _ in range(ROUNDS):
+            before = mesh_cpu(m)
+            run = closed(m.layout.front_url, 8, duration=turn)
+            for name, seconds in mesh_cpu(m).items():
+                mesh_spent[name] = mesh_spent.get(name, 0.0) + seconds - before.get(name, 0.0)
+            failures.add_summary(run)
+            ok["mesh"] += run.completed - run.error_count
+            elapsed["mesh"] += run.elapsed
+            before_direct = tree_cpu(app1.pid) + tree_cpu(app2.pid)
+            run = closed(direct, 8, duration=turn)
+            direct_spent += tree_cpu(app1.pid) + tree_cpu(app2.pid) - before_direct
+            failures.add_summary(run)
+            ok["direct"] += run.completed - run.error_count
+            elapsed["direct"] += run.elapsed
+    return SidecarCost(
+        through=ok["mesh"] / elapsed["mesh"] if elapsed["mesh"] else 0.0,
+        direct=ok["direct"] / elapsed["direct"] if elapsed["direct"] else 0.0,
+        cpu_ms={name: 1000 * seconds / max(ok["mesh"], 1) for name, seconds in mesh_spent.items()},
+        direct_cpu_ms=1000 * direct_spent / max(ok["direct"], 1),
+    )
 
 
-def per_hop(m: LocalMesh, plan: Plan) -> tuple[list[float], list[float]]:
-    """Sequential /stage/0 latencies via service2's sidecar and straight to its app, interleaved."""
+@dataclass
+class Hop:
+    times: list[float]  # seconds per request, sequential
+    cpu_ms: float | None = None  # the Envoy's CPU per request (None: the app direct, or no /proc)
+
+
+def per_hop(m: LocalMesh, plan: Plan, tmp: Path) -> dict[str, Hop]:
+    """Sequential /stage/0 requests straight to service2's app ("direct"), via its sidecar
+    ("ours") and via each bench/envoy_hop.py variant of that sidecar, interleaved; with each
+    Envoy's CPU over the loop (spans sent included) per request."""
     inst = m.layout.service2[0]
-    via = f"http://{m.layout.host}:{inst.ingress_port}/stage/0"
-    direct = f"http://{m.layout.host}:{inst.app_port}/stage/0"
-    times = {via: [], direct: []}
-    with requests.Session() as s_via, requests.Session() as s_direct:
-        sessions = {via: s_via, direct: s_direct}
-        for url in (via, direct):  # warm the connections
-            sessions[url].get(url, timeout=5)
-        for _ in range(plan.hop_samples):
-            for url in (via, direct):
-                start = time.perf_counter()
-                sessions[url].get(url, timeout=5).raise_for_status()
-                times[url].append(time.perf_counter() - start)
-    return times[via], times[direct]
+    config = envoy_config.local_path(inst, m.envoy_dir)
+    sidecar = m._rpc().getProcessInfo(f"{inst.name}-envoy")["pid"]
+    with envoy_hop.envoys(config, envoy_config.envoy_binary(), tmp) as variants:
+        targets = {"direct": (f"http://{m.layout.host}:{inst.app_port}/stage/0", None),
+                   "ours": (f"http://{m.layout.host}:{inst.ingress_port}/stage/0", sidecar), **variants}
+        hops = {label: Hop([]) for label in targets}
+        sessions = {label: requests.Session() for label in targets}
+        try:
+            for label, (url, _) in targets.items():  # warm the connections
+                sessions[label].get(url, timeout=5)
+            cpu_before = {label: tree_cpu(pid) for label, (_, pid) in targets.items() if pid}
+            for _ in range(plan.hop_samples):
+                for label, (url, _) in targets.items():
+                    start = time.perf_counter()
+                    sessions[label].get(url, timeout=5).raise_for_status()
+                    hops[label].times.append(time.perf_counter() - start)
+            time.sleep(0.3)  # the last spans sent (every 0.2 s)
+            for label, before in cpu_before.items():
+                spent = tree_cpu(targets[label][1]) - before
+                hops[label].cpu_ms = 1000 * spent / plan.hop_samples if spent > 0 else None
+        finally:
+            for session in sessions.values():
+                session.close()
+    return hops
 
 
 def span_batch(n: int = 100) -> bytes:
@@ -442,27 +545,39 @@ def run(plan: Plan, report: Report, only: set[str] = set(FIGURES)) -> None:
             if "cold" not in only and "scaling" in only:
                 m.up(timeout=120)
             elif "cold" in only:
-                try:
-                    seconds = cold_start(m)
-                    report.add("cold start", f"{seconds:.1f} s from local.up to the first traced 200 (target ≤ 2 s)")
-                except Exception as exc:
-                    report.add("cold start", f"not measured: {exc}")
-                    raise
-                if seconds > 2.0:
-                    report.problems.append(f"cold start took {seconds:.1f} s (> 2 s)")
+                cold_figure(m, report, "cold start", "slow stage 0.5 s")
             if "scaling" in only:
                 scaling_and_completeness(m, plan, report, request_ids)
         if only & {"sidecar", "dev"}:
             with mesh(NO_SLOW, tmp / "mesh-fast") as m:
-                m.up(timeout=120)
+                if "cold" in only:  # the same start without the seed's slow stage in its first request
+                    cold_figure(m, report, "cold start (slow 0)", "slow stage 0")
+                else:
+                    m.up(timeout=120)
                 if "sidecar" in only:
                     sidecar_figures(m, plan, report, tmp)
                 if "dev" in only:
                     dev_figure(m, plan, report)
+        if "sidecar" in only:
+            # The same with one service1 replica: the processes of the apps direct, and Envoys.
+            with mesh(NO_SLOW, tmp / "mesh-one", replicas=1) as m:
+                m.up(timeout=120)
+                cost_figures(m, plan, report, tmp, "sidecar cost (1 replica)", target=False)
         if "proxy" in only:
             proxy_figures(plan, report, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cold_figure(m: LocalMesh, report: Report, label: str, slow: str) -> None:
+    try:
+        cold = cold_start(m)
+    except Exception as exc:
+        report.add(label, f"not measured: {exc}")
+        raise
+    report.add(label, cold.describe(slow))
+    if cold.traced > 2.0:
+        report.problems.append(f"{label} took {cold.traced:.1f} s (> 2 s)")
 
 
 def scaling_and_completeness(m: LocalMesh, plan: Plan, report: Report, request_ids: list[str]) -> None:
@@ -484,14 +599,34 @@ def scaling_and_completeness(m: LocalMesh, plan: Plan, report: Report, request_i
 
 
 def sidecar_figures(m: LocalMesh, plan: Plan, report: Report, tmp: Path) -> None:
+    cost_figures(m, plan, report, tmp, "sidecar cost (slow 0)", target=True)
+    hops = per_hop(m, plan, tmp)
+    straight = hops.pop("direct").times
+    for label, hop in hops.items():
+        cpu = f" · its CPU {hop.cpu_ms:.2f} ms a request" if hop.cpu_ms is not None else ""
+        if label == "ours":
+            report.add("per-hop overhead /stage/0", f"ours {hop_figure(hop.times, straight)}{cpu} (target p50 ≤ 0.30 ms)")
+        else:
+            report.add(f"  {label}", f"{hop_figure(hop.times, straight, samples=False)}{cpu}")
+
+
+def cost_figures(m: LocalMesh, plan: Plan, report: Report, tmp: Path, label: str, target: bool) -> None:
+    """The sidecar cost line of `m` and its CPU per request; `target`: held to ≥ 0.85×."""
     failed = Failures()
-    through, direct = sidecar_cost(m.layout.front_url, plan, tmp, failed)
-    report.add("sidecar cost (slow 0)",
-               f"{through:.1f} req/s through the mesh vs {direct:.1f} req/s apps direct "
-               f"({through / direct:.2f}×, concurrency 8{failed.note()})" if direct
+    cost = sidecar_cost(m, plan, tmp, failed)
+    ratio = cost.through / cost.direct if cost.direct else 0.0
+    report.add(label,
+               f"{cost.through:.1f} req/s through the mesh vs {cost.direct:.1f} req/s apps direct "
+               f"({ratio:.2f}×, concurrency 8, {ROUNDS} interleaved turns each{failed.note()}"
+               f"{'; target ≥ 0.85×' if target else ''})" if cost.direct
                else f"not measured: no request to the apps direct succeeded{failed.note()}")
-    via, straight = per_hop(m, plan)
-    report.add("per-hop overhead /stage/0", hop_figure(via, straight))
+    if cost.cpu_ms:
+        parts = " + ".join(f"{name} {ms:.1f}" for name, ms in sorted(cost.cpu_ms.items()))
+        report.add("  CPU per request",
+                   f"through the mesh {sum(cost.cpu_ms.values()):.1f} ms ({parts}) vs apps direct "
+                   f"{cost.direct_cpu_ms:.1f} ms, on {os.cpu_count()} cores shared by every process")
+    if target and cost.direct and ratio < 0.85:
+        report.problems.append(f"{label} {ratio:.2f}× (< 0.85×)")
 
 
 def dev_figure(m: LocalMesh, plan: Plan, report: Report) -> None:

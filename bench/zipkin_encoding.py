@@ -75,7 +75,7 @@ def measure(encoding: str, requests_n: int, tmp: Path) -> dict[str, float]:
         before = {pid: cpu(pid) for pid in envoys + proxies}
         summary = run_load(LoadConfig(url=mesh.layout.front_url, concurrency=4, requests=requests_n, duration=None,
                                       timeout=30.0))
-        time.sleep(1.5)  # every span of the run flushed (flush interval 0.5 s) and ingested
+        time.sleep(1.5)  # every span of the run flushed (flush interval 0.2 s) and ingested
         spent = {pid: cpu(pid) - t for pid, t in before.items()}
         done = max(summary.completed - summary.error_count, 1)
         return {"envoy_ms": sum(spent[p] for p in envoys) / done * 1000,

@@ -17,14 +17,15 @@ import xmlrpc.client
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import urlsplit
 
 import requests
 from supervisor.xmlrpc import Faults, SupervisorTransport
 
 from meshtools.local import envoy_config
 from meshtools.local.names import UnknownName, expand
-from meshtools.shared.net import port_in_use
-from meshtools.shared.readiness import NotReady, wait_until, wait_until_ok
+from meshtools.shared.net import accepts_connections, port_in_use
+from meshtools.shared.readiness import NotReady, wait_until_ok
 from meshtools.shared import tracers
 from meshtools.shared.pids import cmdline_contains
 from meshtools.shared.topology import PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY, Instance, LocalLayout
@@ -34,6 +35,15 @@ ENVOY_LOG_FLUSH_MS = 500  # how often each Envoy writes out its access log (the 
 SPAWNED = re.compile(r"spawned: '(?P<name>[^']+)' with pid")  # supervisord's log line per start
 TRACE_PROXY_PROGRAM = TRACE_PROXY  # its supervisord program name
 SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
+# The trace proxy lists a trace once no span came for it for this long. Here every span crosses
+# loopback only and each Envoy sends what it holds every 0.2 s: two of those and a margin. The
+# proxy's default (1 s) made a fresh mesh's first trace wait half a second longer.
+LOCAL_SETTLE_SECONDS = 0.5
+READY_POLL = 0.02  # seconds between readiness probes while the mesh starts
+STATE_CHECK_INTERVAL = 0.25  # seconds between asking supervisord whether a process exited at start
+# supervisord's states of a process that died: BACKOFF (within startsecs, to be retried),
+# FATAL (retries used up), EXITED (after it had been running).
+EXITED_STATES = ("BACKOFF", "FATAL", "EXITED")
 # The Flask service under gunicorn; BIND in its environment says where it listens. The config
 # is given as a file, not as python:service.gunicorn_conf, so gunicorn's master process never
 # imports the `service` package: a worker it starts on SIGHUP (`inv dev`) loads the code anew.
@@ -113,6 +123,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     """
     proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
         if proxy_dir else ()
+    proxy_options += ("--settle", str(LOCAL_SETTLE_SECONDS))
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
@@ -237,11 +248,14 @@ class LocalMesh:
             "[supervisorctl]",
             f"serverurl=unix://{self.socket_path}",
         ]
-        for prog in progs:
+        for order, prog in enumerate(progs):
             lines += [
                 "",
                 f"[program:{prog.name}]",
                 "command=" + " ".join(_quote(arg) for arg in prog.command),
+                # Started in the order given (supervisord's default is by name): the trace proxy,
+                # the slowest to answer, first.
+                f"priority={100 + order}",
                 # Restart what dies, like a pod's restartPolicy: Always.
                 "autorestart=true",
                 "startsecs=1",
@@ -333,7 +347,7 @@ class LocalMesh:
             raise
 
     def wait_until_serving(self, timeout: float) -> requests.Response:
-        """Every process healthy on its own (the trace proxy among them: the Envoys' spans of a
+        """Every process answering on its own (the trace proxy among them: the Envoys' spans of a
         request sent before it listens are lost), then one request through the whole mesh,
         whose reply comes back.
 
@@ -342,10 +356,11 @@ class LocalMesh:
         """
         url = f"{self.layout.front_url}/echo/local-up"
         deadline = time.monotonic() + timeout
-        wait_until(self.all_healthy, timeout, interval=0.1)
+        self.wait_until_answering(deadline)
         try:
             return wait_until_ok(url, max(1.0, deadline - time.monotonic()),
-                                 accept=lambda reply: reply.status_code == 200, request_timeout=10, interval=0.1)
+                                 accept=lambda reply: reply.status_code == 200, request_timeout=10,
+                                 interval=READY_POLL)
         except NotReady as exc:
             last = exc.last
         not_ready = [p.name for p in self.status() if not p.healthy]
@@ -353,6 +368,45 @@ class LocalMesh:
             f"The mesh did not serve {url} within {timeout:.0f} s (last: {last}; not ready: "
             f"{', '.join(not_ready) or 'none'}); see the logs in {self.logs_dir}."
         )
+
+    def wait_until_answering(self, deadline: float) -> None:
+        """Return once every process answers its health check; MeshError at `deadline`, or at once
+        when one exits as it starts (a port taken, code that does not import), naming it and its
+        last log line.
+
+        Readiness is the health check itself, not supervisord's RUNNING: supervisord says RUNNING
+        only once a process has lived `startsecs` (1 s) and its next tick comes, up to a second
+        after every process already answered. Only the processes not yet answering are probed,
+        each first by a bare connect, so the probing takes little of the CPU they start on.
+        """
+        waiting = {p.name: p.health_url for p in programs(self.layout, self.envoy_dir, envoy="envoy")}
+        next_state_check = 0.0
+        while waiting:
+            now = time.monotonic()
+            if now >= next_state_check:  # an RPC to supervisord: a few times a second is enough
+                self._raise_if_exited(waiting)
+                next_state_check = now + STATE_CHECK_INTERVAL
+            waiting = {name: url for name, url in waiting.items() if not _health_answers(url)}
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise MeshError(f"{', '.join(sorted(waiting))} did not answer within the start's deadline; "
+                                f"`inv logs {' '.join(sorted(waiting))}` shows why.")
+            time.sleep(READY_POLL)
+
+    def _raise_if_exited(self, names: Iterable[str]) -> None:
+        try:
+            infos = {info["name"]: info for info in self._rpc().getAllProcessInfo()}
+        except (OSError, xmlrpc.client.Error):
+            raise MeshError(f"supervisord stopped answering while the mesh started; see {self.supervisord_log}.") \
+                from None
+        exited = sorted(name for name in names if infos.get(name, {}).get("statename") in EXITED_STATES)
+        if exited:
+            name = exited[0]
+            said = last_line(self.logs_dir / f"{name}.log")
+            raise MeshError(f"{name} exited as it started" + (f": {said}" if said else "")
+                            + f"; `inv logs {name}` shows its whole log" +
+                            (f" (also exited: {', '.join(exited[1:])})" if exited[1:] else "") + ".")
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop every process and supervisord. Returns False when nothing was running."""
@@ -374,9 +428,11 @@ class LocalMesh:
             pass  # supervisord is not answering: its SIGTERM below still stops what it runs
         # SIGTERM makes supervisord stop whatever still runs (as process groups) and exit.
         os.kill(pid, signal.SIGTERM)
-        while time.monotonic() < deadline and self.supervisord_pid() == pid:
+        # Waiting on the process itself, not its pid file: supervisord removes that file before it
+        # is done (seen: one still running after a start whose apps had all exited).
+        while time.monotonic() < deadline and _supervisord_alive(pid):
             time.sleep(0.05)
-        if self.supervisord_pid() == pid:
+        if _supervisord_alive(pid):
             os.kill(pid, signal.SIGKILL)
         # A gunicorn master can exit while its workers, which hold the listening socket too,
         # are still finishing: wait for the ports, so `local.up` right after never finds them taken.
@@ -453,10 +509,6 @@ class LocalMesh:
         self.stop_processes(names, timeout)
         self.start_processes(names, timeout)
 
-    def all_healthy(self) -> bool:
-        states = self.status()
-        return bool(states) and all(p.healthy for p in states)
-
     def status(self) -> list[ProcessState]:
         # Only names, ports and health URLs are read here: any binary name does, found or not.
         known = {p.name: p for p in programs(self.layout, self.envoy_dir, envoy="envoy", proxy_dir=self.trace_proxy_dir)}
@@ -498,6 +550,31 @@ class LocalMesh:
         for match in SPAWNED.finditer(text, max(start, 0)):
             counts[match["name"]] = counts.get(match["name"], 0) + 1
         return counts
+
+
+def _supervisord_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return cmdline_contains(pid, "supervisord")
+
+
+def _health_answers(url: str) -> bool:
+    """`_answers`, after a bare connect: a port nothing listens on yet costs no HTTP request."""
+    parts = urlsplit(url)
+    return accepts_connections(parts.hostname, parts.port, timeout=0.5) and _answers(url)
+
+
+def last_line(log: Path, tail_bytes: int = 4096) -> str:
+    """The last non-empty line of a log file ("" when there is none)."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - tail_bytes))
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def _answers(url: str, timeout: float = 2) -> bool:

@@ -36,7 +36,10 @@ def free_port(host: str = LOOPBACK) -> int:
 def free_layout(replicas: int = DEFAULT_REPLICAS) -> LocalLayout:
     """A LocalLayout whose every port is free right now (never a developer's own 8000/9411/4318)."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 4)
+        # Below Linux's ephemeral range (32768–60999): a port free now but inside it can be taken
+        # by any outgoing connection before the mesh binds it (seen: an app restarting for two
+        # minutes on "Connection in use" while the machine was busy).
+        base = random.randrange(20000, 32000, 4)
         try:
             layout = LocalLayout(front_port=free_port(), trace_proxy_port=free_port(), otlp_port=free_port(),
                                  base_port=base, replicas=replicas)

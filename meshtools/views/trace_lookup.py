@@ -15,7 +15,7 @@ PREFIX_SEARCH = 10_000  # the newest traces searched for an id's start
 SPANS_PER_ECHO = 12  # front-envoy, service1 ingress, 5 × (service1 egress, service2 ingress)
 ARRIVING_WAIT = 10.0  # seconds `--id` waits for a trace that is still arriving (the slow stage takes up to 3.3 s)
 # A miss is final after this long with no span reaching the store: Envoy sends its spans every
-# 0.5 s (tracing.*.flush_interval_ms), later on a busy machine.
+# 0.2 s (tracing.*.flush_interval_ms), later on a busy machine.
 QUIET_SECONDS = 3.0
 
 

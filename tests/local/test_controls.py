@@ -94,3 +94,26 @@ def test_the_request_local_up_waits_for_is_traced_whole(tmp_path):
         assert len(spans) == SPANS_PER_ECHO and len({s["id"] for s in spans}) == SPANS_PER_ECHO
     finally:
         mesh.down()
+
+
+def test_a_process_that_exits_as_the_mesh_starts_is_named_and_nothing_is_left_running(tmp_path):
+    """The processes start all at once; one that dies at start (here: every app, given a
+    setting gunicorn refuses) ends `up` at once with its name and last log line, not at the
+    deadline, and the rest are stopped."""
+    import pytest
+
+    from meshtools.local.mesh import MeshError
+    from meshtools.shared.net import free_layout, port_in_use
+
+    mesh = LocalMesh(layout=free_layout(replicas=1), state_dir=tmp_path / "mesh",
+                     service_env={"GUNICORN_WORKERS": "many"})
+    try:
+        with pytest.raises(MeshError) as failed:
+            mesh.up(timeout=90)
+    finally:
+        mesh.down()
+    said = str(failed.value)
+    assert "-app exited as it started: ValueError: invalid literal for int()" in said, said
+    assert "`inv logs service" in said
+    assert mesh.supervisord_pid() is None
+    assert not [p for p in mesh.layout.ports() if port_in_use(mesh.layout.host, p)]

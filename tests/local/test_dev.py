@@ -151,3 +151,18 @@ def test_inv_dev_watches_reports_one_line_and_ctrl_c_leaves_the_mesh_up(mesh):
     assert "Stopped watching; the local mesh is still up (`inv local.down` stops it)." in out
     assert mesh.is_running()
     assert requests.get(f"{mesh.layout.front_url}/echo/after-dev", timeout=20).status_code == 200
+
+
+def test_children_are_the_processes_a_process_started():
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert child.pid in dev.children(os.getpid())
+        assert dev.children(child.pid) == set()
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    assert child.pid not in dev.children(os.getpid())

@@ -42,7 +42,7 @@ def test_a_refusal_names_the_file_and_line_in_one_short_line(tmp_path, old, new,
     assert said.startswith(f"{path}:{line}: ") and says in said, said
 
 
-def test_inv_local_up_names_the_line_under_manifests_before_starting_anything(tmp_path, monkeypatch):
+def test_inv_local_up_names_the_line_under_manifests_and_leaves_nothing_running(tmp_path, monkeypatch):
     real = envoy_config.load
 
     def broken(service):  # what a user's edit of front-envoy.yaml does to the rendered config
@@ -60,6 +60,17 @@ def test_inv_local_up_names_the_line_under_manifests_before_starting_anything(tm
     assert message.startswith(f"Envoy refused its config: manifests/base/envoy/front-envoy.yaml:{line}: "), message
     assert "connect_timeout" in message and len(message) < MAX_LINE and "{" not in message
     assert not mesh.is_running() and refused.value.code == 1
+
+
+def test_inv_local_up_names_a_config_that_is_not_even_yaml_before_starting_anything(tmp_path, monkeypatch):
+    path, line = broken_copy(tmp_path, "connect_timeout: 1s", "connect_timeout: [1s")
+    real = envoy_config.source_path
+    monkeypatch.setattr(envoy_config, "source_path", lambda service: path if service == FRONT else real(service))
+    mesh = LocalMesh(layout=free_layout(replicas=1), state_dir=tmp_path / "mesh")
+    with pytest.raises(Exit) as refused:
+        launch.start(mesh, Console(file=open("/dev/null", "w")), timeout=30)
+    assert refused.value.message.startswith(f"Envoy refused its config: {path}:"), refused.value.message
+    assert refused.value.code == 1 and not mesh.is_running() and not mesh.conf_path.exists()
 
 
 def test_inv_deploy_checks_the_variant_s_configs_before_applying_anything(tmp_path, monkeypatch):

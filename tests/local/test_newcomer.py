@@ -38,7 +38,7 @@ def test_echo_load_and_traces_find_the_running_mesh_without_url(local_mesh):
 
 
 def test_traces_id_right_after_echo_finds_the_trace_every_time(local_mesh):
-    # It gave up in 3 of 11 tries while the spans still sat in Envoy's buffer (flushed every 0.5 s).
+    # It gave up in 3 of 11 tries while the spans still sat in Envoy's buffer (flushed every 0.5 s then).
     for attempt in range(5):
         echo = inv(local_mesh, "echo", "--name", f"again{attempt}")
         request_id = re.search(r"x-request-id (\S+)", echo.stdout)[1]

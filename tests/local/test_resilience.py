@@ -193,7 +193,7 @@ def test_stopping_the_trace_proxy_fails_no_request_and_envoy_counts_the_lost_spa
     try:
         replies = [echo(mesh) for _ in range(10)]
         assert [r.status_code for r in replies] == [200] * 10
-        # Envoy flushes every 500 ms; a report it cannot deliver (its cluster answers 503
+        # Envoy flushes every 200 ms; a report it cannot deliver (its cluster answers 503
         # after the connect fails) is counted as dropped, the connect as failed.
         def lost() -> bool:
             now = zipkin_stats(mesh)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +23,7 @@ from meshtools.shared.topology import PROJECT_ROOT
 def bench():
     spec = importlib.util.spec_from_file_location("bench_mesh", PROJECT_ROOT / "bench" / "mesh.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import would: its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -47,10 +49,39 @@ def test_completeness_finds_each_request_trace_whole_by_its_request_id(bench, lo
     assert bench.completeness(local_mesh.layout.trace_proxy_url, ["no-such-request"], timeout=0.5) == (0, 1)
 
 
-def test_per_hop_overhead_measures_the_sidecar_and_the_app_alike(bench, local_mesh, plan):
-    via, direct = bench.per_hop(local_mesh, plan)
-    assert len(via) == len(direct) == plan.hop_samples
-    assert all(0 < t < 1 for t in via + direct)
+def test_per_hop_overhead_measures_the_sidecar_envoy_alone_and_the_app_alike(bench, local_mesh, plan, tmp_path):
+    plan.hop_samples = 200  # enough requests for each Envoy's CPU to span several clock ticks
+    hops = bench.per_hop(local_mesh, plan, tmp_path)
+    assert list(hops) == ["direct", "ours", *bench.envoy_hop.VARIANTS]
+    assert all(len(hop.times) == plan.hop_samples for hop in hops.values())
+    assert all(0 < t < 1 for hop in hops.values() for t in hop.times)
+    assert hops["direct"].cpu_ms is None  # the app's CPU is not an Envoy's
+    assert all(0 < hop.cpu_ms < 50 for label, hop in hops.items() if label != "direct")
+
+
+def test_envoy_alone_is_our_sidecar_without_its_access_log_and_tracing(bench):
+    import yaml
+
+    from meshtools.local import envoy_config
+    from meshtools.shared.net import free_layout
+
+    layout = free_layout(replicas=1)
+    ours = envoy_config.render_local(layout.service2[0], layout, "zipkin")
+    alone = bench.envoy_hop.variant(ours, bench.envoy_hop.VARIANTS["Envoy alone (router only)"], 1234, 1235)
+    hcm = alone["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert "access_log" not in hcm and "tracing" not in hcm and hcm["http_filters"]
+    assert alone["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] == 1234
+    assert alone["admin"]["address"]["socket_address"]["port_value"] == 1235
+    assert alone["static_resources"]["clusters"] == ours["static_resources"]["clusters"]  # the same upstream
+    ours_hcm = ours["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert "access_log" in ours_hcm and "tracing" in ours_hcm  # the original is left as it was
+    assert yaml.safe_dump(alone)
+
+
+def test_mesh_cpu_splits_the_processes_cpu_by_component(bench, local_mesh):
+    spent = bench.mesh_cpu(local_mesh)
+    assert set(spent) == {"apps", "Envoys", "trace proxy", "supervisord"}
+    assert all(seconds > 0 for seconds in spent.values())
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU pinning (Linux)")

@@ -370,7 +370,7 @@ def test_id_of_a_request_just_answered_waits_for_its_trace_to_settle():
 
 
 def test_id_waits_for_spans_envoy_still_holds():
-    # Right after `inv echo` the spans may still sit in Envoy's buffer (sent every 0.5 s, later
+    # Right after `inv echo` the spans may still sit in Envoy's buffer (sent every 0.2 s, later
     # on a busy machine): the store shows nothing arriving yet. `--id` gave up at once then.
     from meshtools.views.trace_lookup import trace_by_id_or_request_id
     from meshtools.views.zipkin_client import ZipkinClient
