@@ -84,8 +84,8 @@ class TeamCluster:
         return [] if reply.status_code == 404 else (reply.raise_for_status() or reply.json().get("tags") or [])
 
     def node_images(self) -> str:
-        """What the node's containerd holds (crictl's table)."""
-        return docker("exec", f"{self.name}-control-plane", "crictl", "images")
+        """The image names the node's containerd holds for Kubernetes, one a line."""
+        return docker("exec", f"{self.name}-control-plane", "ctr", "--namespace", "k8s.io", "images", "list", "--quiet")
 
 
 def build_registry_image(base: str, binary: str, tag: str) -> None:
