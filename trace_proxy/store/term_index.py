@@ -54,21 +54,25 @@ class TermIndex:
             if spans is None:
                 continue
             start = done.get(trace_id, 0)
+            seen: set[Term] = set()  # a trace's spans share most of their terms
             for span in spans[start:]:
                 for term in span_terms(span):
-                    found = terms.get(term)
-                    if found is None:
-                        found = terms[term] = set()
-                    found.add(trace_id)
+                    if term not in seen:
+                        seen.add(term)
+                        found = terms.get(term)
+                        if found is None:
+                            terms[term] = {trace_id}
+                        else:
+                            found.add(trace_id)
             done[trace_id] = len(spans)
         self._pending = {}
 
 
-def span_terms(span: dict[str, Any]):
-    """Every term of the span that an annotationQuery can name."""
-    for annotation in span.get("annotations") or ():
-        if value := annotation.get("value"):
-            yield value
+def span_terms(span: dict[str, Any]) -> list[Term]:
+    """Every term of the span that an annotationQuery can name (tag values are strings in
+    the store's form)."""
+    terms: list[Term] = [a["value"] for a in span.get("annotations") or () if a.get("value")]
     for key, value in (span.get("tags") or {}).items():
-        yield key
-        yield (key, str(value))
+        terms.append(key)
+        terms.append((key, value))
+    return terms
