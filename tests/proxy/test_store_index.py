@@ -1,6 +1,7 @@
 """The store's indexed queries answer exactly what a filter over every stored trace would:
 the same traces in the same order for any search, the same dependency links, the same
-service, span and remote names, through arrivals, late spans, settling and eviction."""
+service, span and remote names and tag values, through arrivals, late spans, settling and
+eviction."""
 from __future__ import annotations
 
 import time
@@ -118,6 +119,8 @@ def test_indexed_queries_answer_what_a_filter_over_every_trace_would(history, ch
             brute_force_dependencies(store, ids, query.end_ts, query.lookback)
     every_span = [s for spans in stored_traces(store, ids).values() for s in spans]
     assert store.services() == sorted({service_name(s) for s in every_span} - {""})
+    for key in ("error", "http.status_code", "x"):
+        assert store.tag_values(key) == sorted({tags[key] for s in every_span if key in (tags := s.get("tags") or {})})
     for service in SERVICES:
         mine = [s for s in every_span if service_name(s) == service]
         assert store.span_names(service) == sorted({s["name"] for s in mine})

@@ -263,8 +263,11 @@ class SpanStore:
     def tag_values(self, key: str) -> list[str]:
         """Every value the tag `key` has in the store (Zipkin's autocompleteValues)."""
         with self._lock:
-            traces = [list(t.spans) for t in self._traces.values()]
-        return sorted({v for spans in traces for s in spans if (v := (s.get("tags") or {}).get(key)) is not None})
+            return self._terms.tag_values(key, self._spans_of)
+
+    def _spans_of(self, trace_id: str) -> list[dict[str, Any]] | None:
+        trace = self._traces.get(trace_id)
+        return trace.spans if trace is not None else None
 
     def search(self, query: TraceQuery, states: frozenset[str] = DONE) -> list[tuple[list[dict[str, Any]], str]]:
         """(spans, state) of the matching traces in `states`, newest first (ties: higher
@@ -275,7 +278,7 @@ class SpanStore:
             traces = self._traces
             terms = None
             if query.annotations:
-                terms = self._terms.candidates(query.annotations, lambda t: (e.spans if (e := traces.get(t)) else None))
+                terms = self._terms.candidates(query.annotations, self._spans_of)
             for tid in self._index.newest_first(query, lambda t: (e.timestamp if (e := traces.get(t)) else 0), terms):
                 trace = traces[tid]
                 if query.min_duration is not None and trace.longest < query.min_duration:

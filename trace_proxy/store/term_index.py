@@ -21,6 +21,7 @@ Term = str | tuple[str, str]
 class TermIndex:
     def __init__(self):
         self._terms: dict[Term, set[str]] = {}
+        self._values: dict[str, set[str]] = {}  # tag key → every value it has had (autocomplete)
         self._pending: dict[str, None] = {}  # traces with spans not indexed yet
         self._done: dict[str, int] = {}  # spans indexed per trace
         self._stale = 0
@@ -44,11 +45,18 @@ class TermIndex:
                 smallest = found
         return smallest if smallest is not None else set()
 
+    def tag_values(self, key: str, spans_of) -> list[str]:
+        """Every value the tag `key` has in the stored traces (Zipkin's autocompleteValues)."""
+        self._catch_up(spans_of)
+        terms = self._terms
+        return sorted(value for value in self._values.get(key, ())
+                      if any(spans_of(tid) is not None for tid in terms[(key, value)]))
+
     def _catch_up(self, spans_of) -> None:
         if self._stale and self._stale > len(self._done):
             self._pending.update(dict.fromkeys(self._done))
-            self._terms, self._done, self._stale = {}, {}, 0
-        terms, done = self._terms, self._done
+            self._terms, self._values, self._done, self._stale = {}, {}, {}, 0
+        terms, values, done = self._terms, self._values, self._done
         for trace_id in self._pending:
             spans = spans_of(trace_id)
             if spans is None:
@@ -62,6 +70,8 @@ class TermIndex:
                         found = terms.get(term)
                         if found is None:
                             terms[term] = {trace_id}
+                            if isinstance(term, tuple):
+                                values.setdefault(term[0], set()).add(term[1])
                         else:
                             found.add(trace_id)
             done[trace_id] = len(spans)
