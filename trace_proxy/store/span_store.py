@@ -211,7 +211,7 @@ class SpanStore:
             self._index.remove(tid, dropped_trace.keys, dropped_trace.timestamp)
             self._links.remove(tid)
             self._unsettled.pop(tid, None)
-            self._terms.evicted(tid)
+            self._terms.evicted(tid, dropped)
             self._evicted += len(dropped)
             self._evicted_ids[tid] = None
             if len(self._evicted_ids) > self._max_evicted_ids:
