@@ -5,13 +5,14 @@ eviction."""
 from __future__ import annotations
 
 import time
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.trace_proxy_spans import envoy_trace
 from trace_proxy.ingest.zipkin_json import from_v2
-from trace_proxy.store import wholeness
+from trace_proxy.store import span_store, wholeness
 from trace_proxy.store.dependencies import dependency_links
 from trace_proxy.store.query import TraceQuery, service_name, trace_timestamp
 from trace_proxy.store.span_store import SpanStore
@@ -103,8 +104,15 @@ def brute_force_dependencies(store, ids, end_ms, lookback_ms):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(history=histories(), checks=st.lists(queries, min_size=1, max_size=4), max_spans=st.integers(3, 40))
-def test_indexed_queries_answer_what_a_filter_over_every_trace_would(history, checks, max_spans):
+@given(history=histories(), checks=st.lists(queries, min_size=1, max_size=4), max_spans=st.integers(3, 40),
+       slice_traces=st.sampled_from([1, 2, 500]))
+def test_indexed_queries_answer_what_a_filter_over_every_trace_would(history, checks, max_spans, slice_traces):
+    # slice_traces: how much of a backlog a query indexes per hold of the lock (many slices or one)
+    with mock.patch.object(span_store, "SLICE_TRACES", slice_traces):
+        check_against_brute_force(history, checks, max_spans)
+
+
+def check_against_brute_force(history, checks, max_spans):
     clock = FakeClock()
     store = SpanStore(max_spans, settle_seconds=1.0, root_wait_seconds=20.0, clock=clock)
     ids: set[str] = set()

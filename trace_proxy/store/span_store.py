@@ -41,6 +41,9 @@ def span_bytes(span: dict[str, Any]) -> int:
 
 
 DONE = frozenset({wholeness.WHOLE, wholeness.PARTIAL})  # what lists show: nothing still arriving
+# Traces a query indexes per hold of the store's lock (some milliseconds of work) when it
+# has a backlog to index; between holds, requests get their turn.
+SLICE_TRACES = 500
 
 
 class _Trace:
@@ -262,6 +265,7 @@ class SpanStore:
 
     def tag_values(self, key: str) -> list[str]:
         """Every value the tag `key` has in the store (Zipkin's autocompleteValues)."""
+        self._in_slices(lambda: self._terms.catch_up(self._spans_of, SLICE_TRACES))
         with self._lock:
             return self._terms.tag_values(key, self._spans_of)
 
@@ -274,6 +278,8 @@ class SpanStore:
         trace id first), at most `query.limit`."""
         now = self._clock()
         found = []
+        if query.annotations:
+            self._in_slices(lambda: self._terms.catch_up(self._spans_of, SLICE_TRACES))
         with self._lock:
             traces = self._traces
             terms = None
@@ -302,12 +308,25 @@ class SpanStore:
         """Links between services from the whole traces that started in [endTs - lookback,
         endTs], by parent then child."""
         now = self._clock()
+        self._in_slices(lambda: self._settle(now, SLICE_TRACES))
         with self._lock:
             self._settle(now)
             return self._links.window((end_ts_ms - lookback_ms) * 1000, end_ts_ms * 1000)
 
-    def _settle(self, now: float) -> None:
-        """File the links of the traces that have settled since last asked (holding the lock).
+    def _in_slices(self, step: Callable[[], bool]) -> None:
+        """Run `step` (holding the lock) until it says the work is done, letting the request
+        path in between: the first query after a start or a fill indexes the whole store,
+        seconds at a million spans, and ingest must not wait that long. The caller finishes
+        what is left, if anything, in its own hold of the lock."""
+        for _ in range(len(self._traces) // SLICE_TRACES + 2):  # bounded: spans keep coming
+            with self._lock:
+                if step():
+                    return
+            time.sleep(0)  # hand the GIL to a thread waiting for the lock
+
+    def _settle(self, now: float, budget: int | None = None) -> bool:
+        """File the links of the traces that have settled since last asked, at most `budget`
+        of them (holding the lock); True once none is left.
 
         A trace quiet for the settle time is whole now or cannot become whole without a
         new span, which puts it back in line: either way it leaves the line."""
@@ -317,8 +336,13 @@ class SpanStore:
             trace = traces[tid]
             if now - trace.last_arrival < self.settle_seconds:
                 break  # this one and every later one are still arriving
+            if budget is not None:
+                if budget <= 0:
+                    return False
+                budget -= 1
             del unsettled[tid]
             if self._state(trace, now) == wholeness.WHOLE:
                 links = tuple((link["parent"], link["child"], link["callCount"], link["errorCount"])
                               for link in dependency_links([trace.spans]))
                 self._links.add(tid, trace.timestamp, links)
+        return True

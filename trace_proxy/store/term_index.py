@@ -14,6 +14,7 @@ built again by the next search, so the memory held stays within one store's wort
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Mapping
 
 Term = str | tuple[str, str]
@@ -23,7 +24,9 @@ class TermIndex:
     def __init__(self):
         self._terms: dict[Term, set[str]] = {}
         self._values: dict[str, set[str]] = {}  # tag key → its values in the index (autocomplete)
-        self._pending: dict[str, None] = {}  # traces with spans not indexed yet
+        # Traces with spans not indexed yet; ordered, so that a slice of them leaves from the
+        # front in O(1) (a plain dict rescans the holes left at its front).
+        self._pending: OrderedDict[str, None] = OrderedDict()
         self._done: dict[str, int] = {}  # spans indexed per trace
         self._leaving: list[tuple[str, list[dict[str, Any]]]] = []  # evicted: (id, indexed spans)
 
@@ -43,7 +46,7 @@ class TermIndex:
     def candidates(self, annotations: Mapping[str, str], spans_of) -> set[str]:
         """The smallest set of trace ids every match of `annotations` is in (a superset of
         the matches). `spans_of(trace id)`: its spans, or None."""
-        self._catch_up(spans_of)
+        self.catch_up(spans_of)
         smallest: set[str] | None = None
         for key, value in annotations.items():
             found = self._terms.get((key, value) if value else key, set())
@@ -53,12 +56,16 @@ class TermIndex:
 
     def tag_values(self, key: str, spans_of) -> list[str]:
         """Every value the tag `key` has in the stored traces (Zipkin's autocompleteValues)."""
-        self._catch_up(spans_of)
+        self.catch_up(spans_of)
         return sorted(self._values.get(key, ()))
 
-    def _catch_up(self, spans_of) -> None:
+    def catch_up(self, spans_of, budget: int | None = None) -> bool:
+        """Index what came and take out what left, at most `budget` traces of each; True
+        once the index is up to date."""
         terms, values, done = self._terms, self._values, self._done
-        for trace_id, spans in self._leaving:  # first: an id that left may have come back
+        leaving = self._leaving
+        count = len(leaving) if budget is None else min(budget, len(leaving))
+        for trace_id, spans in leaving[:count]:  # first: an id that left may have come back
             for term in _trace_terms(spans):
                 found = terms[term]
                 found.discard(trace_id)
@@ -66,8 +73,16 @@ class TermIndex:
                     del terms[term]
                     if isinstance(term, tuple):
                         _discard(values, term)
-        self._leaving = []
-        for trace_id in self._pending:
+        del leaving[:count]
+        if leaving:
+            return False
+        pending = self._pending
+        while pending:
+            if budget is not None:
+                if budget <= 0:
+                    return False
+                budget -= 1
+            trace_id, _ = pending.popitem(last=False)
             spans = spans_of(trace_id)
             if spans is None:
                 continue
@@ -81,7 +96,7 @@ class TermIndex:
                 else:
                     found.add(trace_id)
             done[trace_id] = len(spans)
-        self._pending = {}
+        return True
 
 
 def _discard(values: dict[str, set[str]], term: tuple[str, str]) -> None:
