@@ -77,7 +77,7 @@ class Plan:
         self.hop_samples = 200 if quick else 600
         self.ingest_seconds = 3.0 if quick else 6.0
         self.dev_saves = 2 if quick else 5  # `inv dev`: saves of a service file, each timed to served
-        self.store_sizes = (20_000,) if quick else (20_000, 100_000)
+        self.store_sizes = (20_000,) if quick else (20_000, 1_000_000)  # issue 21: the goal is at 1 M
 
 
 # -- machine ----------------------------------------------------------------------------

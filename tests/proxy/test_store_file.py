@@ -6,6 +6,7 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import requests
 
@@ -13,6 +14,7 @@ from tests.support.trace_proxy_process import running_proxy
 from tests.support.waiting import wait_for
 from trace_proxy import create_app
 from trace_proxy.settings import Settings
+from trace_proxy.store.span_file import SpanFile
 
 JSON = {"Content-Type": "application/json"}
 
@@ -102,3 +104,24 @@ def test_the_writer_flushes_on_its_own(tmp_path):
                                                        (trace_id,)).fetchone()[0] == 1, 10, "the row written")
     finally:
         app.extensions["trace_proxy"].close()
+
+
+def test_a_flush_beside_the_writer_thread_loses_nothing(tmp_path):
+    """flush() from another thread (close, bench/store_scale.py) while the writer flushes:
+    two transactions on one connection failed, and that batch of spans was never written."""
+    span_file = SpanFile(tmp_path / "spans.sqlite")
+    try:
+        def hammer(worker: int):
+            for n in range(150):
+                span_file.added({f"{worker:02d}{n:014x}": trace("x")}, 3)
+                span_file.flush()
+
+        threads = [threading.Thread(target=hammer, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        span_file.flush()
+        assert span_file.rows() == 600
+    finally:
+        span_file.close()

@@ -51,6 +51,9 @@ class SpanFile:
         self._waiting = 0
         self._evicted: list[str] = []
         self._lock = threading.Lock()
+        # One writer of the connection at a time: flush() is also called from outside the
+        # writer thread (close, the benchmark), and two transactions on one connection fail.
+        self._writing = threading.Lock()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._run, name="span-file-writer", daemon=True)
         self._writer.start()
@@ -83,6 +86,10 @@ class SpanFile:
             self.flush()
 
     def flush(self) -> None:
+        with self._writing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             added, evicted = self._added, self._evicted
             self._added, self._evicted, self._waiting = [], [], 0

@@ -41,10 +41,20 @@ def structurally_whole(spans: Iterable[dict[str, Any]]) -> bool:
     return has_root
 
 
+def shape(spans: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """(structurally whole, has a root): what the state needs of the spans, which the
+    store works out once per change of the trace rather than per query."""
+    return structurally_whole(spans), any(not s.get("parentId") for s in spans)
+
+
 def state(spans: list[dict[str, Any]], quiet_for: float, settle: float, root_wait: float) -> str:
+    return state_of(shape(spans), quiet_for, settle, root_wait)
+
+
+def state_of(trace_shape: tuple[bool, bool], quiet_for: float, settle: float, root_wait: float) -> str:
     if quiet_for < settle:
         return ARRIVING
-    if structurally_whole(spans):
+    whole, has_root = trace_shape
+    if whole:
         return WHOLE
-    has_root = any(not s.get("parentId") for s in spans)
     return PARTIAL if has_root or quiet_for >= root_wait else ARRIVING
