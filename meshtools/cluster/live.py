@@ -142,25 +142,37 @@ def file_order(paths: Iterable[Path], root: Path = PROJECT_ROOT) -> dict[str, st
     return {str(p.resolve().relative_to(root.resolve())): (p.read_text() if p.exists() else None) for p in paths}
 
 
-def sync(kubectl: Kubectl, deployment: str, files: dict[str, str | None], signal: str) -> list[float]:
-    """Write `files` into every pod of `deployment` at once and signal its gunicorn; seconds each took."""
+def sync(kubectl: Kubectl, deployment: str, files: dict[str, str | None], signal: str,
+         known: Iterable[str] = ()) -> tuple[list[float], list[str]]:
+    """Write `files` into every pod of `deployment` at once and signal its gunicorn; the seconds
+    each took, and the pods it has now.
+
+    `known`: the pods of the last sync, started on at once while the list is read again (a
+    kubectl call saved from the time to served); a pod that appeared since is synced too, and
+    one that has gone since is passed over."""
     container, port = PYTHON_PODS[deployment]
     order = json.dumps({"files": files, "root": CODE_DIR, "signal": signal, "timeout": RELOAD_TIMEOUT,
                         "health": f"http://127.0.0.1:{port}/healthz"})
-    pods = pods_of(kubectl, deployment)
-    if not pods:
-        raise Exit(f"no running pod of {deployment}")
 
-    def one(pod: str) -> float:
+    def one(pod: str) -> float | str:
         result = kubectl.run("exec", "-i", pod, "-c", container, "--", "python", "-c", IN_POD, input=order,
                              capture=True, check=False, timeout=RELOAD_TIMEOUT + 30)
         if result.returncode != 0 and not (signal != "HUP" and result.stdout.strip()):
             said = (result.stderr or result.stdout).strip().splitlines()
-            raise Exit(f"{pod}: {said[-1] if said else 'kubectl exec failed'}")
+            return f"{pod}: {said[-1] if said else 'kubectl exec failed'}"
         return float(result.stdout.split()[-1])
 
-    with ThreadPoolExecutor(max_workers=len(pods)) as pool:
-        return list(pool.map(one, pods))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        started = {pod: pool.submit(one, pod) for pod in known}
+        pods = pods_of(kubectl, deployment)
+        if not pods:
+            raise Exit(f"no running pod of {deployment}")
+        started.update({pod: pool.submit(one, pod) for pod in pods if pod not in started})
+        outcomes = {pod: future.result() for pod, future in started.items()}
+    for pod in pods:
+        if isinstance(outcomes[pod], str):
+            raise Exit(outcomes[pod])
+    return [outcomes[pod] for pod in pods], pods
 
 
 class LiveUpdate:
@@ -172,6 +184,7 @@ class LiveUpdate:
         self.root = root
         self.fallback = fallback  # build + deploy (dev stack), for what cannot be synced
         self.kubectl = stack.open_target(target)
+        self.pods: dict[str, list[str]] = {}  # by Deployment, as the last sync found them
 
     def apply(self, paths: Iterable[Path], saved_at: float | None = None) -> list[str]:
         paths = list(paths)
@@ -204,7 +217,7 @@ class LiveUpdate:
         if deployments == (TRACE_PROXY,) and any(p.name in TRACE_PROXY_MASTER for p in changed):
             # Its master's own modules changed: the container restarts (the pod and its code volume stay).
             restarts = restart_count(self.kubectl, TRACE_PROXY)
-            pods = sync(self.kubectl, TRACE_PROXY, files, "TERM")
+            _, pods = sync(self.kubectl, TRACE_PROXY, files, "TERM")
             deadline = time.monotonic() + RELOAD_TIMEOUT
             while restart_count(self.kubectl, TRACE_PROXY) <= restarts and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -212,7 +225,10 @@ class LiveUpdate:
                              f"--timeout={RELOAD_TIMEOUT:.0f}s", capture=True)
             return f"synced into {len(pods)} {TRACE_PROXY} pod(s), its container restarted"
         with ThreadPoolExecutor(max_workers=len(deployments)) as pool:
-            seconds = dict(zip(deployments, pool.map(lambda d: sync(self.kubectl, d, files, "HUP"), deployments)))
+            synced = dict(zip(deployments, pool.map(
+                lambda d: sync(self.kubectl, d, files, "HUP", self.pods.get(d, ())), deployments)))
+        self.pods.update({d: pods for d, (_, pods) in synced.items()})
+        seconds = {d: s for d, (s, _) in synced.items()}
         pods = " and ".join(f"{len(s)} {d}" for d, s in seconds.items())
         slowest = max(t for s in seconds.values() for t in s)
         return f"synced into {pods} pod(s), gunicorn reloaded in {slowest:.1f} s"
@@ -223,7 +239,7 @@ class LiveUpdate:
         # New pods start with the image's code: give them what was synced since.
         if deployment in PYTHON_PODS:
             sources = [p for p in (self.root / "service").rglob("*.py") if "__pycache__" not in p.parts]
-            sync(self.kubectl, deployment, file_order(sources, self.root), "HUP")
+            _, self.pods[deployment] = sync(self.kubectl, deployment, file_order(sources, self.root), "HUP")
         return f"ConfigMap updated, {deployment} rolled (only its pods)"
 
     def watch(self, emit: Callable[[str], None], stop_event=None) -> None:

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 import yaml
+from invoke.exceptions import Exit
 
 from meshtools.cluster import live
 from meshtools.cluster.target import resolve
@@ -137,3 +138,40 @@ def test_the_dev_overlay_adds_only_the_code_volume_to_the_hardened_pods():
         assert spec["initContainers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert dev["service1"]["spec"]["template"]["spec"]["containers"][0]["args"][:2] == \
         ["-c", f"{live.CODE_DIR}/service/gunicorn_conf.py"]
+
+
+class _Pods:
+    """kubectl for `live.sync` alone: `get pods` lists `running`; an exec into any other pod fails
+    as kubectl's does for a pod that was deleted."""
+
+    def __init__(self, running: list[str]):
+        self.running = running
+        self.execs: list[str] = []
+
+    def run(self, *args, input=None, capture=False, check=True, timeout=None):
+        if args[:2] == ("get", "pods"):
+            return subprocess.CompletedProcess(args, 0, " ".join(self.running), "")
+        pod = args[2]
+        self.execs.append(pod)
+        if pod not in self.running:
+            return subprocess.CompletedProcess(args, 1, "", f'Error from server (NotFound): pods "{pod}" not found')
+        return subprocess.CompletedProcess(args, 0, "0.31\n", "")
+
+
+def test_a_sync_starts_on_the_pods_it_knew_passes_over_a_gone_one_and_adds_a_new_one():
+    kubectl = _Pods(running=["service1-a", "service1-new"])
+
+    seconds, pods = live.sync(kubectl, "service1", {"service/__init__.py": "x"}, "HUP",
+                              known=["service1-a", "service1-gone"])
+
+    assert sorted(kubectl.execs) == ["service1-a", "service1-gone", "service1-new"]
+    assert pods == ["service1-a", "service1-new"] and seconds == [0.31, 0.31]
+
+
+def test_a_sync_that_fails_in_a_running_pod_says_which():
+    kubectl = _Pods(running=["service1-a"])
+    kubectl.run = lambda *args, **kw: (subprocess.CompletedProcess(args, 0, "service1-a", "") if args[:2] == (
+        "get", "pods") else subprocess.CompletedProcess(args, 1, "", "no new worker answered within 30 s"))
+
+    with pytest.raises(Exit, match="service1-a: no new worker answered within 30 s"):
+        live.sync(kubectl, "service1", {"service/__init__.py": "x"}, "HUP")

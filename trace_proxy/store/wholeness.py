@@ -1,7 +1,7 @@
 """When a trace counts as whole, so that lists never present a trace still arriving.
 
 Envoy reports each span when it ends, from every proxy separately and in batches (the
-mesh flushes every 0.5 s), so a trace's spans arrive over about a second, the root
+mesh's Envoys flush every 0.2 s), so a trace's spans arrive over a fraction of a second, the root
 (front-envoy's span, which ends last) usually last of all. A trace is
 
 - whole    when it has a root span (no parentId), every parentId names a span of the
@@ -15,8 +15,8 @@ mesh flushes every 0.5 s), so a trace's spans arrive over about a second, the ro
            request still running, e.g. waiting on the slow /stage/3, is quiet for seconds
            without its root; it is never listed.
 
-The settle time (trace-proxy --settle, default 1 s: two of the mesh's 0.5 s flush
-intervals) covers what the structural check cannot see: a leaf span still on its way from
+The settle time (trace-proxy --settle, default 1 s: five of the Envoys' 0.2 s flush
+intervals; the local mesh passes 0.5 s) covers what the structural check cannot see: a leaf span still on its way from
 another proxy. The root wait (default 20 s) outlasts the front's 15 s route timeout, after
 which no request is still running.
 """
