@@ -116,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="envoy-tracing-bench-") as tmp:
         tree = Path(tmp) / "tree"
         shutil.copytree(PROJECT_ROOT, tree, ignore=COPY_IGNORE)
+        update = None
         try:
             original = (tree / SERVICE_FILE).read_text()
             if ANCHOR not in original:
                 raise SystemExit(f"{SERVICE_FILE} no longer holds {ANCHOR!r}: update {Path(__file__).name}")
             update = live.LiveUpdate(target, root=tree)
+            update.prepare()  # as `inv dev --cluster` does when it starts watching
             before = restarts(kubectl)
             seconds = []
             for n in range(args.saves):
@@ -140,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
                               otlp_port=ports.get(port_forward.OTLP))
                 rebuilt = wait_served(url, marker, saved_at)
         finally:
+            if update is not None:
+                update.close()
             print("Deploying the normal stack again…", flush=True)
             # `kubectl apply` keeps what `set env` added (it was never in the applied manifests).
             kubectl.run("set", "env", f"deployment/{SERVICE2}", *(v.split("=")[0] + "-" for v in NO_SLOW),

@@ -25,6 +25,7 @@ from invoke.exceptions import Exit, UnexpectedExit
 
 from meshtools.cluster import dev as rebuild
 from meshtools.cluster import stack
+from meshtools.cluster.exec_session import PodSession, SessionClosed
 from meshtools.cluster.kubectl import Kubectl
 from meshtools.cluster.target import Target
 from meshtools.shared.topology import ENVOY_CONFIG_FILES, PROJECT_ROOT, SERVICE1, SERVICE2, TRACE_PROXY
@@ -40,22 +41,13 @@ PYTHON_PODS = {SERVICE1: ("app", 8080), SERVICE2: ("app", 8080), TRACE_PROXY: (T
 TRACE_PROXY_MASTER = {"__init__.py", "__main__.py", "server.py", "settings.py", "cli.py"}
 RELOAD_TIMEOUT = 30.0
 
-# Runs in the pod (python -c): writes the files it reads from stdin into the code volume, signals
+# Runs in the pod (python -c): writes the files of an order into the code volume, signals
 # gunicorn's master (pid 1), and for SIGHUP waits until a new worker answers its health check and
-# the old workers are gone. One kubectl exec per pod; prints the seconds it took.
+# the old workers are gone; prints the seconds it took. One order on stdin (a `kubectl exec` per
+# pod and change), or with the argument `serve` one order a line for as long as stdin stays
+# open, each answered by a line "ok SECONDS" or "error WHY" (a session kept open, exec_session.py).
 IN_POD = r"""
 import json, os, signal, sys, time, urllib.request
-order = json.load(sys.stdin)
-for path, text in order["files"].items():
-    target = os.path.join(order["root"], path)
-    if text is None:
-        if os.path.exists(target):
-            os.remove(target)
-        continue
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    with open(target + ".new", "w") as out:
-        out.write(text)
-    os.replace(target + ".new", target)
 def workers():
     found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -66,24 +58,43 @@ def workers():
         except OSError:
             pass
     return found
-def answers():
+def answers(order):
     try:
         return urllib.request.urlopen(order["health"], timeout=2).status == 200
     except OSError:
         return False
-started, old = time.monotonic(), workers()
-if order["signal"] != "HUP":  # the container ends with its pid 1, and this process with it: answer first
-    print("0.00", flush=True)
-os.kill(1, getattr(signal, "SIG" + order["signal"]))
-deadline = started + order["timeout"]
-if order["signal"] == "HUP":
-    while not (workers() - old and answers()):
-        if time.monotonic() > deadline:
-            sys.exit("no new worker answered within %d s" % order["timeout"])
-        time.sleep(0.02)
-    while workers() & old and time.monotonic() < deadline:
-        time.sleep(0.02)
-print("%.2f" % (time.monotonic() - started))
+def apply(order):
+    for path, text in order["files"].items():
+        target = os.path.join(order["root"], path)
+        if text is None:
+            if os.path.exists(target):
+                os.remove(target)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target + ".new", "w") as out:
+            out.write(text)
+        os.replace(target + ".new", target)
+    started, old = time.monotonic(), workers()
+    if order["signal"] != "HUP":  # the container ends with its pid 1, and this process with it: answer first
+        print("0.00", flush=True)
+    os.kill(1, getattr(signal, "SIG" + order["signal"]))
+    deadline = started + order["timeout"]
+    if order["signal"] == "HUP":
+        while not (workers() - old and answers(order)):
+            if time.monotonic() > deadline:
+                raise SystemExit("no new worker answered within %d s" % order["timeout"])
+            time.sleep(0.02)
+        while workers() & old and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return "%.2f" % (time.monotonic() - started)
+if sys.argv[1:] == ["serve"]:
+    for line in sys.stdin:
+        try:
+            print("ok " + apply(json.loads(line)), flush=True)
+        except SystemExit as exc:
+            print("error %s" % exc, flush=True)
+else:
+    print(apply(json.load(sys.stdin)))
 """
 
 
@@ -143,18 +154,29 @@ def file_order(paths: Iterable[Path], root: Path = PROJECT_ROOT) -> dict[str, st
 
 
 def sync(kubectl: Kubectl, deployment: str, files: dict[str, str | None], signal: str,
-         known: Iterable[str] = ()) -> tuple[list[float], list[str]]:
+         known: Iterable[str] = (), sessions: dict[str, PodSession] | None = None) -> tuple[list[float], list[str]]:
     """Write `files` into every pod of `deployment` at once and signal its gunicorn; the seconds
     each took, and the pods it has now.
 
     `known`: the pods of the last sync, started on at once while the list is read again (a
     kubectl call saved from the time to served); a pod that appeared since is synced too, and
-    one that has gone since is passed over."""
+    one that has gone since is passed over. `sessions`: open exec sessions by pod, used for a
+    reload where one is alive (no kubectl start-up), opened for the pods that lack one, closed
+    for the pods gone."""
     container, port = PYTHON_PODS[deployment]
     order = json.dumps({"files": files, "root": CODE_DIR, "signal": signal, "timeout": RELOAD_TIMEOUT,
                         "health": f"http://127.0.0.1:{port}/healthz"})
+    use_sessions = sessions is not None and signal == "HUP"
 
     def one(pod: str) -> float | str:
+        session = sessions.get(pod) if use_sessions else None
+        if session is not None:
+            try:
+                return session.apply(order, RELOAD_TIMEOUT + 30)
+            except SessionClosed:
+                sessions.pop(pod, None)  # gone with its pod, or its kubectl ended: a one-off exec instead
+            except RuntimeError as exc:
+                return str(exc)
         result = kubectl.run("exec", "-i", pod, "-c", container, "--", "python", "-c", IN_POD, input=order,
                              capture=True, check=False, timeout=RELOAD_TIMEOUT + 30)
         if result.returncode != 0 and not (signal != "HUP" and result.stdout.strip()):
@@ -169,10 +191,21 @@ def sync(kubectl: Kubectl, deployment: str, files: dict[str, str | None], signal
             raise Exit(f"no running pod of {deployment}")
         started.update({pod: pool.submit(one, pod) for pod in pods if pod not in started})
         outcomes = {pod: future.result() for pod, future in started.items()}
+    if use_sessions:
+        open_sessions(kubectl, deployment, pods, sessions)
     for pod in pods:
         if isinstance(outcomes[pod], str):
             raise Exit(outcomes[pod])
     return [outcomes[pod] for pod in pods], pods
+
+
+def open_sessions(kubectl: Kubectl, deployment: str, pods: list[str], sessions: dict[str, PodSession]) -> None:
+    """Sessions for `pods` of `deployment` that have none alive; close those of its pods gone."""
+    for pod in [p for p in sessions if p.startswith(f"{deployment}-") and p not in pods]:
+        sessions.pop(pod).close()
+    for pod in pods:
+        if pod not in sessions or not sessions[pod].alive():
+            sessions[pod] = PodSession(kubectl, pod, PYTHON_PODS[deployment][0], IN_POD)
 
 
 class LiveUpdate:
@@ -185,6 +218,22 @@ class LiveUpdate:
         self.fallback = fallback  # build + deploy (dev stack), for what cannot be synced
         self.kubectl = stack.open_target(target)
         self.pods: dict[str, list[str]] = {}  # by Deployment, as the last sync found them
+        self.sessions: dict[str, PodSession] = {}  # exec sessions kept open, by pod
+
+    def prepare(self) -> None:
+        """Open an exec session into each Python pod now, so the first change finds them open
+        (they only save time: without them every change does a one-off exec)."""
+        for deployment in (SERVICE1, SERVICE2, TRACE_PROXY):
+            try:
+                self.pods[deployment] = pods_of(self.kubectl, deployment)
+            except (Exit, UnexpectedExit):
+                continue
+            open_sessions(self.kubectl, deployment, self.pods[deployment], self.sessions)
+
+    def close(self) -> None:
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
 
     def apply(self, paths: Iterable[Path], saved_at: float | None = None) -> list[str]:
         paths = list(paths)
@@ -226,7 +275,7 @@ class LiveUpdate:
             return f"synced into {len(pods)} {TRACE_PROXY} pod(s), its container restarted"
         with ThreadPoolExecutor(max_workers=len(deployments)) as pool:
             synced = dict(zip(deployments, pool.map(
-                lambda d: sync(self.kubectl, d, files, "HUP", self.pods.get(d, ())), deployments)))
+                lambda d: sync(self.kubectl, d, files, "HUP", self.pods.get(d, ()), self.sessions), deployments)))
         self.pods.update({d: pods for d, (_, pods) in synced.items()})
         seconds = {d: s for d, (s, _) in synced.items()}
         pods = " and ".join(f"{len(s)} {d}" for d, s in seconds.items())
@@ -243,7 +292,11 @@ class LiveUpdate:
         return f"ConfigMap updated, {deployment} rolled (only its pods)"
 
     def watch(self, emit: Callable[[str], None], stop_event=None) -> None:
-        for paths, saved_at in watch_changes(stop_event, extra=[self.root / name for name in DEPENDENCY_FILES]):
-            stamp = time.strftime("%H:%M:%S")
-            for line in self.apply(paths, saved_at):
-                emit(f"{stamp} {line}")
+        self.prepare()
+        try:
+            for paths, saved_at in watch_changes(stop_event, extra=[self.root / name for name in DEPENDENCY_FILES]):
+                stamp = time.strftime("%H:%M:%S")
+                for line in self.apply(paths, saved_at):
+                    emit(f"{stamp} {line}")
+        finally:
+            self.close()

@@ -184,6 +184,7 @@ def test_inv_dev_cluster_serves_a_code_change_without_a_build_or_a_pod_restart(c
     pods and served by new gunicorn workers (same pods, no container restart, no image build); a
     dependency change is not synced but falls back to build + deploy."""
     tree = copy_tree(tmp_path / "tree")
+    update = None
     try:
         cluster_stack.deploy(PROJECT_ROOT, "--dev")
         target = cluster_target.resolve(cluster_stack.name)
@@ -192,6 +193,7 @@ def test_inv_dev_cluster_serves_a_code_change_without_a_build_or_a_pod_restart(c
         image_before = cluster_stack.image_ref()
         fallbacks = []
         update = LiveUpdate(target, root=tree, fallback=lambda *args: fallbacks.append(args) or "built and deployed")
+        update.prepare()  # exec sessions into the pods, as the watcher opens them
 
         edit(tree / "service" / "__init__.py", "Served by:", f"Served by ({CODE_MARKER}, live):")
         saved_at = time.time()
@@ -212,4 +214,6 @@ def test_inv_dev_cluster_serves_a_code_change_without_a_build_or_a_pod_restart(c
         assert len(fallbacks) == 1 and fallbacks[0][1] == [lock], fallbacks
         assert "no live update" in lines[0] and "built and deployed" in lines[0]
     finally:
+        if update is not None:
+            update.close()
         cluster_stack.deploy(PROJECT_ROOT)

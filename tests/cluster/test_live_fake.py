@@ -15,6 +15,7 @@ from meshtools.cluster.target import resolve
 from meshtools.shared.topology import MANIFESTS_DIR, PROJECT_ROOT
 from tests.cluster.test_status_fake import pod
 from tests.support.fakes_harness import Fakes, fakes_for
+from tests.support.waiting import wait_for
 
 SERVICE_FILE = PROJECT_ROOT / "service" / "__init__.py"
 PODS = {"kind": "List", "items": [
@@ -25,7 +26,11 @@ PODS = {"kind": "List", "items": [
 
 @pytest.fixture
 def fakes(tmp_path, monkeypatch, capsys):
-    yield from fakes_for(Fakes, tmp_path, monkeypatch, capsys)
+    for made in fakes_for(Fakes, tmp_path, monkeypatch, capsys):
+        made.updaters = []  # their exec sessions end with the test
+        yield made
+        for updater in made.updaters:
+            updater.close()
 
 
 def dev_stack(fakes) -> live.LiveUpdate:
@@ -33,7 +38,9 @@ def dev_stack(fakes) -> live.LiveUpdate:
     code, _, err = fakes.inv("build", "deploy", "--dev", "--no-forward")
     assert code == 0, err
     (fakes.state / "pods.json").write_text(json.dumps(PODS))
-    return live.LiveUpdate(resolve("envoy-tracing"))
+    updater = live.LiveUpdate(resolve("envoy-tracing"))
+    fakes.updaters.append(updater)
+    return updater
 
 
 def execs(fakes, since: int) -> list[tuple[str, dict]]:
@@ -58,6 +65,30 @@ def test_deploy_applies_the_dev_overlay_only_with_dev_fake(fakes):
     assert live.is_dev_stack(live.stack.open_target(resolve("envoy-tracing")))
     code, _, err = fakes.inv("deploy", "--dev", "--variant", "upstream-proxy", "--no-forward")
     assert code == 1 and "--dev applies to the default stack only" in err
+
+
+def test_once_sessions_are_open_a_change_starts_no_kubectl_fake(fakes):
+    updater = dev_stack(fakes)
+    updater.prepare()  # what the watcher does when it starts
+    wait_for(lambda: len(exec_processes(fakes)) == 4, 10, "a session into each Python pod")  # 2+1 apps, the proxy
+    before = len(fakes.log.read_text().splitlines())
+
+    for _ in range(2):
+        (line,) = updater.apply([SERVICE_FILE])
+        assert "synced into 1 service2 and 2 service1 pod(s)" in line, line
+
+    assert len(exec_processes(fakes)) == 4
+    assert not [c for c in fakes.calls("kubectl") if "exec" in c["argv"] and c["argv"][-1] != "serve"], \
+        "no one-off kubectl exec for the changes"
+    sent = execs(fakes, before)
+    assert sorted(p for p, _ in sent) == sorted(["service1-6f8b-aaaaa", "service1-6f8b-bbbbb", "service2-5d7f-ccccc"] * 2)
+    updater.close()
+    assert not any(session.alive() for session in updater.sessions.values())
+
+
+def exec_processes(fakes) -> list[list[str]]:
+    """The `kubectl exec` processes started so far (a session is one, however many orders it takes)."""
+    return [c["argv"] for c in fakes.calls("kubectl") if "exec" in c["argv"] and c["argv"][-1] == "serve"]
 
 
 def test_a_service_change_is_synced_into_every_app_pod_and_reloaded_without_a_build_fake(fakes):
