@@ -106,12 +106,13 @@ def test_the_target_is_named_before_anything_changes_fake(fakes):
 
 def test_every_call_names_the_context_and_the_namespace_and_kind_is_never_run_fake(fakes, monkeypatch):
     monkeypatch.setenv("HONEYCOMB_API_KEY", KEY)
-    front, proxy = free_port(), free_port()
+    front, proxy, otlp = free_port(), free_port(), free_port()
     for argv in (
         ("build", "--registry", REGISTRY, "--context", CONTEXT),
         ("deploy", *TARGET, "--registry", REGISTRY, "--no-forward"),
         ("secret", *TARGET),
-        ("forward", *TARGET, "--front-port", str(front), "--trace-proxy-port", str(proxy)),
+        ("forward", *TARGET, "--front-port", str(front), "--trace-proxy-port", str(proxy),
+         "--otlp-port", str(otlp)),
         ("cluster.status", *TARGET),
         ("down", *TARGET),
     ):
@@ -123,8 +124,10 @@ def test_every_call_names_the_context_and_the_namespace_and_kind_is_never_run_fa
     for call in kubectl:
         assert call["argv"][1:5] == ["--context", CONTEXT, "--namespace", NAMESPACE], call["argv"]
     assert not fakes.calls("kind")
+    # front-envoy, the trace proxy's UI and its OTLP/HTTP port: one port-forward each.
     forwarded = fakes.argvs("kubectl", "port-forward")
-    assert len(forwarded) == 2
+    local_ports = sorted(int(argv[-1].split(":")[0]) for argv in forwarded)
+    assert local_ports == sorted((front, proxy, otlp)), forwarded
     # Status lists only the stack's pods: other teams' may share the namespace.
     (pods,) = [argv for argv in fakes.argvs("kubectl", "get", "pods") if "--selector" in argv]
     assert pods[pods.index("--selector") + 1] == ",".join(f"{k}={v}" for k, v in STACK_LABELS.items())

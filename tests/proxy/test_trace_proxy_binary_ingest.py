@@ -129,9 +129,17 @@ BAD = [
      "span 0: span has no id"),
     ("thrift bad i64 annotation", "/api/v1/spans", thrift_body([zc.Span(trace_id=1, id=2, binary_annotations=[
         zc.BinaryAnnotation(key="n", value=b"\x01", annotation_type=4)])]), THRIFT, 400, "must be 8 bytes"),
-    ("thrift negative duration", "/api/v1/spans", thrift_body([zc.Span(trace_id=1, id=2, duration=-5)]), THRIFT, 400,
-     "duration"),
 ]
+
+
+def test_a_thrift_span_with_a_negative_duration_is_kept_without_one_as_zipkin_reads_it(client):
+    """Zipkin's Span.Builder reads a negative duration as unset, for JSON and Thrift alike:
+    the span is kept, not the whole request refused."""
+    trace_id = secrets.randbits(63) or 1
+    body = thrift_body([zc.Span(trace_id=trace_id, id=2, name="get", timestamp=1_000, duration=-5)])
+    assert client.post("/api/v1/spans", data=body, headers=THRIFT).status_code == 202
+    [kept] = client.get(f"/api/v2/trace/{trace_id:016x}").get_json()
+    assert kept["timestamp"] == 1_000 and "duration" not in kept
 
 
 @pytest.mark.parametrize("path,body,headers,status,reason", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
