@@ -14,8 +14,9 @@ When Honeycomb fails (no connection, 5xx, 429) the bodies stay in the spool and 
 again with exponential backoff and jitter (0.5 s doubling to RETRY_MAX_SECONDS, one probe
 at a time), for as long as the spool has room: an outage loses nothing that fits, and what
 does not fit is counted (spool_full). With a spool directory a restart, a SIGTERM past its
-grace period or a kill -9 keeps the spooled bodies for the next start; only what waited for
-the spooler (up to `send_frequency`) is lost to a kill -9.
+grace period or a kill -9 keeps the spooled bodies for the next start, and what waited for
+the spooler is in the write-ahead journal (journal.py), written before the request is
+answered: the next start sends it too.
 
 Why not libhoney: it builds, queues, serialises and accounts for every event separately
 (and sends two statsd UDP packets per event); the profile of the forwarding path spent
@@ -46,6 +47,7 @@ from trace_proxy.sinks import Batch, ThrottledWarning
 from trace_proxy.sinks.honeycomb_batch import (CONTENT_ENCODING, MAX_EVENTS_PER_BODY, Piece, bodies, encode_event,
                                                 event_results, pieces)
 from trace_proxy.sinks.honeycomb_events import BadDatasetTag, keep_trace, span_event_events, to_event
+from trace_proxy.sinks.journal import Journal
 from trace_proxy.sinks.spool import Spool, Spooled
 
 log = logging.getLogger("trace_proxy.honeycomb")
@@ -69,6 +71,7 @@ class _Pending:
     arrived: float
     spans: list
     count: int
+    segment: int | None = None  # its journal segment (with a spool directory)
 
 
 class HoneycombSink:
@@ -82,6 +85,7 @@ class HoneycombSink:
         self.send_frequency = send_frequency
         self.timeout = timeout
         self.spool = Spool(settings.spool_dir or None, settings.spool_bytes)
+        self.journal = Journal(settings.spool_dir) if settings.spool_dir else None
         self._batch_url = urljoin(settings.api_host, "/1/batch/")
         self._outstanding = 0
         self._lock = threading.Lock()
@@ -95,6 +99,8 @@ class HoneycombSink:
         self._waiting: queue.Queue = queue.Queue()  # bounded by the backlog through _outstanding
         self._closing = threading.Event()  # no more input: spool what waits, send what can be sent
         self._stopping = threading.Event()  # the senders stop, whatever is left
+        if self.journal is not None:
+            self._recover()
         self._targets = [self._spool_loop] + [self._send_loop] * SENDERS
         self._threads = [self._start(n) for n in range(len(self._targets))]
         self._dead: set[int] = set()  # threads the watchdog found dead, restarted at its next look
@@ -121,6 +127,16 @@ class HoneycombSink:
                     log.warning("restarted the dead Honeycomb thread %s", thread.name)
                 else:
                     self._dead.add(n)
+
+    def _recover(self) -> None:
+        """What a previous run accepted and never spooled (it was killed): spooled first."""
+        recovered = self.journal.recover()
+        for segment, spans in recovered:
+            self._outstanding += len(spans)
+            self._waiting.put(_Pending(time.monotonic(), spans, len(spans), segment))
+        if recovered:
+            log.info("journal: %d spans a previous run accepted and did not spool, to be sent",
+                     sum(len(spans) for _, spans in recovered))
 
     def problems(self) -> list[str]:
         """A dead sender or spooler, until the watchdog restarts it: /healthz answers 503 meanwhile."""
@@ -158,7 +174,9 @@ class HoneycombSink:
             self.metrics.incr("dropped", len(spans) - taken, sink=self.name, reason="backlog_full")
             self._warn.warn("Honeycomb is not keeping up; dropping events beyond %d waiting", self.backlog)
         if taken:
-            self._waiting.put(_Pending(time.monotonic(), spans[:taken], taken))
+            # Written before the 202: a kill before the spooler takes them loses nothing.
+            segment = self.journal.append(spans[:taken]) if self.journal is not None else None
+            self._waiting.put(_Pending(time.monotonic(), spans[:taken], taken, segment))
 
     def congested(self) -> bool:
         """True while an accept may wait for room: the backlog over half full while Honeycomb
@@ -248,7 +266,14 @@ class HoneycombSink:
 
     def _spool_loop(self) -> None:
         while (gathered := self._gather_pending()) is not None:
-            self._spool_gathered(gathered)
+            if self.journal is not None:
+                self.journal.rotate()  # later batches go to a new segment; this one can go once spooled
+            try:
+                self._spool_gathered(gathered)
+            finally:
+                if self.journal is not None:
+                    for item in gathered:
+                        self.journal.done(item.segment)
 
     def _spool_gathered(self, gathered: list[_Pending]) -> None:
         """Serialise and spool what was gathered; every span is settled and counted, whatever happens."""
@@ -388,6 +413,11 @@ class HoneycombSink:
             thread.join(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
         with self._lock:
             unspooled = self._outstanding
+        if self.journal is not None:
+            self.journal.close()
+            if unspooled:
+                log.info("Honeycomb sink closed: %d spans not yet spooled are kept in the journal", unspooled)
+            unspooled = 0  # the next start sends them
         spooled = self.spool.stats()["spans"]
         if unspooled:
             self.metrics.incr("dropped", unspooled, sink=self.name, reason="shutdown")
