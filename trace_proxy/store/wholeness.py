@@ -5,10 +5,10 @@ mesh's Envoys flush every 0.2 s), so a trace's spans arrive over a fraction of a
 (front-envoy's span, which ends last) usually last of all. A trace is
 
 - whole    when it has a root span (no parentId), every parentId names a span of the
-           trace, and no span has arrived for it for the settle time; or sooner, once no span
-           has arrived for the answered-settle time, when besides every call it made was
-           answered: each CLIENT or PRODUCER span has a span below it (a child, or the
-           SERVER/CONSUMER half of a shared span);
+           trace, and no span has arrived for it for the settle time; or, when besides
+           every call in it was answered (each CLIENT or PRODUCER span has a span below it:
+           a child, or the SERVER/CONSUMER half of a shared span), for the shorter
+           answered-settle time;
 - partial  when it is done arriving but a parent is missing: its root came and then the
            settle time passed, or no root came within the root wait. Spans were lost (a
            proxy killed mid-request, an uninstrumented hop): waiting will not help, and
@@ -19,16 +19,16 @@ mesh's Envoys flush every 0.2 s), so a trace's spans arrive over a fraction of a
            without its root; it is never listed.
 
 The settle time (trace-proxy --settle, default 1 s: five of the Envoys' 0.2 s flush
-intervals; the local mesh passes 0.5 s) covers what the structural check cannot see: a leaf span still on its way from
-another proxy. A call's answer is such a leaf (service2's span below service1's call), which
-is why only a trace with every call answered may settle sooner (--answered-settle; the local
-mesh passes 0.2 s, one flush interval): its only spans that can still be on their way are a
-server span's own calls held by another of its proxy's worker threads, which flush within one
-interval. Measured on the local mesh (2,545 requests at 1 to 16 at a time, each span's arrival
-at the store recorded, load 6 to 13): listed the moment its root and every parent were in, 99
-traces (3.9%) would have been listed short of spans; with every call answered too, 13 (0.5%);
-with every call answered and 0.15 or 0.2 s quiet, none. The root wait (default 20 s) outlasts
-the front's 15 s route timeout, after which no request is still running.
+intervals; the local mesh passes 0.5 s) covers what the structural check cannot see: a leaf
+span still on its way from another proxy. A call's answer is such a leaf (service2's span
+below service1's call), so only a trace with every call answered may settle sooner
+(--answered-settle; the local mesh passes 0.2 s, one flush interval): what can still be on its
+way then is a server span's own calls held by another worker thread of the same Envoy, sent
+within one flush. Recorded at the store over 2,545 local-mesh requests (1 to 16 at a time,
+load 6 to 13): listed the moment the root and every parent were in, 99 (3.9%) would have been
+listed short of spans; with every call answered too, 13 (0.5%); with every call answered and
+0.15 or 0.2 s of quiet, none. The root wait (default 20 s) outlasts the front's 15 s route
+timeout, after which no request is still running.
 """
 from __future__ import annotations
 
