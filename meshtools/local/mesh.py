@@ -43,6 +43,9 @@ LOCAL_SETTLE_SECONDS = 0.5
 # only one flush interval of quiet (trace_proxy/store/wholeness.py: how that was measured); a
 # fresh mesh's first trace is listed 0.3 s sooner.
 LOCAL_ANSWERED_SETTLE_SECONDS = 0.2
+# supervisord, each program in a session of its own (supervisord_sessions.py: why); its
+# command line names "supervisord", which is how a recorded pid is known to be ours.
+SUPERVISORD_MODULE = "meshtools.local.supervisord_sessions"
 READY_POLL = 0.02  # seconds between readiness probes while the mesh starts
 STATE_CHECK_INTERVAL = 0.25  # seconds between asking supervisord whether a process exited at start
 # supervisord's states of a process that died: BACKOFF (within startsecs, to be retried),
@@ -338,7 +341,7 @@ class LocalMesh:
         # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy
         # without appearing in any config file or argument list.
         result = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_path)],
+            [sys.executable, "-m", SUPERVISORD_MODULE, "-c", str(self.conf_path)],
             capture_output=True, text=True, cwd=PROJECT_ROOT,
         )
         if result.returncode != 0:
