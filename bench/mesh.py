@@ -551,7 +551,7 @@ def run(plan: Plan, report: Report, only: set[str] = set(FIGURES)) -> None:
                 cold_figure(m, report, "cold start", "slow stage 0.5 s")
             if "scaling" in only:
                 scaling_and_completeness(m, plan, report, request_ids)
-        if only & {"sidecar", "dev"}:
+        if only & {"cold", "sidecar", "dev"}:
             with mesh(NO_SLOW, tmp / "mesh-fast") as m:
                 if "cold" in only:  # the same start without the seed's slow stage in its first request
                     cold_figure(m, report, "cold start (slow 0)", "slow stage 0")
