@@ -79,8 +79,8 @@ class SpanStore:
         self.settle_seconds = settle_seconds
         # The quiet time that does for a trace with every call answered (wholeness.py); never
         # longer than the settle time, which does for any trace.
-        self.answered_settle_seconds = min(settle_seconds, settle_seconds if answered_settle_seconds is None
-                                           else answered_settle_seconds)
+        self.answered_settle_seconds = (settle_seconds if answered_settle_seconds is None
+                                        else min(answered_settle_seconds, settle_seconds))
         self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
         self._clock = clock
         # Ordered by last activity: the first entry is the trace least recently added to.
@@ -348,7 +348,7 @@ class SpanStore:
                 break  # this one and every later one are still arriving
             whole = self._state(trace, now) == wholeness.WHOLE  # its shape is kept: cheap to ask again
             if not whole and quiet < self.settle_seconds:
-                continue  # may yet become whole without a new span: stays in line
+                continue  # whole or partial once the settle time is up: stays in line till then
             if budget is not None:
                 if budget <= 0:
                     done = False
