@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, sinks: list[Sink] | None = None
     metrics = Metrics()
     span_file = SpanFile(settings.store_file, metrics) if settings.store_file != MEMORY else None
     store = SpanStore(settings.max_spans, settings.settle_seconds, settings.root_wait_seconds,
-                      max_bytes=settings.max_store_bytes, metrics=metrics, span_file=span_file)
+                      max_bytes=settings.max_store_bytes, metrics=metrics, span_file=span_file,
+                      answered_settle_seconds=settings.answered_settle_seconds)
     store.load()
     state = ProxyState(settings, store, metrics, build_sinks(settings, store, metrics) + list(sinks or []))
     app.extensions["trace_proxy"] = state

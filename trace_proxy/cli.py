@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", dest="settle_seconds", type=_seconds, metavar="SECONDS",
                    help="a trace with its root and every parent is listed as whole once no span has arrived "
                         f"for it for this long (default {defaults.settle_seconds:g})")
+    p.add_argument("--answered-settle", dest="answered_settle_seconds", type=_seconds, metavar="SECONDS",
+                   help="a whole trace whose every client span also has the span of its answer below it is listed "
+                        "once no span has arrived for it for this long, if shorter than --settle (default: --settle)")
     p.add_argument("--shutdown-seconds", type=_seconds, metavar="SECONDS",
                    help="on SIGTERM, how long to go on delivering spans that wait for Honeycomb before "
                         f"spooling or counting the rest (default {defaults.shutdown_seconds:g})")
@@ -148,7 +151,8 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
         max_body_bytes=args.max_body_bytes, max_spans=args.max_spans, threads=args.threads,
         max_store_bytes=args.max_store_bytes, store_file=args.store_file,
         honeycomb_backlog=args.honeycomb_backlog, downstream_queue=args.downstream_queue,
-        settle_seconds=args.settle_seconds, shutdown_seconds=args.shutdown_seconds,
+        settle_seconds=args.settle_seconds, answered_settle_seconds=args.answered_settle_seconds,
+        shutdown_seconds=args.shutdown_seconds,
         spool_dir=args.spool_dir, spool_bytes=args.spool_bytes, log_dir=args.log_dir,
     )
     if args.drop_fields:

@@ -18,7 +18,7 @@ from werkzeug.routing import Rule
 from werkzeug.wsgi import get_input_stream
 
 from trace_proxy.browsers import cors_headers, cross_site_reason
-from trace_proxy.ingest import otlp_spans, otlp_wire, zipkin
+from trace_proxy.ingest import zipkin
 from trace_proxy.ingest.body import IngestError
 from trace_proxy.ingest.zipkin_json import SpanError
 from trace_proxy.metrics import Metrics
@@ -126,6 +126,11 @@ class Collector:
 
     def otlp(self, environ: dict) -> Reply:
         """OTLP/HTTP (protobuf or JSON): replies as the specification prescribes, in the request's encoding."""
+        # Imported on the first OTLP request, as Zipkin's protobuf is (ingest/zipkin.py): a proxy
+        # that only ever sees Zipkin JSON, the mesh's default, starts without loading protobuf
+        # and OpenTelemetry's messages (25 ms of its start, on the local mesh's critical path).
+        from trace_proxy.ingest import otlp_spans, otlp_wire
+
         self.metrics.incr("received", reason="requests")
         content_type = environ.get("CONTENT_TYPE")
         encoding = otlp_wire.reply_encoding(content_type)

@@ -59,6 +59,9 @@ class Settings:
     spool_bytes: int = 256 * 1024 * 1024
     downstream_queue: int = 1_000
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    # The quiet time that does for a trace with every call answered (store/wholeness.py);
+    # None: the settle time.
+    answered_settle_seconds: float | None = None
     # On SIGTERM, how long the sinks may go on delivering what waits before what is left is
     # spooled (or counted as lost): within Kubernetes' default 30 s grace period.
     shutdown_seconds: float = 10.0

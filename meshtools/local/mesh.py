@@ -39,6 +39,13 @@ SERVICE_NUMBER = {SERVICE1: "1", SERVICE2: "2"}
 # loopback only and each Envoy sends what it holds every 0.2 s: two of those and a margin. The
 # proxy's default (1 s) made a fresh mesh's first trace wait half a second longer.
 LOCAL_SETTLE_SECONDS = 0.5
+# A trace whose every call was answered (each client span has its server span below it) needs
+# only one flush interval of quiet (trace_proxy/store/wholeness.py: how that was measured); a
+# fresh mesh's first trace is listed 0.3 s sooner.
+LOCAL_ANSWERED_SETTLE_SECONDS = 0.2
+# supervisord, each program in a session of its own (supervisord_sessions.py: why); its
+# command line names "supervisord", which is how a recorded pid is known to be ours.
+SUPERVISORD_MODULE = "meshtools.local.supervisord_sessions"
 READY_POLL = 0.02  # seconds between readiness probes while the mesh starts
 STATE_CHECK_INTERVAL = 0.25  # seconds between asking supervisord whether a process exited at start
 # supervisord's states of a process that died: BACKOFF (within startsecs, to be retried),
@@ -123,7 +130,7 @@ def programs(layout: LocalLayout, config_dir: Path, service_env: dict[str, str] 
     """
     proxy_options = ("--spool-dir", str(proxy_dir / "spool"), "--store-file", str(proxy_dir / "spans.sqlite")) \
         if proxy_dir else ()
-    proxy_options += ("--settle", str(LOCAL_SETTLE_SECONDS))
+    proxy_options += ("--settle", str(LOCAL_SETTLE_SECONDS), "--answered-settle", str(LOCAL_ANSWERED_SETTLE_SECONDS))
     envoy = envoy or envoy_config.envoy_binary()
     result = [
         Program(
@@ -334,7 +341,7 @@ class LocalMesh:
         # supervisord inherits this environment, so a Honeycomb key reaches the trace proxy
         # without appearing in any config file or argument list.
         result = subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_path)],
+            [sys.executable, "-m", SUPERVISORD_MODULE, "-c", str(self.conf_path)],
             capture_output=True, text=True, cwd=PROJECT_ROOT,
         )
         if result.returncode != 0:

@@ -23,8 +23,10 @@ def request_id_query(request_id: str) -> str:
     return f"{REQUEST_ID_TAG}={request_id}"
 
 
-def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 20.0) -> list[dict]:
-    """The request's trace once it has `spans` spans, or what arrived by the deadline.
+def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECHO, timeout: float = 20.0,
+               interval: float = 0.1) -> list[dict]:
+    """The request's trace once it has `spans` spans, or what arrived by the deadline, asked
+    every `interval` seconds.
 
     Envoy flushes spans in small batches, so a trace fills up over a second or so, and the
     trace proxy lists it once whole and settled (a second more); a loaded machine takes longer.
@@ -36,7 +38,7 @@ def find_trace(client: ZipkinClient, request_id: str, spans: int = SPANS_PER_ECH
         found = traces[0] if traces else []
         if len(found) >= spans or time.monotonic() >= deadline:
             return found
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def why_no_traces(client: ZipkinClient, service: str | None = None, lookback_s: float | None = None) -> str:

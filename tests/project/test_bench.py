@@ -5,6 +5,7 @@ pieces that work on the session mesh or on their own run here.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -251,3 +252,22 @@ def test_the_collector_delivers_every_span_beside_ours(bench, tmp_path):
     peer = results["otelcol"]
     assert peer.accepted > 0 and peer.delivered == peer.accepted and peer.fixed_lost == 0
     assert [label for label, _ in lines][-1] == "  ours / Collector"
+
+
+def test_only_cold_measures_both_cold_start_lines(bench, plan, monkeypatch):
+    # `--only cold` is how the cold start is measured alone: with and without the slow stage.
+    started, measured = [], []
+
+    class FakeMesh:
+        def up(self, timeout):
+            started.append(timeout)
+
+    @contextlib.contextmanager
+    def fake_mesh(service_env, state_dir, replicas=bench.DEFAULT_REPLICAS):
+        yield FakeMesh()
+
+    monkeypatch.setattr(bench, "mesh", fake_mesh)
+    monkeypatch.setattr(bench, "cold_figure", lambda m, report, label, slow: measured.append((label, slow)))
+    bench.run(plan, bench.Report(), {"cold"})
+    assert measured == [("cold start", "slow stage 0.5 s"), ("cold start (slow 0)", "slow stage 0")]
+    assert started == []  # each mesh was started by its cold start, nothing else ran

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.support.trace_proxy_spans import envoy_trace, wide_trace
+from tests.support.waiting import wait_for
 from trace_proxy.app import create_app
 from trace_proxy.settings import Settings
 
@@ -188,3 +189,19 @@ def test_compare_needs_two_traces_and_says_which_one_is_missing(client):
     reply = client.get(f"/compare?trace={one[0]['traceId']}&trace=one")
     assert reply.status_code == 302 and reply.headers["Location"].endswith(f"/compare/{one[0]['traceId']}/one")
     assert "No trace" in problem(page(client, f"/compare/one/{'b' * 32}", status=404))
+
+
+def test_the_search_page_says_how_long_a_trace_waits_before_it_is_listed():
+    def note(settings: Settings) -> str:
+        client = create_app(settings).test_client()
+        post(client, envoy_trace())
+
+        def listed():  # the note comes with the first listed trace, once it has settled
+            found = re.search(r'<p class="note">(.*?)</p>', page(client, "/"), re.S)
+            return found and " ".join(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+        return wait_for(listed, 10, "the trace listed")
+
+    assert "then no span for 0.05 s; partial" in note(Settings(settle_seconds=0.05))
+    # as on the local mesh: a trace with every call answered is listed after a shorter quiet
+    assert "then no span for 0.05 s, or 0.02 s once every call was answered;" in note(
+        Settings(settle_seconds=0.05, answered_settle_seconds=0.02))

@@ -56,7 +56,7 @@ class _Trace:
         self.root_ts = 0  # the first root span's timestamp (µs), 0 until one with a timestamp came
         self.earliest = 0  # the earliest span timestamp
         self.longest = 0  # the longest span duration: a search for longer ones skips the trace
-        self.shape: tuple[bool, bool] | None = None  # wholeness.shape, None until asked after a change
+        self.shape: tuple[bool, bool, bool] | None = None  # wholeness.shape, None until asked after a change
         self.keys: set[tuple[str, str, str]] = set()  # what the name index holds of it (trace_index.py)
 
     @property
@@ -70,12 +70,17 @@ class SpanStore:
 
     def __init__(self, max_spans: int, settle_seconds: float = DEFAULT_SETTLE_SECONDS,
                  root_wait_seconds: float = DEFAULT_ROOT_WAIT_SECONDS, clock: Callable[[], float] = time.monotonic,
-                 *, max_bytes: int = 64 * 1024 * 1024, metrics=None, span_file: SpanFile | None = None):
+                 *, max_bytes: int = 64 * 1024 * 1024, metrics=None, span_file: SpanFile | None = None,
+                 answered_settle_seconds: float | None = None):
         self.max_spans = max_spans
         self.span_file = span_file  # writes behind what the store holds, so that it outlives restarts
         self.max_bytes = max_bytes
         self.metrics = metrics  # counts spans too large to keep at all
         self.settle_seconds = settle_seconds
+        # The quiet time that does for a trace with every call answered (wholeness.py); never
+        # longer than the settle time, which does for any trace.
+        self.answered_settle_seconds = (settle_seconds if answered_settle_seconds is None
+                                        else min(answered_settle_seconds, settle_seconds))
         self.root_wait_seconds = max(root_wait_seconds, settle_seconds)
         self._clock = clock
         # Ordered by last activity: the first entry is the trace least recently added to.
@@ -239,7 +244,8 @@ class SpanStore:
     def _state(self, trace: _Trace, now: float) -> str:
         if trace.shape is None:
             trace.shape = wholeness.shape(trace.spans)
-        return wholeness.state_of(trace.shape, now - trace.last_arrival, self.settle_seconds, self.root_wait_seconds)
+        return wholeness.state_of(trace.shape, now - trace.last_arrival, self.settle_seconds, self.root_wait_seconds,
+                                  self.answered_settle_seconds)
 
     def census(self) -> dict[str, int]:
         """How many traces are whole, arriving and partial, and how many spans they hold."""
@@ -329,20 +335,30 @@ class SpanStore:
         of them (holding the lock); True once none is left.
 
         A trace quiet for the settle time is whole now or cannot become whole without a
-        new span, which puts it back in line: either way it leaves the line."""
+        new span, which puts it back in line: either way it leaves the line. One quiet for
+        the shorter answered-settle time leaves it if it is whole already (so /dependencies
+        counts every trace the lists show), and otherwise waits in line for the settle time."""
         unsettled, traces = self._unsettled, self._traces
-        while unsettled:
-            tid = next(iter(unsettled))
+        settled: list[str] = []
+        done = True
+        for tid in unsettled:
             trace = traces[tid]
-            if now - trace.last_arrival < self.settle_seconds:
+            quiet = now - trace.last_arrival
+            if quiet < self.answered_settle_seconds:
                 break  # this one and every later one are still arriving
+            whole = self._state(trace, now) == wholeness.WHOLE  # its shape is kept: cheap to ask again
+            if not whole and quiet < self.settle_seconds:
+                continue  # whole or partial once the settle time is up: stays in line till then
             if budget is not None:
                 if budget <= 0:
-                    return False
+                    done = False
+                    break
                 budget -= 1
-            del unsettled[tid]
-            if self._state(trace, now) == wholeness.WHOLE:
+            settled.append(tid)
+            if whole:
                 links = tuple((link["parent"], link["child"], link["callCount"], link["errorCount"])
                               for link in dependency_links([trace.spans]))
                 self._links.add(tid, trace.timestamp, links)
-        return True
+        for tid in settled:
+            del unsettled[tid]
+        return done

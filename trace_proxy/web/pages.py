@@ -199,7 +199,8 @@ def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
             form = search_form(request.args)
         except FormError as exc:
             return page("search.html", 400, form=search_form({}), services=services, operations=[],
-                        rows=[], settle=store.settle_seconds, problem=str(exc))
+                        rows=[], settle=store.settle_seconds, answered_settle=store.answered_settle_seconds,
+                        problem=str(exc))
         states = ALL_STATES if form["arriving"] else DONE
         rows = model.trace_rows(store.search(query_of(form), states))
         rows.sort(key=model.SORTS[form["sort"]])
@@ -207,8 +208,8 @@ def pages_blueprint(store: SpanStore, log_dir: str = "") -> Blueprint:
         # "Show more" repeats the query; url_for takes keys starting with "_" as its own options.
         more_args = {k: v for k, v in request.args.items() if not k.startswith("_")}
         return page("search.html", form=form, services=services, operations=operations, rows=rows,
-                    settle=store.settle_seconds, problem="" if rows else empty_reason(store, form),
-                    more_args=more_args)
+                    settle=store.settle_seconds, answered_settle=store.answered_settle_seconds,
+                    problem="" if rows else empty_reason(store, form), more_args=more_args)
 
     def missing(ident: str):
         census = store.census()

@@ -7,9 +7,6 @@ import json
 from collections import defaultdict
 
 from trace_proxy.ingest.body import IngestError
-from trace_proxy.ingest.otlp_spans import convert
-from trace_proxy.ingest.otlp_wire import JSON as OTLP_JSON
-from trace_proxy.ingest.otlp_wire import decode
 from trace_proxy.ingest.zipkin_json import Span, SpanError, parse
 from trace_proxy.store.normalize import stored_form
 
@@ -28,6 +25,10 @@ def read_spans(data: bytes) -> list[Span]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise UploadError(f"not JSON: {str(exc)[:120]}") from None
     if isinstance(payload, dict) and "resourceSpans" in payload:
+        # OTLP's messages (protobuf) are loaded for the first OTLP file, not with the web UI.
+        from trace_proxy.ingest.otlp_spans import convert
+        from trace_proxy.ingest.otlp_wire import JSON as OTLP_JSON, decode
+
         try:
             body = decode(io.BytesIO(data), content_type=OTLP_JSON, content_encoding=None, limit=LIMIT_BYTES)
         except IngestError as exc:
