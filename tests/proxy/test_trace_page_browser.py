@@ -13,6 +13,7 @@ import requests
 from tests.support.browser import axe_problems, shoot, sideways_overflow
 from tests.support.trace_proxy_process import running_proxy
 from tests.support.trace_proxy_spans import envoy_trace, wide_trace
+from tests.support.waiting import wait_for
 from trace_proxy.web.export import otlp_json as export_otlp
 
 
@@ -254,6 +255,13 @@ def test_at_420_px_the_page_never_scrolls_sideways(browser, proxy, path):
 IN_VIEW = "r => { const box = r.getBoundingClientRect(); return box.height > 0 && box.top >= 0 && box.bottom <= innerHeight; }"
 
 
+def scrolled_into_view(page, selector: str, what: str) -> None:
+    """Polled from here, not with page.wait_for_function: that polls by evaluating a string,
+    which the page's Content Security Policy (script-src 'self') refuses once a first look
+    is not enough, as on a busy machine."""
+    wait_for(lambda: page.locator(selector).count() == 1 and page.locator(selector).evaluate(IN_VIEW), 10, what)
+
+
 def test_a_1000_span_trace_renders_whole_collapses_and_opens_at_a_span_far_down(page, proxy):
     spans = wide_trace(1000, request_id="wide-browser")
     post(proxy["url"], spans)
@@ -266,13 +274,13 @@ def test_a_1000_span_trace_renders_whole_collapses_and_opens_at_a_span_far_down(
         open_trace(page, {**proxy, "wide": spans}, "wide", query)
         selected = page.locator(".span.selected")
         assert selected.get_attribute("data-span-id") == far
-        page.wait_for_function(f"document.querySelector('.span.selected') && ({IN_VIEW})(document.querySelector('.span.selected'))")
+        scrolled_into_view(page, ".span.selected", "the selected span scrolled into view")
     open_trace(page, {**proxy, "wide": spans}, "wide")
     page.fill("[data-find]", "/item/998")
     page.keyboard.press("Enter")
     match = page.locator(".span.match")
     assert match.count() == 1
-    page.wait_for_function(f"({IN_VIEW})(document.querySelector('.span.match'))")
+    scrolled_into_view(page, ".span.match", "the found span scrolled into view")
     page.select_option("[data-depth]", "1")
     assert page.locator(".waterfall .span:visible").count() == 11
 
